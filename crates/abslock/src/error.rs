@@ -1,0 +1,93 @@
+//! The one error type of the library.
+
+use std::fmt;
+use std::io;
+
+use crate::holder::Holder;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong when taking, inspecting or signalling a lock.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The lock name cannot be used; the message says why.
+    InvalidName(String),
+    /// A signal name or number that is not a standard Linux signal.
+    InvalidSignal(String),
+    /// The lock is held by a process of a trusted user (by default: the
+    /// same uid, or root). Usually: another instance is running.
+    Held(Holder),
+    /// The lock is held by a user this lock does not trust: someone else
+    /// took the name first (squatting). Do not treat this as "another
+    /// instance of me is running". See [`crate::Lock::trust_uid`].
+    Squatted(Holder),
+    /// The timeout expired while the lock stayed held; the holder is
+    /// included when it could still be identified.
+    Timeout(Option<Holder>),
+    /// The holder cannot be signalled because its process could not be
+    /// identified (no pid visible from this pid namespace, or it exited
+    /// while another process keeps the lock's socket open).
+    HolderUnknown,
+    /// A system call failed.
+    Io {
+        /// What abslock was doing.
+        context: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { context, source }
+    }
+
+    /// The holder, for [`Error::Held`], [`Error::Squatted`] and
+    /// [`Error::Timeout`].
+    pub fn holder(&self) -> Option<&Holder> {
+        match self {
+            Error::Held(h) | Error::Squatted(h) | Error::Timeout(Some(h)) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidName(why) => write!(f, "invalid lock name: {why}"),
+            Error::InvalidSignal(why) => f.write_str(why),
+            Error::Held(h) => write!(f, "lock is held by {h}"),
+            Error::Squatted(h) => write!(
+                f,
+                "lock is held by {h}, a user this lock does not trust: the name may be squatted; \
+                 use a per-user name or a file lock in a protected directory"
+            ),
+            Error::Timeout(Some(h)) => write!(f, "timed out; lock is still held by {h}"),
+            Error::Timeout(None) => write!(f, "timed out; lock is still held"),
+            Error::HolderUnknown => write!(
+                f,
+                "the holding process cannot be identified from here \
+                 (another pid namespace, or it exited and a child keeps the lock)"
+            ),
+            Error::Io { context, source } => {
+                write!(f, "{context}: {source}")?;
+                if source.raw_os_error() == Some(libc::EMFILE) {
+                    write!(f, " (raise the open-files limit, `ulimit -n`)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Who holds a lock, and how to signal or await them.
+
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
+
+use crate::error::{Error, Result};
+use crate::procfs::{self, ProcessInfo};
+use crate::signal::Signal;
+use crate::sys::{self, Connect};
+use crate::wait;
+
+/// How the holder's identity was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `SO_PEERCRED` on a connection to the holder's listening socket: the
+    /// credentials of the process that called `listen(2)`, exact and
+    /// unforgeable, and a pidfd from `SO_PEERPIDFD` where the kernel has it.
+    PeerCred,
+    /// The socket does not listen (or its backlog is full): the holder was
+    /// found by matching the socket's inode in `/proc/net/unix` against
+    /// `/proc/*/fd`.
+    Procfs,
+}
+
+/// The process holding a lock, as seen when it was discovered.
+///
+/// Obtained from [`Error::Held`], [`Error::Squatted`] or
+/// [`Lock::holder`](crate::Lock::holder).
+#[derive(Debug)]
+pub struct Holder {
+    address: Vec<u8>,
+    pid: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    source: Source,
+    pidfd: Option<OwnedFd>,
+    pidfd_exact: bool,
+}
+
+impl Holder {
+    /// Finds who holds `address`, or `None` if it is free.
+    pub(crate) fn discover(address: &[u8]) -> Result<Option<Holder>> {
+        let connect =
+            sys::connect_abstract(address).map_err(Error::io("connecting to the lock holder"))?;
+        match connect {
+            Connect::Connected(conn) => Ok(Some(Self::from_connection(address, conn.as_fd()))),
+            Connect::Refused | Connect::BacklogFull => Self::from_procfs(address),
+        }
+    }
+
+    fn from_connection(address: &[u8], conn: BorrowedFd<'_>) -> Holder {
+        let mut holder = Holder {
+            address: address.to_vec(),
+            pid: None,
+            uid: None,
+            gid: None,
+            source: Source::PeerCred,
+            pidfd: None,
+            pidfd_exact: false,
+        };
+        if let Ok(cred) = sys::peer_cred(conn) {
+            holder.uid = Some(cred.uid);
+            holder.gid = Some(cred.gid);
+            // 0: the listener's pid is not visible in our pid namespace.
+            holder.pid = u32::try_from(cred.pid).ok().filter(|&p| p != 0);
+        }
+        match sys::peer_pidfd(conn) {
+            Ok(fd) => {
+                holder.pidfd = Some(fd);
+                holder.pidfd_exact = true;
+            }
+            // Kernels before 6.5 lack SO_PEERPIDFD (ENOPROTOOPT); since
+            // 6.16 it returns a pidfd even for a reaped peer, and before
+            // that ESRCH. Fall back to pidfd_open (racy, see pidfd_is_exact).
+            Err(_) => holder.pidfd = holder.pid.and_then(open_pidfd),
+        }
+        if holder.has_exited() || (holder.pid.is_some() && holder.pidfd.is_none()) {
+            // The process that called listen() is gone, yet the socket
+            // lives: a child inherited it. Its pid may be reused already,
+            // so name a process that holds the socket now.
+            holder.pid = holder
+                .processes()
+                .ok()
+                .and_then(|p| p.first().map(|p| p.pid));
+            holder.pidfd = holder.pid.and_then(open_pidfd);
+            holder.pidfd_exact = false;
+        }
+        holder
+    }
+
+    fn from_procfs(address: &[u8]) -> Result<Option<Holder>> {
+        let Some(socket) =
+            procfs::owner_of(address).map_err(Error::io("reading /proc/net/unix"))?
+        else {
+            return Ok(None);
+        };
+        let pid = procfs::processes_holding(&[socket.inode])
+            .first()
+            .map(|&(pid, _)| pid);
+        Ok(Some(Holder {
+            address: address.to_vec(),
+            pid,
+            uid: pid.and_then(procfs::uid_of),
+            gid: None,
+            source: Source::Procfs,
+            pidfd: pid.and_then(open_pidfd),
+            pidfd_exact: false,
+        }))
+    }
+
+    /// The holder's pid, as seen from our pid namespace; `None` when it is
+    /// not visible from here or could not be found.
+    ///
+    /// With [`Source::PeerCred`] this is the process that called `listen(2)`
+    /// (`socket(7)`, `SO_PEERCRED`), which is why a daemon must take its lock
+    /// after it has forked into the background.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The holder's uid, when known.
+    pub fn uid(&self) -> Option<u32> {
+        self.uid
+    }
+
+    /// The holder's gid (only from `SO_PEERCRED`).
+    pub fn gid(&self) -> Option<u32> {
+        self.gid
+    }
+
+    /// How this holder was identified.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Whether the holder's socket listens, that is, whether it can be
+    /// awaited without polling and asked for credentials.
+    pub fn is_listening(&self) -> bool {
+        self.source == Source::PeerCred
+    }
+
+    /// A pidfd for the holder's process, if one could be opened.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Whether the pidfd came from `SO_PEERPIDFD` and so is guaranteed to
+    /// refer to the process that holds the socket. Otherwise it came from
+    /// `pidfd_open(2)` on a pid read earlier, and in the microseconds in
+    /// between that process may have exited and its pid been reused.
+    pub fn pidfd_is_exact(&self) -> bool {
+        self.pidfd_exact
+    }
+
+    /// The abstract address held.
+    pub fn address(&self) -> &[u8] {
+        &self.address
+    }
+
+    /// Every process that has a descriptor of the lock's socket open, in pid
+    /// order, with `/proc` details. All of them must close it (or exit)
+    /// before the name is free: a child that inherited the descriptor keeps
+    /// the lock after its parent dies.
+    ///
+    /// Processes of other users are missing unless we run as root.
+    ///
+    /// # Errors
+    /// If `/proc/net/unix` cannot be read.
+    pub fn processes(&self) -> Result<Vec<ProcessInfo>> {
+        let Some(socket) =
+            procfs::owner_of(&self.address).map_err(Error::io("reading /proc/net/unix"))?
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(procfs::processes_holding(&[socket.inode])
+            .into_iter()
+            .filter_map(|(pid, _)| procfs::process_info(pid).ok())
+            .collect())
+    }
+
+    /// Sends `signal` to the holder through its pidfd
+    /// (`pidfd_send_signal(2)`), which cannot hit an unrelated process that
+    /// reused the pid.
+    ///
+    /// # Errors
+    /// [`Error::HolderUnknown`] without a pidfd; [`Error::Io`] with `ESRCH`
+    /// if the process has exited, `EPERM` if we may not signal it.
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        let pidfd = self.pidfd.as_ref().ok_or(Error::HolderUnknown)?;
+        let sig = signal.to_rustix().ok_or_else(|| {
+            Error::InvalidSignal(format!("signal {} cannot be sent", signal.as_raw()))
+        })?;
+        pidfd_send_signal(pidfd, sig).map_err(|e| Error::io("signalling the lock holder")(e.into()))
+    }
+
+    /// Whether the holder's process (the one [`Holder::pid`] names) has
+    /// exited. Other processes may still keep the lock.
+    pub fn has_exited(&self) -> bool {
+        match &self.pidfd {
+            // A pidfd polls readable once its process has exited.
+            Some(fd) => sys::wait_event(fd.as_fd(), Some(Instant::now())).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Waits until the lock is free, event-driven (see [`crate::wait`]).
+    /// `None` waits forever. Returns `false` on timeout.
+    ///
+    /// # Errors
+    /// If a socket operation fails.
+    pub fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
+        wait::until_free(&self.address, timeout.map(|t| Instant::now() + t))
+    }
+}
+
+fn open_pidfd(pid: u32) -> Option<OwnedFd> {
+    let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
+    pidfd_open(pid, PidfdFlags::empty()).ok()
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pid {
+            Some(pid) => write!(f, "pid {pid}")?,
+            None => f.write_str("an unidentified process")?,
+        }
+        if let Some(uid) = self.uid {
+            write!(f, " (uid {uid})")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+//! A single-instance lock on a Linux abstract Unix socket name.
+//!
+//! A name bound in the abstract socket namespace (`unix(7)`: a `sun_path`
+//! starting with a NUL byte) exists exactly as long as some descriptor of
+//! the bound socket is open. The kernel frees it when the last one closes
+//! (`unix_release_sock`), whatever ended the process: `exit`, SIGKILL, a
+//! crash. Nothing is left on disk, nothing goes stale, and a pid cannot be
+//! mistaken for another process's. `docs/semantics.md` states each rule and
+//! names the test that shows it.
+//!
+//! ```
+//! use abslock::{Error, Lock};
+//!
+//! let lock = Lock::user("abslock-crate-example")?;
+//! match lock.try_acquire() {
+//!     Ok(guard) => {
+//!         // ... the only instance runs here ...
+//!         drop(guard); // or let it go out of scope
+//!     }
+//!     Err(Error::Held(holder)) => eprintln!("already running as {holder}"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok::<(), abslock::Error>(())
+//! ```
+//!
+//! * [`Lock`]: try, blocking and timed acquire; blocking waits sleep until
+//!   the kernel reports the holder's socket closed (see [`wait`]).
+//! * [`Guard`]: releases on drop; close-on-exec unless handed on purpose to
+//!   a child with [`Guard::pass_to`] or [`Guard::into_fd`].
+//! * [`Holder`]: pid, uid and gid of the holder from `SO_PEERCRED`, a pidfd
+//!   from `SO_PEERPIDFD`, [`Holder::signal`] through that pidfd, and
+//!   [`Holder::processes`]: every process that keeps the socket open.
+//! * [`LockName`]: per-user, system-wide, or raw `@name` addresses.
+//!
+//! Linux only: other targets fail to compile with a clear message.
+
+#![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::undocumented_unsafe_blocks
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("abslock needs Linux: abstract Unix socket names exist only there (see unix(7))");
+
+mod error;
+mod guard;
+mod holder;
+mod lock;
+mod name;
+pub mod procfs;
+mod signal;
+mod sys;
+pub mod wait;
+
+pub use error::{Error, Result};
+pub use guard::{Guard, FD_ENV};
+pub use holder::{Holder, Source};
+pub use lock::{Lock, DEFAULT_BACKLOG};
+pub use name::{display_address, LockName, Scope, ADDRESS_PREFIX, MAX_ADDRESS_LEN};
+pub use signal::Signal;

@@ -1,0 +1,210 @@
+//! Taking a lock: try, block, or block with a timeout.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::guard::Guard;
+use crate::holder::Holder;
+use crate::name::LockName;
+use crate::sys::{self, Bind};
+use crate::wait::{self, Backoff, Round};
+
+/// The default `listen(2)` backlog. The kernel caps it at
+/// `net.core.somaxconn` (4096 by default).
+pub const DEFAULT_BACKLOG: i32 = 4096;
+
+/// How often [`Lock::try_acquire`] retries when the holder vanishes between
+/// the failed `bind` and the look-up of who held it.
+const DISCOVERY_RETRIES: usize = 8;
+
+/// A single-instance lock on an abstract socket name.
+///
+/// ```
+/// use abslock::{Error, Lock, LockName};
+///
+/// let lock = Lock::new(LockName::user("abslock-doc-example")?);
+/// let guard = lock.try_acquire()?;
+/// // A second attempt, from this or any other process, finds it held.
+/// match lock.try_acquire() {
+///     Err(Error::Held(holder)) => assert_eq!(holder.pid(), Some(std::process::id())),
+///     other => panic!("expected Held, got {other:?}"),
+/// }
+/// drop(guard);
+/// // Released the moment the socket closed: take it again at once.
+/// let _again = lock.try_acquire()?;
+/// # Ok::<(), abslock::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Lock {
+    name: LockName,
+    backlog: i32,
+    trusted: Option<Vec<u32>>,
+}
+
+impl Lock {
+    /// A lock on `name` that trusts holders with our own uid and root.
+    pub fn new(name: LockName) -> Lock {
+        let me = rustix::process::getuid().as_raw();
+        Lock {
+            name,
+            backlog: DEFAULT_BACKLOG,
+            trusted: Some(if me == 0 { vec![0] } else { vec![me, 0] }),
+        }
+    }
+
+    /// Shorthand for `Lock::new(LockName::user(name)?)`.
+    ///
+    /// # Errors
+    /// As [`LockName::user`].
+    pub fn user(name: impl AsRef<[u8]>) -> Result<Lock> {
+        Ok(Lock::new(LockName::user(name)?))
+    }
+
+    /// Shorthand for `Lock::new(LockName::system(name)?)`.
+    ///
+    /// # Errors
+    /// As [`LockName::system`].
+    pub fn system(name: impl AsRef<[u8]>) -> Result<Lock> {
+        Ok(Lock::new(LockName::system(name)?))
+    }
+
+    /// Also trusts holders running as `uid`: they are reported as
+    /// [`Error::Held`] rather than [`Error::Squatted`].
+    pub fn trust_uid(mut self, uid: u32) -> Lock {
+        if let Some(t) = &mut self.trusted {
+            t.push(uid);
+        }
+        self
+    }
+
+    /// Trusts every uid, for a system-wide lock that different users take
+    /// in turn: a holder is then always [`Error::Held`].
+    pub fn trust_any_uid(mut self) -> Lock {
+        self.trusted = None;
+        self
+    }
+
+    /// Sets the `listen(2)` backlog (default [`DEFAULT_BACKLOG`]).
+    pub fn backlog(mut self, backlog: i32) -> Lock {
+        self.backlog = backlog;
+        self
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &LockName {
+        &self.name
+    }
+
+    /// Whether a holder running as `uid` is trusted.
+    pub fn trusts(&self, uid: u32) -> bool {
+        self.trusted.as_ref().is_none_or(|t| t.contains(&uid))
+    }
+
+    /// Takes the lock if it is free, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::Held`] or [`Error::Squatted`] with the holder if it is taken;
+    /// [`Error::Io`] if a system call fails (for example `EMFILE`).
+    pub fn try_acquire(&self) -> Result<Guard> {
+        for _ in 0..DISCOVERY_RETRIES {
+            if let Some(guard) = self.bind()? {
+                return Ok(guard);
+            }
+            if let Some(holder) = Holder::discover(self.name.address())? {
+                return Err(self.held(holder));
+            }
+            // Released between our bind and the look-up: try again.
+        }
+        Err(Error::Timeout(None))
+    }
+
+    /// Takes the lock, waiting as long as it takes.
+    ///
+    /// The wait is event-driven (see [`crate::wait`]); a squatted name is
+    /// waited for like any other.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a system call fails.
+    pub fn acquire(&self) -> Result<Guard> {
+        self.acquire_until(None)
+    }
+
+    /// Takes the lock, waiting at most `timeout` (measured on the monotonic
+    /// clock, so wall-clock jumps do not matter). A zero timeout is
+    /// [`Lock::try_acquire`].
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] with the holder, if still held when time is up;
+    /// [`Error::Io`] if a system call fails.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Guard> {
+        if timeout.is_zero() {
+            return self.try_acquire();
+        }
+        self.acquire_until(Instant::now().checked_add(timeout))
+    }
+
+    fn acquire_until(&self, deadline: Option<Instant>) -> Result<Guard> {
+        let mut backoff = Backoff::default();
+        loop {
+            if let Some(guard) = self.bind()? {
+                return Ok(guard);
+            }
+            match wait::round(self.name.address(), deadline, &mut backoff)? {
+                Round::Changed => {}
+                // The first back-off step is zero: the holder may just have
+                // gone, so bind again at once before slowing down.
+                Round::NotListening => {
+                    if !backoff.sleep(deadline) {
+                        return Err(self.timed_out());
+                    }
+                }
+                Round::TimedOut => return Err(self.timed_out()),
+            }
+        }
+    }
+
+    /// Who holds the lock now, or `None` if it is free.
+    ///
+    /// # Errors
+    /// If a system call fails.
+    pub fn holder(&self) -> Result<Option<Holder>> {
+        Holder::discover(self.name.address())
+    }
+
+    /// Waits until the lock is free without taking it; `None` waits
+    /// forever. Returns `false` on timeout.
+    ///
+    /// # Errors
+    /// If a system call fails.
+    pub fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
+        wait::until_free(
+            self.name.address(),
+            timeout.and_then(|t| Instant::now().checked_add(t)),
+        )
+    }
+
+    fn bind(&self) -> Result<Option<Guard>> {
+        match sys::bind_abstract(self.name.address())
+            .map_err(Error::io("binding the lock socket"))?
+        {
+            Bind::InUse => Ok(None),
+            Bind::Bound(fd) => {
+                sys::listen_on(fd.as_fd(), self.backlog)
+                    .map_err(Error::io("listening on the lock socket"))?;
+                Guard::new(self.name.clone(), fd).map(Some)
+            }
+        }
+    }
+
+    fn held(&self, holder: Holder) -> Error {
+        match holder.uid() {
+            Some(uid) if !self.trusts(uid) => Error::Squatted(holder),
+            _ => Error::Held(holder),
+        }
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::Timeout(self.holder().ok().flatten())
+    }
+}

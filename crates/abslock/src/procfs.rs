@@ -1,0 +1,334 @@
+//! What `/proc` tells about sockets and processes.
+//!
+//! * `/proc/net/unix` (`proc(5)`) lists every Unix socket of the reader's
+//!   network namespace, one per line: `Num RefCount Protocol Flags Type St
+//!   Inode Path`. An abstract path is printed as `@` followed by the name
+//!   bytes, with every NUL shown as `@` (kernel `unix_seq_show`).
+//!   Accepted connections carry their listener's address too, so the holder
+//!   of a name is the *unconnected* socket with that path.
+//! * `/proc/PID/fd/N` is a link whose target is `socket:[INODE]` for a
+//!   socket. Reading another user's links needs privilege
+//!   (`ptrace_may_access`); without it such processes are not found.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::name::MAX_ADDRESS_LEN;
+
+/// `__SO_ACCEPTCON` in the Flags column: the socket is listening.
+const SO_ACCEPTCON: u32 = 1 << 16;
+/// `SOCK_STREAM` in the Type column.
+pub const SOCK_STREAM: u16 = 1;
+/// `SS_UNCONNECTED` in the St column.
+const SS_UNCONNECTED: u8 = 1;
+
+/// One line of `/proc/net/unix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixSocket {
+    /// The socket's inode number.
+    pub inode: u64,
+    /// `SOCK_STREAM` (1), `SOCK_DGRAM` (2) or `SOCK_SEQPACKET` (5).
+    pub socket_type: u16,
+    /// The socket state (`SS_*`): 1 unconnected (listening sockets too),
+    /// 2 connecting, 3 connected.
+    pub state: u8,
+    /// Whether the socket called `listen(2)`.
+    pub listening: bool,
+    /// The abstract name (without the leading `@`), with NUL bytes shown as
+    /// `@`, or `None` for a filesystem or unnamed socket.
+    pub abstract_name: Option<Vec<u8>>,
+}
+
+impl UnixSocket {
+    /// Whether this socket is the one that owns its name: bound and not a
+    /// connection (accepted connections inherit their listener's address).
+    pub fn owns_name(&self) -> bool {
+        self.abstract_name.is_some() && self.state == SS_UNCONNECTED
+    }
+}
+
+/// Reads `/proc/net/unix` of the calling thread's network namespace.
+///
+/// # Errors
+/// If `/proc` is not mounted or not readable.
+pub fn unix_sockets() -> io::Result<Vec<UnixSocket>> {
+    let raw = fs::read("/proc/self/net/unix")?;
+    Ok(parse_net_unix(&raw))
+}
+
+/// Parses the contents of `/proc/net/unix`; malformed lines are skipped.
+pub fn parse_net_unix(raw: &[u8]) -> Vec<UnixSocket> {
+    raw.split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(parse_line)
+        .collect()
+}
+
+fn parse_line(line: &[u8]) -> Option<UnixSocket> {
+    // Seven space-separated columns, some padded (the inode is `%5lu`), then
+    // the path, which may itself contain spaces.
+    let mut rest = line;
+    let mut column = || {
+        let start = rest.iter().position(|&b| b != b' ')?;
+        let len = rest[start..]
+            .iter()
+            .position(|&b| b == b' ')
+            .unwrap_or(rest.len() - start);
+        let token = std::str::from_utf8(&rest[start..start + len]).ok();
+        rest = &rest[start + len..];
+        token
+    };
+    let _num = column()?;
+    let _refcount = column()?;
+    let _protocol = column()?;
+    let flags = u32::from_str_radix(column()?, 16).ok()?;
+    let socket_type = u16::from_str_radix(column()?, 16).ok()?;
+    let state = u8::from_str_radix(column()?, 16).ok()?;
+    let inode = column()?.parse().ok()?;
+    let abstract_name = rest
+        .strip_prefix(b" ")
+        .and_then(|p| p.strip_prefix(b"@"))
+        .map(<[u8]>::to_vec);
+    Some(UnixSocket {
+        inode,
+        socket_type,
+        state,
+        listening: flags & SO_ACCEPTCON != 0,
+        abstract_name,
+    })
+}
+
+/// How `/proc/net/unix` prints an abstract address: NUL bytes become `@`.
+pub fn proc_form(address: &[u8]) -> Vec<u8> {
+    address
+        .iter()
+        .map(|&b| if b == 0 { b'@' } else { b })
+        .collect()
+}
+
+/// The `SOCK_STREAM` socket that owns the abstract `address`, if one is
+/// bound in this network namespace.
+///
+/// Only stream sockets count: the kernel keeps one abstract namespace per
+/// socket type (`unix_bind_abstract` hashes the name together with
+/// `sk_type`), so a datagram socket bound to the same bytes does not hold a
+/// stream name.
+///
+/// Names that differ only in NUL versus `@` bytes print alike in
+/// `/proc/net/unix`; such a name may match the other's socket.
+///
+/// # Errors
+/// If `/proc/net/unix` cannot be read.
+pub fn owner_of(address: &[u8]) -> io::Result<Option<UnixSocket>> {
+    debug_assert!(address.len() <= MAX_ADDRESS_LEN);
+    let wanted = proc_form(address);
+    Ok(unix_sockets()?.into_iter().find(|s| {
+        s.socket_type == SOCK_STREAM
+            && s.owns_name()
+            && s.abstract_name.as_deref() == Some(&wanted[..])
+    }))
+}
+
+/// Every process (by pid, ascending) that has a descriptor open on one of
+/// the socket `inodes`, with the inode it holds. Processes whose `/proc/PID/fd`
+/// we may not read are silently missing.
+pub fn processes_holding(inodes: &[u64]) -> Vec<(u32, u64)> {
+    let mut found = Vec::new();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(inode) = first_socket_fd(&entry.path().join("fd"), inodes) {
+            found.push((pid, inode));
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+fn first_socket_fd(fd_dir: &Path, inodes: &[u64]) -> Option<u64> {
+    for fd in fs::read_dir(fd_dir).ok()?.flatten() {
+        let Ok(target) = fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.as_os_str().as_encoded_bytes();
+        if let Some(inode) = target
+            .strip_prefix(b"socket:[")
+            .and_then(|t| t.strip_suffix(b"]"))
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| t.parse::<u64>().ok())
+        {
+            if inodes.contains(&inode) {
+                return Some(inode);
+            }
+        }
+    }
+    None
+}
+
+/// What `/proc/PID` says about a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// The process id.
+    pub pid: u32,
+    /// The parent's pid.
+    pub ppid: u32,
+    /// The real uid.
+    pub uid: u32,
+    /// The command line, one entry per argument (lossy UTF-8); empty for
+    /// kernel threads and zombies.
+    pub cmdline: Vec<String>,
+    /// The short command name from `/proc/PID/comm`.
+    pub comm: String,
+    /// When the process started (from `starttime` in `/proc/PID/stat` and
+    /// the boot time in `/proc/stat`), if it could be computed.
+    pub started: Option<SystemTime>,
+}
+
+impl ProcessInfo {
+    /// The command line joined with spaces, or `[comm]` when it is empty.
+    pub fn command(&self) -> String {
+        if self.cmdline.is_empty() {
+            format!("[{}]", self.comm)
+        } else {
+            self.cmdline.join(" ")
+        }
+    }
+}
+
+/// Reads `/proc/PID/{status,cmdline,stat,comm}`.
+///
+/// # Errors
+/// `NotFound` if the process does not exist (any more).
+pub fn process_info(pid: u32) -> io::Result<ProcessInfo> {
+    let base = Path::new("/proc").join(pid.to_string());
+    let status = fs::read_to_string(base.join("status"))?;
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    let uid = field("Uid:").ok_or_else(|| io::Error::other("no Uid in /proc/PID/status"))?;
+    let ppid = field("PPid:").unwrap_or(0);
+    let cmdline = fs::read(base.join("cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let comm = fs::read_to_string(base.join("comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string();
+    let started = fs::read_to_string(base.join("stat"))
+        .ok()
+        .and_then(|s| start_ticks(&s))
+        .and_then(|ticks| {
+            let hz = rustix::param::clock_ticks_per_second();
+            let boot = boot_time()?;
+            (hz > 0).then(|| boot + Duration::from_millis(ticks.saturating_mul(1000) / hz))
+        });
+    Ok(ProcessInfo {
+        pid,
+        ppid,
+        uid,
+        cmdline,
+        comm,
+        started,
+    })
+}
+
+/// Field 22 of `/proc/PID/stat`, counted after the parenthesised command
+/// name, which may itself contain spaces and parentheses.
+fn start_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn boot_time() -> Option<SystemTime> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// The uid owning `/proc/PID`, for processes whose `status` is unreadable.
+pub(crate) fn uid_of(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    process_info(pid)
+        .map(|p| p.uid)
+        .ok()
+        .or_else(|| fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &[u8] = b"Num       RefCount Protocol Flags    Type St Inode Path\n\
+ffff0001: 00000002 00000000 00010000 0001 01  3456 @abslock/user/0/x y\n\
+ffff0002: 00000003 00000000 00000000 0001 03 23457 @abslock/user/0/x y\n\
+ffff0003: 00000002 00000000 00000000 0002 01 23458 @raw@@@\n\
+ffff0004: 00000002 00000000 00000000 0001 03 23459\n\
+ffff0005: 00000002 00000000 00010000 0001 01 23460 /run/file.sock\n\
+ffff0006: 00000003 00000000 00000000 0001 02     0 @abslock/user/0/x y\n\
+garbage\n";
+
+    #[test]
+    fn parses_net_unix() {
+        let all = parse_net_unix(SAMPLE);
+        assert_eq!(all.len(), 6);
+        assert!(all[0].listening && all[0].owns_name());
+        assert_eq!(all[0].inode, 3456);
+        assert_eq!(
+            all[0].abstract_name.as_deref(),
+            Some(&b"abslock/user/0/x y"[..])
+        );
+        // The accepted connection shares the path but does not own it.
+        assert_eq!(all[1].state, 3);
+        assert!(!all[1].owns_name());
+        assert_eq!(all[2].socket_type, 2);
+        assert!(!all[2].listening && all[2].owns_name());
+        assert_eq!(all[3].abstract_name, None);
+        assert_eq!(all[4].abstract_name, None);
+        // A connection still in the backlog (state 2, no inode yet).
+        assert_eq!((all[5].state, all[5].inode), (2, 0));
+        assert!(!all[5].owns_name());
+    }
+
+    #[test]
+    fn proc_form_shows_nul_as_at() {
+        assert_eq!(proc_form(b"raw\0\0\0"), b"raw@@@");
+    }
+
+    #[test]
+    fn stat_start_time_survives_odd_comm() {
+        let stat = "123 (a) b) S 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(start_ticks(stat), Some(987654));
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let me = process_info(std::process::id()).unwrap();
+        assert_eq!(me.uid, rustix::process::getuid().as_raw());
+        assert!(!me.cmdline.is_empty());
+        let started = me.started.unwrap();
+        assert!(started <= SystemTime::now());
+        assert!(process_info(u32::MAX).is_err());
+    }
+}

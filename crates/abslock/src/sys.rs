@@ -1,0 +1,207 @@
+//! Thin wrappers over the socket system calls the lock needs. All `unsafe`
+//! of the crate lives here.
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Instant;
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{
+    bind, connect, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType,
+};
+
+/// `SO_PEERPIDFD` (Linux 6.5): not yet exported by `libc` 0.2 nor `rustix`.
+/// Its value is 77 on every architecture but SPARC.
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_PEERPIDFD: libc::c_int = 77;
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_PEERPIDFD: libc::c_int = 0x56;
+
+/// The outcome of connecting to an abstract address.
+pub(crate) enum Connect {
+    /// A listener took the connection (it is in its backlog, or accepted).
+    Connected(OwnedFd),
+    /// Nothing listens: the name is free, or bound by a socket that never
+    /// called `listen(2)` (ECONNREFUSED).
+    Refused,
+    /// The listener's backlog is full (EAGAIN on a non-blocking connect).
+    BacklogFull,
+}
+
+/// The outcome of `bind(2)` on an abstract address.
+pub(crate) enum Bind {
+    /// The name is ours; the socket is bound but not yet listening.
+    Bound(OwnedFd),
+    /// EADDRINUSE: another socket is bound to the name.
+    InUse,
+}
+
+fn addr(address: &[u8]) -> io::Result<SocketAddrUnix> {
+    Ok(SocketAddrUnix::new_abstract_name(address)?)
+}
+
+fn unix_stream(flags: SocketFlags) -> io::Result<OwnedFd> {
+    Ok(socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | flags,
+        None,
+    )?)
+}
+
+/// Creates a close-on-exec, non-blocking stream socket and binds it to the
+/// abstract `address`.
+pub(crate) fn bind_abstract(address: &[u8]) -> io::Result<Bind> {
+    let fd = unix_stream(SocketFlags::NONBLOCK)?;
+    match bind(&fd, &addr(address)?) {
+        Ok(()) => Ok(Bind::Bound(fd)),
+        Err(Errno::ADDRINUSE) => Ok(Bind::InUse),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `listen(2)` with the given backlog.
+pub(crate) fn listen_on(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    Ok(listen(fd, backlog)?)
+}
+
+/// Connects a new close-on-exec socket to `address` without blocking.
+pub(crate) fn connect_abstract(address: &[u8]) -> io::Result<Connect> {
+    let fd = unix_stream(SocketFlags::NONBLOCK)?;
+    match connect(&fd, &addr(address)?) {
+        Ok(()) => Ok(Connect::Connected(fd)),
+        Err(Errno::CONNREFUSED) | Err(Errno::NOENT) => Ok(Connect::Refused),
+        Err(Errno::AGAIN) => Ok(Connect::BacklogFull),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The peer's credentials from `SO_PEERCRED`: for a client, those of the
+/// process that called `listen(2)` on the other side, captured at that time.
+/// A pid of 0 means the peer's pid is not visible in our pid namespace.
+///
+/// Not `rustix::net::sockopt::socket_peercred`: its `UCred` holds the pid as a
+/// non-zero type, which the kernel's 0 for an invisible pid would violate.
+pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<libc::ucred> {
+    let mut cred = MaybeUninit::<libc::ucred>::zeroed();
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` points to writable memory of `len` bytes, the size the
+    // kernel writes for SO_PEERCRED; `fd` is a valid open descriptor.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            cred.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if len as usize != size_of::<libc::ucred>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "SO_PEERCRED returned a short ucred",
+        ));
+    }
+    // SAFETY: zero-initialised, and the kernel filled all of it (checked
+    // above); every bit pattern is a valid `ucred` of three integers.
+    Ok(unsafe { cred.assume_init() })
+}
+
+/// A pidfd for the peer's process from `SO_PEERPIDFD` (Linux 6.5). The
+/// kernel takes it from the socket's own reference to the peer's `struct
+/// pid`, so it can never name a process that merely reused the pid.
+pub(crate) fn peer_pidfd(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut pidfd: libc::c_int = -1;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `pidfd` is a writable c_int and `len` its size, which is what
+    // the kernel writes for SO_PEERPIDFD; `fd` is a valid open descriptor.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut pidfd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pidfd < 0 {
+        return Err(io::Error::other("SO_PEERPIDFD returned no descriptor"));
+    }
+    // SAFETY: on success the kernel installed a new descriptor in our table
+    // and handed its ownership to us; nothing else refers to it.
+    Ok(unsafe { OwnedFd::from_raw_fd(pidfd) })
+}
+
+/// Waits until `fd` has any event (readable, hang-up, error) or `deadline`
+/// passes; returns whether an event arrived. Restarts after EINTR.
+pub(crate) fn wait_event(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    let mut fds = [PollFd::new(&fd, PollFlags::IN | PollFlags::RDHUP)];
+    Ok(poll_many(&mut fds, deadline)? > 0)
+}
+
+pub(crate) fn timespec(d: std::time::Duration) -> Timespec {
+    Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+/// Waits until any of `fds` has an event, or `deadline`; returns the number
+/// of descriptors with events (0 on timeout). Restarts after EINTR.
+pub(crate) fn poll_many(fds: &mut [PollFd<'_>], deadline: Option<Instant>) -> io::Result<usize> {
+    loop {
+        let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
+        match poll(fds, timeout.as_ref()) {
+            Err(Errno::INTR) => continue,
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Sets or clears close-on-exec.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = if on {
+        rustix::io::FdFlags::CLOEXEC
+    } else {
+        rustix::io::FdFlags::empty()
+    };
+    Ok(rustix::io::fcntl_setfd(fd, flags)?)
+}
+
+/// Clears `O_NONBLOCK`, for a listener handed to a program that may block in
+/// `accept(2)` on it.
+pub(crate) fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    Ok(rustix::fs::fcntl_setfl(
+        fd,
+        flags - rustix::fs::OFlags::NONBLOCK,
+    )?)
+}
+
+/// The inode number of a socket, as `/proc/net/unix` and `/proc/PID/fd`
+/// show it.
+pub(crate) fn inode(fd: impl AsFd) -> io::Result<u64> {
+    Ok(rustix::fs::fstat(fd)?.st_ino)
+}
+
+/// Clears close-on-exec on `raw` in a child between `fork` and `exec`.
+///
+/// # Safety
+/// Must only run in the child of a `fork`, as `CommandExt::pre_exec`
+/// requires: `fcntl` is async-signal-safe and nothing here allocates.
+pub(crate) unsafe fn clear_cloexec_in_child(raw: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl on an integer descriptor has no memory-safety
+    // preconditions; a stale number yields EBADF, which we report.
+    if unsafe { libc::fcntl(raw, libc::F_SETFD, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
