@@ -196,6 +196,36 @@ impl Holder {
         pidfd_send_signal(pidfd, sig).map_err(|e| Error::io("signalling the lock holder")(e.into()))
     }
 
+    /// Sends `signal` to every process that keeps the lock's socket open
+    /// (see [`Holder::processes`]), each through a pidfd. Returns how many
+    /// were signalled.
+    ///
+    /// Race-free against pid reuse: after opening each pidfd, the process
+    /// is checked again for a descriptor of the socket; a process that
+    /// merely reused the pid cannot have one, unless it inherited it from a
+    /// holder, and then it holds the lock too.
+    ///
+    /// # Errors
+    /// If `/proc/net/unix` cannot be read.
+    pub fn signal_all(&self, signal: Signal) -> Result<usize> {
+        let Some(socket) =
+            procfs::owner_of(&self.address).map_err(Error::io("reading /proc/net/unix"))?
+        else {
+            return Ok(0);
+        };
+        let sig = signal.to_rustix().ok_or_else(|| {
+            Error::InvalidSignal(format!("signal {} cannot be sent", signal.as_raw()))
+        })?;
+        let mut sent = 0;
+        for (pid, _) in procfs::processes_holding(&[socket.inode]) {
+            let Some(fd) = open_pidfd(pid) else { continue };
+            if procfs::holds_inode(pid, socket.inode) && pidfd_send_signal(&fd, sig).is_ok() {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
     /// Whether the holder's process (the one [`Holder::pid`] names) has
     /// exited. Other processes may still keep the lock.
     pub fn has_exited(&self) -> bool {

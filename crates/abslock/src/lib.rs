@@ -52,6 +52,7 @@ mod holder;
 mod lock;
 mod name;
 pub mod procfs;
+pub mod semantics;
 mod signal;
 mod sys;
 pub mod wait;

@@ -10,6 +10,7 @@
 //!   socket. Reading another user's links needs privilege
 //!   (`ptrace_may_access`); without it such processes are not found.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -131,10 +132,12 @@ pub fn owner_of(address: &[u8]) -> io::Result<Option<UnixSocket>> {
     }))
 }
 
-/// Every process (by pid, ascending) that has a descriptor open on one of
-/// the socket `inodes`, with the inode it holds. Processes whose `/proc/PID/fd`
-/// we may not read are silently missing.
+/// Every process that has a descriptor open on one of the socket `inodes`,
+/// as `(pid, inode)` pairs sorted by pid (a process holding several of the
+/// inodes appears once per inode). Processes whose `/proc/PID/fd` we may not
+/// read are silently missing.
 pub fn processes_holding(inodes: &[u64]) -> Vec<(u32, u64)> {
+    let wanted: HashSet<u64> = inodes.iter().copied().collect();
     let mut found = Vec::new();
     let Ok(dir) = fs::read_dir("/proc") else {
         return found;
@@ -147,32 +150,40 @@ pub fn processes_holding(inodes: &[u64]) -> Vec<(u32, u64)> {
         else {
             continue;
         };
-        if let Some(inode) = first_socket_fd(&entry.path().join("fd"), inodes) {
-            found.push((pid, inode));
-        }
+        let mut held = socket_fds(&entry.path().join("fd"), &wanted);
+        held.sort_unstable();
+        held.dedup();
+        found.extend(held.into_iter().map(|inode| (pid, inode)));
     }
     found.sort_unstable();
     found
 }
 
-fn first_socket_fd(fd_dir: &Path, inodes: &[u64]) -> Option<u64> {
-    for fd in fs::read_dir(fd_dir).ok()?.flatten() {
-        let Ok(target) = fs::read_link(fd.path()) else {
-            continue;
-        };
-        let target = target.as_os_str().as_encoded_bytes();
-        if let Some(inode) = target
-            .strip_prefix(b"socket:[")
-            .and_then(|t| t.strip_suffix(b"]"))
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .and_then(|t| t.parse::<u64>().ok())
-        {
-            if inodes.contains(&inode) {
-                return Some(inode);
-            }
-        }
-    }
-    None
+/// Whether process `pid` has a descriptor of socket `inode` open now.
+pub fn holds_inode(pid: u32, inode: u64) -> bool {
+    let wanted = HashSet::from([inode]);
+    !socket_fds(
+        &Path::new("/proc").join(pid.to_string()).join("fd"),
+        &wanted,
+    )
+    .is_empty()
+}
+
+fn socket_fds(fd_dir: &Path, wanted: &HashSet<u64>) -> Vec<u64> {
+    let Ok(dir) = fs::read_dir(fd_dir) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|fd| fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.as_os_str().as_encoded_bytes();
+            std::str::from_utf8(target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?)
+                .ok()?
+                .parse::<u64>()
+                .ok()
+        })
+        .filter(|inode| wanted.contains(inode))
+        .collect()
 }
 
 /// What `/proc/PID` says about a process.

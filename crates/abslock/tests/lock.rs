@@ -21,6 +21,7 @@ fn me() -> u32 {
 
 #[test]
 fn contention_reports_the_holder_pid_and_uid() {
+    let _serial = common::serial();
     let name = unique("contention");
     let mut h = spawn("hold", &[arg(&name)]);
     let pid: u32 = h.expect("ready").parse().unwrap();
@@ -44,6 +45,7 @@ fn contention_reports_the_holder_pid_and_uid() {
 
 #[test]
 fn sigkill_of_the_holder_frees_the_name_immediately() {
+    let _serial = common::serial();
     let name = unique("sigkill");
     let lock = Lock::new(name.clone());
     let mut h = spawn("hold", &[arg(&name)]);
@@ -61,6 +63,7 @@ fn sigkill_of_the_holder_frees_the_name_immediately() {
 
 #[test]
 fn blocking_acquire_is_woken_by_release() {
+    let _serial = common::serial();
     let name = unique("wake");
     let lock = Lock::new(name.clone());
     let mut h = spawn("hold", &[arg(&name)]);
@@ -83,6 +86,7 @@ fn blocking_acquire_is_woken_by_release() {
 
 #[test]
 fn blocking_acquire_times_out_and_names_the_holder() {
+    let _serial = common::serial();
     let name = unique("timeout");
     let mut h = spawn("hold", &[arg(&name)]);
     h.expect("ready");
@@ -96,6 +100,7 @@ fn blocking_acquire_times_out_and_names_the_holder() {
 
 #[test]
 fn the_socket_does_not_leak_into_exec_unless_passed() {
+    let _serial = common::serial();
     let name = unique("cloexec");
     let lock = Lock::new(name.clone());
     let guard = lock.try_acquire().unwrap();
@@ -131,6 +136,7 @@ fn the_socket_does_not_leak_into_exec_unless_passed() {
 
 #[test]
 fn a_forked_child_keeps_the_lock_after_its_parent_dies() {
+    let _serial = common::serial();
     let name = unique("fork");
     let lock = Lock::new(name.clone());
     let mut h = spawn("fork-hold", &[arg(&name)]);
@@ -152,6 +158,7 @@ fn a_forked_child_keeps_the_lock_after_its_parent_dies() {
 
 #[test]
 fn signal_goes_through_the_pidfd_and_wait_released_sees_the_end() {
+    let _serial = common::serial();
     let name = unique("signal");
     let mut h = spawn("hold", &[arg(&name)]);
     h.expect("ready");
@@ -176,6 +183,7 @@ fn signal_goes_through_the_pidfd_and_wait_released_sees_the_end() {
 
 #[test]
 fn racing_waiters_take_turns_one_at_a_time() {
+    let _serial = common::serial();
     let name = unique("queue");
     let lock = Lock::new(name.clone());
     let guard = lock.try_acquire().unwrap();
@@ -206,6 +214,7 @@ fn racing_waiters_take_turns_one_at_a_time() {
 
 #[test]
 fn a_raw_name_bound_without_listen_is_held_and_found_through_proc() {
+    let _serial = common::serial();
     let address = format!("abslock-test-raw-{}", std::process::id());
     let name = LockName::raw(&address).unwrap();
     // A stream socket that is bound but never listens, as the classic
@@ -242,6 +251,7 @@ fn a_raw_name_bound_without_listen_is_held_and_found_through_proc() {
 
 #[test]
 fn the_guard_drains_its_backlog_so_queries_get_through() {
+    let _serial = common::serial();
     let name = unique("backlog");
     let lock = Lock::new(name.clone()).backlog(2);
     let guard = lock.try_acquire().unwrap();
@@ -278,6 +288,7 @@ fn the_guard_drains_its_backlog_so_queries_get_through() {
 
 #[test]
 fn squatting_by_another_uid_is_reported_as_such() {
+    let _serial = common::serial();
     if !common::is_root() {
         eprintln!("skipped: needs root to run a helper as another uid");
         return;

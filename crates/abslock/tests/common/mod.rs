@@ -11,6 +11,16 @@ use abslock::{Lock, LockName};
 
 pub const ROLE: &str = "ABSLOCK_TEST_ROLE";
 
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Serialises the tests of one binary: a fork() in one test thread copies
+/// every descriptor of the process (close-on-exec ones too) into a child
+/// that holds them until it execs, so a lock another test just released
+/// could look held for that moment.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A lock name unique to this test process and `tag`.
 pub fn unique(tag: &str) -> LockName {
     LockName::user(format!("test/{}/{tag}", std::process::id())).unwrap()

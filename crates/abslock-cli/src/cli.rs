@@ -1,0 +1,230 @@
+//! The command line, defined once for parsing, help, completions and the man
+//! page.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Single-instance locks on Linux abstract socket names: like flock(1), but
+/// it can tell who holds a lock, wait for it, and stop the holder safely.
+///
+/// NAME is a per-user lock name (`--system` for one shared by all users), or
+/// `@ADDRESS` for an exact abstract socket address as `ss -xa` shows it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "abslock",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The exit codes, shown under `--help` and in the man page.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (run: the command's own status)
+  1    the lock is held (conflict or timeout; run -E changes it), or status: free
+  2    kill: still held when the wait ran out
+  3    held by a user the lock does not trust (squatted name)
+  64   usage error (bad option, name, signal or timeout)
+  69   the command could not be executed
+  71   operating-system error
+  77   not permitted (signalling another user's process)
+  128+N  run: the command was killed by signal N";
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command while holding the lock.
+    Run(RunArgs),
+    /// Show who holds a lock (exit 0 if held, 1 if free).
+    Status(StatusArgs),
+    /// Wait until a lock is free (exit 0), or time out (exit 1).
+    Wait(WaitArgs),
+    /// Signal the holder of a lock through a pidfd and wait for the release.
+    Kill(KillArgs),
+    /// List the locks held in this network namespace.
+    List(ListArgs),
+    /// Check, on this kernel, the rules abslock relies on.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of abslock or of one subcommand.
+    Man(ManArgs),
+}
+
+/// Which lock: the name and its scope.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// Use the system-wide scope instead of the per-user one.
+    #[arg(long)]
+    pub system: bool,
+    /// The lock name, or @ADDRESS for a raw abstract address.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// `abslock run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Fail at once if the lock is held (same as -w 0).
+    #[arg(short = 'n', long = "nonblock", visible_alias = "nb")]
+    pub nonblock: bool,
+    /// Give up after SECS seconds (fractions allowed); 0 is -n.
+    #[arg(short = 'w', long = "timeout", visible_alias = "wait", value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub timeout: Option<Duration>,
+    /// Exit status when the lock is held or the wait times out.
+    #[arg(
+        short = 'E',
+        long = "conflict-exit-code",
+        value_name = "N",
+        default_value_t = 1
+    )]
+    pub conflict_exit_code: u8,
+    /// Exec COMMAND in place of abslock: its pid is the holder's pid.
+    /// Nobody then drains the backlog of the lock socket.
+    #[arg(long)]
+    pub exec: bool,
+    /// Do not pass the lock to COMMAND: if abslock dies, the lock is
+    /// released even while COMMAND still runs.
+    #[arg(short = 'o', long = "close")]
+    pub close: bool,
+    /// Say how long it waited and who held the lock meanwhile.
+    #[arg(short, long)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub lock: NameArgs,
+    /// The command and its arguments.
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// `abslock status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub lock: NameArgs,
+}
+
+/// `abslock wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Give up after SECS seconds.
+    #[arg(short = 'w', long = "timeout", value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub lock: NameArgs,
+}
+
+/// `abslock kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The signal: a name (TERM, SIGTERM) or a number.
+    #[arg(
+        short = 's',
+        long = "signal",
+        value_name = "SIGNAL",
+        default_value = "TERM"
+    )]
+    pub signal: String,
+    /// How long to wait for the release, in seconds.
+    #[arg(short = 'w', long = "timeout", value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true, default_value = "10")]
+    pub timeout: Duration,
+    /// Send SIGKILL to every process keeping the lock if it is still held
+    /// SECS seconds after the first signal.
+    #[arg(long = "kill-after", value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub kill_after: Option<Duration>,
+    #[command(flatten)]
+    pub lock: NameArgs,
+}
+
+/// `abslock list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    /// Every bound abstract socket name, not only abslock's.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `abslock doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `abslock man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (abslock-SUBCOMMAND(1)).
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
+}
+
+/// `abslock completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells with completion scripts.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    /// GNU Bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Seconds as a non-negative, finite decimal number.
+pub fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("'{text}': seconds must be a finite number >= 0"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{text}' seconds is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse_strictly() {
+        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_secs("0"), Ok(Duration::ZERO));
+        for bad in ["-1", "x", "", "nan", "inf", "1e300"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
+}

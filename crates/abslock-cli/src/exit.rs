@@ -1,0 +1,72 @@
+//! Exit codes (flock(1)'s and sysexits.h conventions) and the error that
+//! carries one.
+
+use std::fmt;
+
+use abslock::Error;
+
+/// Success.
+pub const OK: u8 = 0;
+/// The lock is held: conflict, timeout, or `status` of a free lock.
+pub const CONFLICT: u8 = 1;
+/// `kill`: the lock was still held when the wait ran out.
+pub const STILL_HELD: u8 = 2;
+/// Held by a user the lock does not trust.
+pub const SQUATTED: u8 = 3;
+/// `EX_USAGE`.
+pub const USAGE: u8 = 64;
+/// `EX_UNAVAILABLE`: the command could not be executed.
+pub const UNAVAILABLE: u8 = 69;
+/// `EX_OSERR`.
+pub const OSERR: u8 = 71;
+/// `EX_NOPERM`.
+pub const NOPERM: u8 = 77;
+
+/// A failure: one line for stderr and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// The message, without the `abslock:` prefix.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code`.
+    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = match &e {
+            Error::InvalidName(_) | Error::InvalidSignal(_) => USAGE,
+            Error::Held(_) | Error::Timeout(_) => CONFLICT,
+            Error::Squatted(_) => SQUATTED,
+            Error::Io { source, .. } if source.raw_os_error() == Some(libc::EPERM) => NOPERM,
+            _ => OSERR,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+/// The exit code of a child that ended with `status`: its own code, or
+/// 128 + the signal number, as shells report it.
+pub fn of_status(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(u8::MAX),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
+        (None, None) => OSERR,
+    }
+}

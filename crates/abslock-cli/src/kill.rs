@@ -1,0 +1,66 @@
+//! `abslock kill`: signal the holder safely, wait, escalate.
+
+use std::time::{Duration, Instant};
+
+use abslock::{Error, Lock, LockName, Signal};
+
+use crate::cli::KillArgs;
+use crate::exit::{self, Failure};
+use crate::status::describe_holder;
+
+/// Runs `abslock kill`: 0 once released, 1 if it was not held, 2 if still
+/// held when the wait ran out.
+pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
+    let signal: Signal = args.signal.parse()?;
+    let lock = Lock::new(LockName::parse(&args.lock.name, args.lock.system)?);
+    let Some(holder) = lock.holder()? else {
+        eprintln!("abslock: {} is not held", lock.name());
+        return Ok(exit::CONFLICT);
+    };
+    holder.signal(signal).map_err(|e| match e {
+        Error::HolderUnknown => Failure::new(
+            exit::OSERR,
+            format!("cannot signal the holder of {}: {e}", lock.name()),
+        ),
+        e => e.into(),
+    })?;
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    if let Some(after) = args.kill_after.filter(|&a| a < args.timeout) {
+        if holder.wait_released(Some(after))? {
+            return Ok(exit::OK);
+        }
+        eprintln!(
+            "abslock: {} still held {:.1}s after {signal}; sending SIGKILL to every process keeping it",
+            lock.name(),
+            after.as_secs_f64()
+        );
+        escalate(&lock)?;
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if lock.wait_released(Some(left.max(Duration::from_millis(1))))? {
+        Ok(exit::OK)
+    } else {
+        let who = lock
+            .holder()
+            .ok()
+            .flatten()
+            .map_or_else(|| "?".into(), |h| describe_holder(&h));
+        eprintln!(
+            "abslock: {} is still held by {who} after {:.1}s",
+            lock.name(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(exit::STILL_HELD)
+    }
+}
+
+/// SIGKILLs every process keeping the lock.
+fn escalate(lock: &Lock) -> Result<(), Failure> {
+    if let Some(holder) = lock.holder()? {
+        // The listener itself first: it may be the only one we can see.
+        let _ = holder.signal(Signal::KILL);
+        holder.signal_all(Signal::KILL)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `abslock list`: the locks of this network namespace and their holders.
+
+use std::collections::BTreeMap;
+
+use abslock::procfs::{self, ProcessInfo, UnixSocket};
+use abslock::{display_address, LockName, Scope};
+use serde_json::json;
+
+use crate::cli::ListArgs;
+use crate::exit::{self, Failure};
+use crate::status::process_json;
+use crate::users;
+
+/// Runs `abslock list`.
+pub fn list(args: &ListArgs) -> Result<u8, Failure> {
+    let sockets = procfs::unix_sockets()
+        .map_err(|e| Failure::new(exit::OSERR, format!("reading /proc/net/unix: {e}")))?;
+    let owners: Vec<UnixSocket> = sockets
+        .into_iter()
+        .filter(|s| s.owns_name())
+        .filter(|s| args.all || s.abstract_name.as_deref().is_some_and(is_ours))
+        .collect();
+    let inodes: Vec<u64> = owners.iter().map(|s| s.inode).collect();
+    let mut holders: BTreeMap<u64, Vec<ProcessInfo>> = BTreeMap::new();
+    for (pid, inode) in procfs::processes_holding(&inodes) {
+        if let Ok(info) = procfs::process_info(pid) {
+            holders.entry(inode).or_default().push(info);
+        }
+    }
+    let none = Vec::new();
+    if args.json {
+        let rows: Vec<_> = owners
+            .iter()
+            .map(|s| {
+                let procs = holders.get(&s.inode).unwrap_or(&none);
+                json!({
+                    "address": format!("@{}", shown(s)),
+                    "name": name_of(s),
+                    "type": type_name(s.socket_type),
+                    "listening": s.listening,
+                    "inode": s.inode,
+                    "processes": procs.iter().map(process_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<44} {:<9} {:>8}  {:<12} COMMAND",
+        "ADDRESS", "TYPE", "PID", "USER"
+    );
+    for s in &owners {
+        let procs = holders.get(&s.inode).unwrap_or(&none);
+        let kind = format!(
+            "{}{}",
+            type_name(s.socket_type),
+            if s.listening { "" } else { "*" }
+        );
+        let first = procs.first();
+        println!(
+            "{:<44} {:<9} {:>8}  {:<12} {}",
+            format!("@{}", shown(s)),
+            kind,
+            first.map_or_else(|| "?".into(), |p| p.pid.to_string()),
+            first.map_or_else(
+                || "?".into(),
+                |p| users::name_of(p.uid).unwrap_or_else(|| p.uid.to_string())
+            ),
+            first.map_or_else(String::new, ProcessInfo::command),
+        );
+        for p in procs.iter().skip(1) {
+            println!(
+                "{:<44} {:<9} {:>8}  {:<12} {}",
+                "",
+                "",
+                p.pid,
+                users::name_of(p.uid).unwrap_or_else(|| p.uid.to_string()),
+                p.command()
+            );
+        }
+    }
+    if owners.iter().any(|s| !s.listening) {
+        println!("(* bound but not listening)");
+    }
+    Ok(exit::OK)
+}
+
+fn is_ours(name: &[u8]) -> bool {
+    LockName::from_address(name).is_some()
+}
+
+fn shown(s: &UnixSocket) -> String {
+    display_address(s.abstract_name.as_deref().unwrap_or_default())
+}
+
+fn name_of(s: &UnixSocket) -> serde_json::Value {
+    match s.abstract_name.as_deref().and_then(LockName::from_address) {
+        Some((Scope::User(uid), name)) => json!({"scope": "user", "uid": uid, "name": name}),
+        Some((Scope::System, name)) => json!({"scope": "system", "name": name}),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn type_name(t: u16) -> &'static str {
+    match t {
+        1 => "stream",
+        2 => "dgram",
+        5 => "seqpacket",
+        _ => "other",
+    }
+}

@@ -1,0 +1,203 @@
+//! `abslock run`: hold the lock while a command runs.
+//!
+//! By default abslock stays the command's parent (it supervises): it
+//! forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to it,
+//! makes the kernel SIGKILL the command should abslock die
+//! (`PR_SET_PDEATHSIG`), keeps the lock socket's backlog drained, and passes
+//! the command a duplicate of the lock descriptor. That duplicate matters:
+//! a dying process's files are closed before its children get the
+//! parent-death signal, so without it a SIGKILLed abslock would free the
+//! name while its command still runs.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use abslock::{Error, Guard, Holder, Lock, LockName, FD_ENV};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::low_level::siginfo::Cause;
+
+use crate::cli::RunArgs;
+use crate::exit::{self, Failure};
+use crate::progress::Spinner;
+use crate::status::describe_holder;
+
+/// The signals a supervising abslock passes on to its command.
+const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+
+/// Runs `abslock run`.
+pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    let lock = Lock::new(LockName::parse(&args.lock.name, args.lock.system)?);
+    let nonblock = args.nonblock || args.timeout == Some(Duration::ZERO);
+    let talk = args.verbose || std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let (guard, waited_for) = match acquire(&lock, nonblock, args.timeout) {
+        Ok(acquired) => acquired,
+        Err(Error::Held(holder)) | Err(Error::Timeout(Some(holder))) => {
+            if talk {
+                let what = if nonblock { "is held" } else { "is still held" };
+                eprintln!(
+                    "abslock: {} {what} by {}",
+                    lock.name(),
+                    describe_holder(&holder)
+                );
+            }
+            return Ok(args.conflict_exit_code);
+        }
+        Err(Error::Timeout(None)) => {
+            if talk {
+                eprintln!("abslock: timed out waiting for {}", lock.name());
+            }
+            return Ok(args.conflict_exit_code);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.verbose {
+        match waited_for {
+            Some(who) => eprintln!(
+                "abslock: acquired {} after {:.3}s; it was held by {who}",
+                lock.name(),
+                start.elapsed().as_secs_f64()
+            ),
+            None => eprintln!("abslock: acquired {} at once", lock.name()),
+        }
+    }
+    if args.exec {
+        exec(guard, &args.command)
+    } else {
+        supervise(guard, &args.command, args.close)
+    }
+}
+
+/// Takes the lock as the options say; returns the guard and, if it had to
+/// wait, who held the lock at first.
+fn acquire(
+    lock: &Lock,
+    nonblock: bool,
+    timeout: Option<Duration>,
+) -> abslock::Result<(Guard, Option<String>)> {
+    let holder: Holder = match lock.try_acquire() {
+        Ok(guard) => return Ok((guard, None)),
+        Err(Error::Held(h)) if !nonblock => h,
+        Err(Error::Squatted(h)) if !nonblock => {
+            eprintln!(
+                "abslock: warning: {} is held by {}, a user this lock does not trust; waiting anyway",
+                lock.name(),
+                describe_holder(&h)
+            );
+            h
+        }
+        Err(e) => return Err(e),
+    };
+    let who = describe_holder(&holder);
+    let _spinner = Spinner::start(format!("waiting for {}, held by {who}", lock.name()));
+    let guard = match timeout {
+        Some(t) => lock.acquire_timeout(t)?,
+        None => lock.acquire()?,
+    };
+    Ok((guard, Some(who)))
+}
+
+/// `--exec`: the command replaces abslock and inherits the lock socket.
+fn exec(guard: Guard, command: &[OsString]) -> Result<u8, Failure> {
+    let fd = guard.into_fd()?;
+    let err = Command::new(&command[0])
+        .args(&command[1..])
+        .env(FD_ENV, fd.as_raw_fd().to_string())
+        .exec();
+    Err(cannot_execute(&command[0], &err))
+}
+
+fn cannot_execute(program: &OsString, err: &std::io::Error) -> Failure {
+    Failure::new(
+        exit::UNAVAILABLE,
+        format!("cannot execute '{}': {err}", program.to_string_lossy()),
+    )
+}
+
+/// Default mode: spawn the command, forward signals, wait, report.
+fn supervise(guard: Guard, command: &[OsString], close: bool) -> Result<u8, Failure> {
+    // Registered before the spawn so that no signal can end abslock between
+    // the spawn and the forwarding; early ones wait in the queue.
+    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)
+        .map_err(|e| Failure::new(exit::OSERR, format!("installing signal handlers: {e}")))?;
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    if !close {
+        guard.pass_to(&mut cmd)?;
+    }
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: runs between fork and exec and calls only prctl, getppid and
+    // raise, which are async-signal-safe; it touches no shared state.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // abslock died before prctl took effect: follow it now.
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
+    drop(cmd);
+    let child_pid = child.id() as libc::pid_t;
+    let handle = signals.handle();
+    let forwarder = std::thread::spawn(move || {
+        for origin in signals.forever() {
+            // A terminal's ^C or ^\ (sent by the kernel to the whole
+            // foreground process group) already reached the command.
+            if origin.cause == Cause::Kernel {
+                continue;
+            }
+            // SAFETY: kill(2) has no memory-safety preconditions. The pid
+            // cannot be reused while we have not reaped the child.
+            unsafe { libc::kill(child_pid, origin.signal) };
+        }
+    });
+    let status = child.wait();
+    handle.close();
+    let _ = forwarder.join();
+    let status =
+        status.map_err(|e| Failure::new(exit::OSERR, format!("waiting for the command: {e}")))?;
+    if !close {
+        report_leftovers(&guard, &command[0]);
+    }
+    drop(guard);
+    Ok(exit::of_status(status))
+}
+
+/// Says which processes still keep the lock after the command exited (its
+/// descendants that inherited the descriptor), instead of leaving the next
+/// caller to hang without a clue.
+fn report_leftovers(guard: &Guard, program: &OsString) {
+    let me = std::process::id();
+    let Ok(procs) = guard.processes() else {
+        return;
+    };
+    let rest: Vec<String> = procs
+        .iter()
+        .filter(|p| p.pid != me)
+        .map(|p| format!("{} ({})", p.pid, p.command()))
+        .collect();
+    if !rest.is_empty() {
+        eprintln!(
+            "abslock: '{}' exited, but {} still hold {}: it stays held until they exit: {}",
+            program.to_string_lossy(),
+            if rest.len() == 1 {
+                "this process"
+            } else {
+                "these processes"
+            },
+            guard.name(),
+            rest.join(", ")
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! `abslock status`: who holds a lock.
+
+use std::time::SystemTime;
+
+use abslock::procfs::ProcessInfo;
+use abslock::{Holder, Lock, LockName, Source};
+use serde_json::{json, Value};
+
+use crate::cli::StatusArgs;
+use crate::exit::{self, Failure};
+use crate::users;
+
+/// Runs `abslock status`: exit 0 when held, 1 when free.
+pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
+    let lock = Lock::new(LockName::parse(&args.lock.name, args.lock.system)?);
+    let holder = lock.holder()?;
+    let processes = match &holder {
+        Some(h) => h.processes()?,
+        None => Vec::new(),
+    };
+    if args.json {
+        println!("{}", to_json(&lock, holder.as_ref(), &processes));
+    } else {
+        print_human(&lock, holder.as_ref(), &processes);
+    }
+    Ok(if holder.is_some() {
+        exit::OK
+    } else {
+        exit::CONFLICT
+    })
+}
+
+/// `pid 123 (uid 1000 (alice)): sleep 100`, for one-line messages.
+pub fn describe_holder(holder: &Holder) -> String {
+    let mut text = holder.to_string();
+    if let Some(info) = holder
+        .pid()
+        .and_then(|p| abslock::procfs::process_info(p).ok())
+    {
+        text.push_str(": ");
+        text.push_str(&info.command());
+    }
+    text
+}
+
+fn print_human(lock: &Lock, holder: Option<&Holder>, processes: &[ProcessInfo]) {
+    let Some(h) = holder else {
+        println!("{}: free", lock.name());
+        return;
+    };
+    println!("{}: held", lock.name());
+    match h.pid() {
+        Some(pid) => println!("  holder:    pid {pid}"),
+        None => println!("  holder:    pid not visible from here"),
+    }
+    if let Some(uid) = h.uid() {
+        let trust = if lock.trusts(uid) {
+            ""
+        } else {
+            "  (not trusted: possibly squatted)"
+        };
+        println!("  user:      {}{trust}", users::describe(uid));
+    }
+    let info = h.pid().and_then(|p| processes.iter().find(|i| i.pid == p));
+    if let Some(info) = info {
+        println!("  command:   {}", info.command());
+        if let Some(started) = info.started {
+            println!("  started:   {} ago", age(started));
+        }
+    }
+    let how = match h.source() {
+        Source::PeerCred => "listening (SO_PEERCRED)",
+        Source::Procfs => "bound, not listening (found through /proc)",
+    };
+    println!("  socket:    {how}");
+    if processes.len() > 1 || info.is_none() {
+        println!("  kept open by:");
+        for p in processes {
+            println!(
+                "    {:>7}  {}  {}",
+                p.pid,
+                users::describe(p.uid),
+                p.command()
+            );
+        }
+        if processes.is_empty() {
+            println!("    (no process visible: other users' processes need root)");
+        }
+    }
+}
+
+fn to_json(lock: &Lock, holder: Option<&Holder>, processes: &[ProcessInfo]) -> Value {
+    let holder_json = holder.map(|h| {
+        let info = h.pid().and_then(|p| processes.iter().find(|i| i.pid == p));
+        json!({
+            "pid": h.pid(),
+            "uid": h.uid(),
+            "user": h.uid().and_then(users::name_of),
+            "gid": h.gid(),
+            "trusted": h.uid().map(|u| lock.trusts(u)),
+            "listening": h.is_listening(),
+            "source": match h.source() { Source::PeerCred => "peercred", Source::Procfs => "procfs" },
+            "command": info.map(|i| i.cmdline.clone()),
+            "started_unix": info.and_then(|i| unix_secs(i.started?)),
+        })
+    });
+    json!({
+        "name": String::from_utf8_lossy(lock.name().name()),
+        "address": lock.name().to_string(),
+        "scope": scope_name(lock.name()),
+        "held": holder.is_some(),
+        "holder": holder_json,
+        "processes": processes.iter().map(process_json).collect::<Vec<_>>(),
+    })
+}
+
+/// One process as JSON, shared with `list`.
+pub fn process_json(p: &ProcessInfo) -> Value {
+    json!({
+        "pid": p.pid,
+        "ppid": p.ppid,
+        "uid": p.uid,
+        "user": users::name_of(p.uid),
+        "command": p.cmdline,
+        "started_unix": p.started.and_then(unix_secs),
+    })
+}
+
+fn scope_name(name: &LockName) -> &'static str {
+    match name.scope() {
+        abslock::Scope::User(_) => "user",
+        abslock::Scope::System => "system",
+        abslock::Scope::Raw => "raw",
+    }
+}
+
+fn unix_secs(t: SystemTime) -> Option<u64> {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// `3d 4h`, `5m 12s`, `8s`.
+fn age(since: SystemTime) -> String {
+    let secs = SystemTime::now()
+        .duration_since(since)
+        .map_or(0, |d| d.as_secs());
+    match secs {
+        s if s >= 86_400 => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}

@@ -1,0 +1,30 @@
+//! User names for uids, from `/etc/passwd` (no NSS: enough for local users,
+//! and the uid is always shown too).
+
+/// The login name of `uid`, if `/etc/passwd` has one.
+pub fn name_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+/// `uid 1000 (alice)`, or `uid 1000` when the name is unknown.
+pub fn describe(uid: u32) -> String {
+    match name_of(uid) {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_is_root() {
+        assert_eq!(super::name_of(0).as_deref(), Some("root"));
+        assert_eq!(super::describe(0), "uid 0 (root)");
+    }
+}

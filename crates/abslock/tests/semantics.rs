@@ -1,0 +1,65 @@
+//! One test per kernel rule of `docs/semantics.md`, each running the
+//! experiment of `abslock::semantics` (the same code `abslock doctor` runs).
+//! Root-only checks are reported as skipped when not root; as root (CI),
+//! they must pass.
+
+use std::sync::Mutex;
+
+use abslock::semantics::{find, Outcome, CHECKS};
+
+/// The checks run one at a time: a fork() in one test thread copies every
+/// descriptor of the process, close-on-exec ones included, into a child
+/// that holds them until it execs, which would disturb a check running in
+/// another thread (see rule 2 in docs/semantics.md).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn assert_rule(id: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let check = find(id).unwrap_or_else(|| panic!("no check {id}"));
+    match check.run() {
+        Outcome::Pass(detail) => println!("rule {} {id}: {detail}", check.rule),
+        Outcome::Skip(why) if !rustix::process::geteuid().is_root() => {
+            println!("rule {} {id}: skipped ({why})", check.rule)
+        }
+        other => panic!(
+            "rule {} ({}) does not hold: {other}",
+            check.rule, check.claim
+        ),
+    }
+}
+
+macro_rules! rules {
+    ($($id:ident),* $(,)?) => {
+        $(#[test] fn $id() { assert_rule(stringify!($id)); })*
+
+        #[test]
+        fn every_check_has_a_test() {
+            let tested = [$(stringify!($id)),*];
+            for c in CHECKS {
+                assert!(tested.contains(&c.id), "check {} has no test", c.id);
+            }
+            assert_eq!(tested.len(), CHECKS.len());
+        }
+    };
+}
+
+rules!(
+    close_frees,
+    exit_frees,
+    sigkill_frees,
+    crash_frees,
+    fork_child_keeps,
+    cloexec_stops_exec_leak,
+    exec_keeps_without_cloexec,
+    scm_rights_keeps,
+    netns_separates,
+    any_user_can_squat,
+    peercred_without_accept,
+    peerpidfd_names_the_holder,
+    unlistened_refuses,
+    backlog_fills,
+    waiter_gets_hangup,
+    length_limit,
+    every_byte_counts,
+    types_do_not_collide,
+);
