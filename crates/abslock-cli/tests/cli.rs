@@ -1,0 +1,539 @@
+//! End-to-end tests of the `abslock` binary: exit codes, supervision,
+//! --exec, --close, status, wait, kill, list. Real processes, real signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command as Cmd;
+use predicates::prelude::*;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_abslock");
+
+fn abslock() -> Cmd {
+    Cmd::new(BIN)
+}
+
+/// A lock name unique to this test process and `tag`.
+fn name(tag: &str) -> String {
+    format!("cli-test/{}/{tag}", std::process::id())
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// `abslock ARGS` in the background.
+fn background(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn status_json(lock: &str) -> Value {
+    let out = Command::new(BIN)
+        .args(["status", "--json", lock])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn held(lock: &str) -> bool {
+    Command::new(BIN)
+        .args(["status", lock])
+        .output()
+        .unwrap()
+        .status
+        .code()
+        == Some(0)
+}
+
+fn wait_held(lock: &str) -> Value {
+    eventually("the lock to be taken", || held(lock));
+    status_json(lock)
+}
+
+fn pids(status: &Value) -> Vec<u64> {
+    status["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect()
+}
+
+fn alive(pid: u64) -> bool {
+    // A zombie still has /proc/PID; look at its state too.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on our own unreaped child.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+}
+
+fn kill_pid(pid: u64) {
+    // SAFETY: kill(2) has no memory preconditions; tests only target
+    // processes they started and that are still alive.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+// ------------------------------------------------------------ exit codes
+
+#[test]
+fn usage_errors_exit_64_with_one_line() {
+    let cases: &[&[&str]] = &[
+        &["run", "x"],
+        &["run", "-w", "-1", "x", "--", "true"],
+        &["run", "-w", "abc", "x", "--", "true"],
+        &["run", "-w", "nan", "x", "--", "true"],
+        &["run", "@", "--", "true"],
+        &["run", &"@".repeat(200), "--", "true"],
+        &["run", "", "--", "true"],
+        &["run", "a\x01b", "--", "true"],
+        &["kill", "-s", "NOPE", "x"],
+        &["status"],
+        &["bogus"],
+    ];
+    for args in cases {
+        let out = abslock().args(*args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("abslock: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn exec_failure_exits_69() {
+    abslock()
+        .args(["run", &name("noexec"), "--", "/nonexistent/command"])
+        .assert()
+        .code(69)
+        .stderr(predicate::str::contains(
+            "cannot execute '/nonexistent/command'",
+        ));
+    abslock()
+        .args([
+            "run",
+            "--exec",
+            &name("noexec2"),
+            "--",
+            "/nonexistent/command",
+        ])
+        .assert()
+        .code(69);
+}
+
+#[test]
+fn the_commands_status_is_passed_through() {
+    abslock()
+        .args(["run", &name("code"), "--", "sh", "-c", "exit 7"])
+        .assert()
+        .code(7);
+    abslock()
+        .args(["run", &name("code"), "sh", "-c", "exit 0"])
+        .assert()
+        .code(0);
+    // Killed by a signal: 128 + the signal number, as shells report it.
+    abslock()
+        .args(["run", &name("code"), "--", "sh", "-c", "kill -TERM $$"])
+        .assert()
+        .code(143);
+}
+
+#[test]
+fn conflicts_exit_1_or_the_chosen_code() {
+    let lock = name("conflict");
+    let mut holder = background(&["run", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    abslock()
+        .args(["run", "-n", &lock, "--", "true"])
+        .assert()
+        .code(1)
+        .stderr("");
+    abslock()
+        .args(["run", "-w", "0", &lock, "--", "true"])
+        .assert()
+        .code(1);
+    abslock()
+        .args(["run", "-n", "-E", "9", &lock, "--", "true"])
+        .assert()
+        .code(9);
+    let t = Instant::now();
+    abslock()
+        .args(["run", "-v", "-w", "0.3", &lock, "--", "true"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "is still held by pid {}",
+            holder.id()
+        )));
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+// ----------------------------------------------------------- supervision
+
+#[test]
+fn sigterm_to_abslock_is_forwarded_to_the_command() {
+    let lock = name("forward");
+    let mut run = background(&[
+        "run",
+        &lock,
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; echo ready; while :; do sleep 0.01; done",
+    ]);
+    let mut line = String::new();
+    BufReader::new(run.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    signal(run.id(), libc::SIGTERM);
+    let status = run.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "the command's TERM trap should decide the status"
+    );
+    assert!(!held(&lock));
+}
+
+#[test]
+fn sigkill_of_abslock_kills_the_command_and_frees_the_lock() {
+    let lock = name("pdeath");
+    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
+    let status = wait_held(&lock);
+    assert_eq!(status["holder"]["pid"].as_u64(), Some(u64::from(run.id())));
+    let child = *pids(&status)
+        .iter()
+        .find(|&&p| p != u64::from(run.id()))
+        .expect("child listed");
+    assert!(alive(child));
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    eventually("the command to die with its supervisor", || !alive(child));
+    eventually("the lock to be free", || !held(&lock));
+}
+
+#[test]
+fn exec_mode_makes_the_command_the_holder() {
+    let lock = name("exec");
+    let mut run = background(&["run", "--exec", &lock, "--", "sleep", "30"]);
+    let status = wait_held(&lock);
+    assert_eq!(status["holder"]["pid"].as_u64(), Some(u64::from(run.id())));
+    assert_eq!(status["holder"]["command"][0], "sleep");
+    assert_eq!(pids(&status), vec![u64::from(run.id())]);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(!held(&lock));
+}
+
+#[test]
+fn the_command_inherits_the_lock_unless_close_is_given() {
+    let lock = name("inherit");
+    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
+    let with = wait_held(&lock);
+    assert_eq!(pids(&with).len(), 2, "abslock and its command: {with}");
+    run.kill().unwrap();
+    run.wait().unwrap();
+    eventually("release", || !held(&lock));
+
+    let mut run = background(&["run", "-o", &lock, "--", "sleep", "30"]);
+    let without = wait_held(&lock);
+    assert_eq!(
+        pids(&without),
+        vec![u64::from(run.id())],
+        "only abslock: {without}"
+    );
+    run.kill().unwrap();
+    run.wait().unwrap();
+}
+
+#[test]
+fn descendants_that_keep_the_lock_are_named() {
+    let lock = name("leftover");
+    let out = abslock()
+        .args([
+            "run",
+            &lock,
+            "--",
+            "sh",
+            "-c",
+            "sleep 30 >/dev/null 2>&1 & echo $!",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let orphan: u64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("still hold") && err.contains(&format!("{orphan} (sleep 30)")),
+        "{err}"
+    );
+    let status = status_json(&lock);
+    assert_eq!(status["held"], true);
+    assert_eq!(pids(&status), vec![orphan]);
+    assert_eq!(status["holder"]["pid"].as_u64(), Some(orphan));
+    kill_pid(orphan);
+    eventually("release", || !held(&lock));
+}
+
+// ------------------------------------------------ status, wait, kill, list
+
+#[test]
+fn status_reports_free_and_held() {
+    let lock = name("status");
+    abslock()
+        .args(["status", &lock])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(": free"));
+    let json = status_json(&lock);
+    assert_eq!(json["held"], false);
+    assert_eq!(json["scope"], "user");
+    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
+    let json = wait_held(&lock);
+    let me = rustix::process::getuid().as_raw();
+    assert_eq!(json["holder"]["uid"].as_u64(), Some(u64::from(me)));
+    assert_eq!(json["holder"]["listening"], true);
+    assert_eq!(json["holder"]["source"], "peercred");
+    assert_eq!(json["holder"]["trusted"], true);
+    assert_eq!(json["address"], format!("@abslock/user/{me}/{lock}"));
+    abslock().args(["status", &lock]).assert().code(0).stdout(
+        predicate::str::contains(format!("pid {}", run.id()))
+            .and(predicate::str::contains("sleep 30")),
+    );
+    run.kill().unwrap();
+    run.wait().unwrap();
+}
+
+#[test]
+fn wait_returns_once_released_or_times_out() {
+    let lock = name("wait");
+    abslock().args(["wait", &lock]).assert().code(0);
+    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    abslock()
+        .args(["wait", "-w", "0.2", &lock])
+        .assert()
+        .code(1);
+    let waiter = background(&["wait", "-w", "30", &lock]);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn kill_signals_the_holder_and_reports_the_release() {
+    let lock = name("kill");
+    abslock()
+        .args(["kill", &lock])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not held"));
+    let mut run = background(&["run", "--exec", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    abslock()
+        .args(["kill", "-s", "INT", "-w", "10", &lock])
+        .assert()
+        .code(0);
+    let status = run.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGINT)
+    );
+}
+
+#[test]
+fn kill_after_escalates_to_sigkill() {
+    let lock = name("escalate");
+    // The holder ignores SIGTERM, and so does its child that keeps the lock.
+    let mut run = background(&[
+        "run",
+        "--exec",
+        &lock,
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; sleep 30; true",
+    ]);
+    wait_held(&lock);
+    abslock()
+        .args(["kill", "--kill-after", "0.3", "-w", "10", &lock])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("sending SIGKILL"));
+    let status = run.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    // Without escalation, a holder that ignores the signal outlasts the wait.
+    let mut run = background(&[
+        "run",
+        "--exec",
+        &lock,
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; sleep 30; true",
+    ]);
+    wait_held(&lock);
+    abslock()
+        .args(["kill", "-w", "0.3", &lock])
+        .assert()
+        .code(2);
+    // Clean up: escalate at once, which also reaches the inheriting sleep.
+    abslock()
+        .args(["kill", "--kill-after", "0", "-w", "10", &lock])
+        .assert()
+        .code(0);
+    run.wait().unwrap();
+    assert!(!held(&lock));
+}
+
+#[test]
+fn list_shows_abslock_locks_and_raw_names_of_other_programs() {
+    let lock = name("list");
+    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    // A Python program that binds "\0name" and never listens.
+    let raw = format!("abslock-cli-test-raw-{}", std::process::id());
+    let mut py = Command::new("python3")
+        .args(["-c", "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.bind(b'\\0'+sys.argv[1].encode())\nprint('ready',flush=True)\ntime.sleep(60)", &raw])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(py.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+
+    let out = abslock().args(["list"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&lock) && text.contains(&run.id().to_string()),
+        "{text}"
+    );
+    assert!(!text.contains(&raw), "raw names only with --all: {text}");
+
+    let out = abslock()
+        .args(["list", "--all", "--json"])
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == format!("@{raw}"))
+        .unwrap_or_else(|| panic!("{raw} not listed"));
+    assert_eq!(row["listening"], false);
+    assert_eq!(
+        row["processes"][0]["pid"].as_u64(),
+        Some(u64::from(py.id()))
+    );
+    // And status finds its holder through /proc.
+    let status = status_json(&format!("@{raw}"));
+    assert_eq!(status["holder"]["pid"].as_u64(), Some(u64::from(py.id())));
+    assert_eq!(status["holder"]["source"], "procfs");
+    py.kill().unwrap();
+    py.wait().unwrap();
+    run.kill().unwrap();
+    run.wait().unwrap();
+}
+
+#[test]
+fn a_squatted_system_lock_exits_3() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run a squatter as another uid");
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let lock = name("squat");
+    let mut py = Command::new("python3")
+        .args(["-c", "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.bind(b'\\0abslock/system/'+sys.argv[1].encode())\ns.listen()\nprint('ready',flush=True)\ntime.sleep(60)", &lock])
+        .uid(65534)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(py.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    abslock()
+        .args(["run", "-n", "--system", &lock, "--", "true"])
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("uid 65534").and(predicate::str::contains("does not trust")),
+        );
+    py.kill().unwrap();
+    py.wait().unwrap();
+}
+
+// ------------------------------------------------------------ the rest
+
+#[test]
+fn help_version_completions_and_doctor() {
+    abslock()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("abslock "));
+    abslock()
+        .args(["help", "run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--nonblock"));
+    for shell in ["bash", "zsh", "fish"] {
+        abslock()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("abslock"));
+    }
+    let out = abslock().args(["doctor", "--json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(out.status.code(), Some(0));
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 18);
+    if is_root() {
+        assert!(checks.iter().all(|c| c["status"] == "pass"), "{report}");
+    }
+}
