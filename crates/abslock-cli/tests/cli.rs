@@ -2,105 +2,15 @@
 //! --exec, --close, status, wait, kill, list. Real processes, real signals.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command as Cmd;
 use predicates::prelude::*;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_abslock");
+mod common;
 
-fn abslock() -> Cmd {
-    Cmd::new(BIN)
-}
-
-/// A lock name unique to this test process and `tag`.
-fn name(tag: &str) -> String {
-    format!("cli-test/{}/{tag}", std::process::id())
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// `abslock ARGS` in the background.
-fn background(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn status_json(lock: &str) -> Value {
-    let out = Command::new(BIN)
-        .args(["status", "--json", lock])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn held(lock: &str) -> bool {
-    Command::new(BIN)
-        .args(["status", lock])
-        .output()
-        .unwrap()
-        .status
-        .code()
-        == Some(0)
-}
-
-fn wait_held(lock: &str) -> Value {
-    eventually("the lock to be taken", || held(lock));
-    status_json(lock)
-}
-
-fn pids(status: &Value) -> Vec<u64> {
-    status["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["pid"].as_u64().unwrap())
-        .collect()
-}
-
-fn alive(pid: u64) -> bool {
-    // A zombie still has /proc/PID; look at its state too.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on our own unreaped child.
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
-}
-
-fn kill_pid(pid: u64) {
-    // SAFETY: kill(2) has no memory preconditions; tests only target
-    // processes they started and that are still alive.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-}
+use common::*;
 
 // ------------------------------------------------------------ exit codes
 

@@ -158,6 +158,63 @@ pub fn helper_main() {
             drop(guard);
             std::process::exit(0);
         }
+        // Loop forever: take the lock, log entry and exit around a short
+        // random pause, release, pause again. Killed by the chaos test.
+        "contend" => {
+            let log = &args[1];
+            let lock = Lock::new(name());
+            let mut rng = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut pause = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                std::thread::sleep(Duration::from_micros(rng % 2000));
+            };
+            loop {
+                let guard = lock.acquire().unwrap();
+                append(log, &format!("in {}\n", std::process::id()));
+                pause();
+                append(log, &format!("out {}\n", std::process::id()));
+                drop(guard);
+                pause();
+            }
+        }
+        // Hold the lock, then crash as told on a line of stdin.
+        "crash" => {
+            let _guard = Lock::new(name()).try_acquire().unwrap();
+            say("ready", std::process::id());
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            match args[1].as_str() {
+                "abort" => std::process::abort(),
+                // SAFETY: a deliberate invalid write, to crash for real.
+                _ => unsafe { std::ptr::null_mut::<u8>().write_volatile(1) },
+            }
+            unreachable!();
+        }
+        // Exhaust RLIMIT_NOFILE, then try to take a lock.
+        "emfile" => {
+            rustix::process::setrlimit(
+                rustix::process::Resource::Nofile,
+                rustix::process::Rlimit {
+                    current: Some(32),
+                    maximum: Some(32),
+                },
+            )
+            .unwrap();
+            let mut hoard = Vec::new();
+            while let Ok(f) = std::fs::File::open("/dev/null") {
+                hoard.push(f);
+            }
+            match Lock::new(name()).try_acquire() {
+                Err(e @ abslock::Error::Io { .. }) => say("error", e),
+                other => say("unexpected", format!("{other:?}")),
+            }
+            drop(hoard);
+            // With descriptors free again, the same lock works.
+            let ok = Lock::new(name()).try_acquire().is_ok();
+            say("after", ok);
+        }
         other => panic!("unknown helper role {other}"),
     }
     std::process::exit(0);

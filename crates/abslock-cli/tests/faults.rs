@@ -1,0 +1,141 @@
+//! Fault cases of the command, end to end: namespaces and descriptor
+//! exhaustion. Root-only parts report themselves skipped otherwise.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn have_unshare() -> bool {
+    is_root()
+        && Command::new("unshare")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_holder_in_a_child_pid_namespace_is_shown_with_our_pid() {
+    if !have_unshare() {
+        eprintln!("skipped: needs root and unshare(1)");
+        return;
+    }
+    let lock = name("pidns-in");
+    let mut ns = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            BIN,
+            "run",
+            &lock,
+            "--",
+            "sleep",
+            "30",
+        ])
+        .spawn()
+        .unwrap();
+    let status = wait_held(&lock);
+    let pid = status["holder"]["pid"]
+        .as_u64()
+        .expect("a pid visible from here");
+    // Inside, abslock is pid 1; from here it is the child of unshare(1).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: u32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ppid, ns.id(), "holder pid {pid} should be unshare's child");
+    assert_eq!(status["holder"]["command"][1], "run");
+    // --kill-child: the namespace's init, and with it everything inside, dies.
+    ns.kill().unwrap();
+    ns.wait().unwrap();
+    eventually("release", || !held(&lock));
+}
+
+#[test]
+fn a_holder_outside_our_pid_namespace_has_no_pid_rather_than_a_wrong_one() {
+    if !have_unshare() {
+        eprintln!("skipped: needs root and unshare(1)");
+        return;
+    }
+    let lock = name("pidns-out");
+    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    let out = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            BIN,
+            "status",
+            "--json",
+            &lock,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["held"], true);
+    assert!(status["holder"]["pid"].is_null(), "{status}");
+    assert_eq!(status["holder"]["uid"].as_u64(), Some(0));
+    run.kill().unwrap();
+    run.wait().unwrap();
+}
+
+#[test]
+fn another_network_namespace_does_not_see_the_lock() {
+    if !have_unshare() {
+        eprintln!("skipped: needs root and unshare(1)");
+        return;
+    }
+    let lock = name("netns");
+    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    abslock()
+        .args(["run", "-n", &lock, "--", "true"])
+        .assert()
+        .code(1);
+    let inside = Command::new("unshare")
+        .args(["-n", BIN, "run", "-n", &lock, "--", "true"])
+        .status()
+        .unwrap();
+    assert_eq!(
+        inside.code(),
+        Some(0),
+        "a new network namespace has its own names"
+    );
+    run.kill().unwrap();
+    run.wait().unwrap();
+}
+
+#[test]
+fn descriptor_exhaustion_exits_71_with_one_line() {
+    let lock = name("emfile");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("ulimit -n 4 && exec {BIN} run {lock} -- true"),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(71), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("Too many open files") && err.contains("ulimit -n"),
+        "{err}"
+    );
+}

@@ -1,0 +1,84 @@
+//! Fault cases: crashing holders, descriptor exhaustion, a stopped holder.
+//! (Pid and network namespaces are tested end to end in the CLI's
+//! `tests/faults.rs`; fork children in `lock.rs`.)
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use abslock::{Error, Lock, Signal};
+use common::{arg, spawn, unique};
+
+#[test]
+#[ignore = "entry point of helper processes, run by the other tests"]
+fn helper() {
+    common::helper_main();
+}
+
+fn crash_wakes_the_waiter(how: &str, signal: i32) {
+    let _serial = common::serial();
+    let name = unique(how);
+    let mut h = spawn("crash", &[arg(&name), how]);
+    h.expect("ready");
+    let lock = Lock::new(name);
+    let waiter = {
+        let lock = lock.clone();
+        std::thread::spawn(move || lock.acquire_timeout(Duration::from_secs(30)).map(|_| ()))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!waiter.is_finished());
+    h.child.stdin.as_mut().unwrap().write_all(b"now\n").unwrap();
+    let status = h.wait();
+    assert_eq!(status.signal(), Some(signal), "{status}");
+    waiter
+        .join()
+        .unwrap()
+        .expect("the waiter takes over after the crash");
+}
+
+#[test]
+fn a_holder_that_aborts_releases_and_wakes_waiters() {
+    crash_wakes_the_waiter("abort", libc::SIGABRT);
+}
+
+#[test]
+fn a_holder_that_segfaults_releases_and_wakes_waiters() {
+    crash_wakes_the_waiter("segv", libc::SIGSEGV);
+}
+
+#[test]
+fn descriptor_exhaustion_is_a_clear_error_not_a_panic() {
+    let _serial = common::serial();
+    let name = unique("emfile");
+    let mut h = spawn("emfile", &[arg(&name)]);
+    let error = h.expect("error");
+    assert!(error.contains("Too many open files"), "{error}");
+    assert!(
+        error.contains("ulimit -n"),
+        "the message should say what to do: {error}"
+    );
+    assert_eq!(h.expect("after"), "true");
+    assert!(h.wait().success());
+}
+
+#[test]
+fn a_stopped_holder_keeps_the_lock_and_can_still_be_killed() {
+    let _serial = common::serial();
+    let name = unique("stopped");
+    let mut h = spawn("hold", &[arg(&name)]);
+    h.expect("ready");
+    h.kill(libc::SIGSTOP);
+    let lock = Lock::new(name);
+    // Waiters keep waiting: a stopped process still holds its descriptors.
+    match lock.acquire_timeout(Duration::from_millis(200)) {
+        Err(Error::Timeout(Some(holder))) => assert_eq!(holder.pid(), Some(h.pid())),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let holder = lock.holder().unwrap().expect("held");
+    holder.signal(Signal::KILL).unwrap();
+    assert!(holder.wait_released(Some(Duration::from_secs(10))).unwrap());
+    assert_eq!(h.wait().signal(), Some(libc::SIGKILL));
+    lock.try_acquire().unwrap();
+}
