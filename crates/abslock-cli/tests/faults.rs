@@ -139,3 +139,56 @@ fn descriptor_exhaustion_exits_71_with_one_line() {
         "{err}"
     );
 }
+
+/// Sets CLOCK_REALTIME; returns false if not permitted.
+fn set_realtime(t: std::time::SystemTime) -> bool {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let ts = libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `ts` is a valid timespec that outlives the call.
+    unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) == 0 }
+}
+
+#[test]
+fn timeouts_ignore_wall_clock_jumps() {
+    if !is_root() {
+        eprintln!("skipped: needs root to set the clock");
+        return;
+    }
+    use std::time::{Duration, Instant, SystemTime};
+    let lock = name("clock");
+    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    let (wall0, mono0) = (SystemTime::now(), Instant::now());
+    let waiter = background(&["wait", "-w", "1", &lock]);
+    std::thread::sleep(Duration::from_millis(100));
+    // Jump the wall clock a day ahead, then a day back, while it waits.
+    let jumped = set_realtime(wall0 + Duration::from_secs(86_400));
+    std::thread::sleep(Duration::from_millis(100));
+    set_realtime(wall0 - Duration::from_secs(86_400));
+    let out = waiter.wait_with_output().unwrap();
+    let waited = mono0.elapsed();
+    // Put the wall clock back where it would be without the jumps.
+    set_realtime(wall0 + mono0.elapsed());
+    run.kill().unwrap();
+    run.wait().unwrap();
+    if !jumped {
+        eprintln!("skipped: clock_settime not permitted here");
+        return;
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "still held: the wait must time out"
+    );
+    assert!(
+        waited >= Duration::from_millis(950),
+        "timed out early after a jump: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(20),
+        "a backward jump stretched the wait: {waited:?}"
+    );
+}
