@@ -129,7 +129,7 @@ fn supervise(guard: Guard, command: &[OsString], close: bool) -> Result<u8, Fail
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
     if !close {
-        guard.pass_to(&mut cmd)?;
+        guard.pass_to(&mut cmd);
     }
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: runs between fork and exec and calls only prctl, getppid and

@@ -288,20 +288,27 @@ fn kill_signals_the_holder_and_reports_the_release() {
     );
 }
 
-#[test]
-fn kill_after_escalates_to_sigkill() {
-    let lock = name("escalate");
-    // The holder ignores SIGTERM, and so does its child that keeps the lock.
-    let mut run = background(&[
+/// Holds `lock` (as the exec'd shell) ignoring SIGTERM, with a child
+/// `sleep` that inherited the lock.
+fn stubborn_holder(lock: &str) -> std::process::Child {
+    let run = background(&[
         "run",
         "--exec",
-        &lock,
+        lock,
         "--",
         "sh",
         "-c",
         "trap '' TERM; sleep 30; true",
     ]);
-    wait_held(&lock);
+    wait_held(lock);
+    run
+}
+
+#[test]
+fn kill_after_escalates_to_sigkill() {
+    let lock = name("escalate");
+    // The holder ignores SIGTERM, and so does its child that keeps the lock.
+    let mut run = stubborn_holder(&lock);
     abslock()
         .args(["kill", "--kill-after", "0.3", "-w", "10", &lock])
         .assert()
@@ -313,16 +320,7 @@ fn kill_after_escalates_to_sigkill() {
         Some(libc::SIGKILL)
     );
     // Without escalation, a holder that ignores the signal outlasts the wait.
-    let mut run = background(&[
-        "run",
-        "--exec",
-        &lock,
-        "--",
-        "sh",
-        "-c",
-        "trap '' TERM; sleep 30; true",
-    ]);
-    wait_held(&lock);
+    let mut run = stubborn_holder(&lock);
     abslock()
         .args(["kill", "-w", "0.3", &lock])
         .assert()

@@ -110,10 +110,7 @@ impl Guard {
     /// `command` holds a reference to the socket until it is dropped, so
     /// drop it after spawning. The descriptor is non-blocking, as the guard
     /// uses it.
-    ///
-    /// # Errors
-    /// Never today; reserved for future checks.
-    pub fn pass_to(&self, command: &mut Command) -> Result<()> {
+    pub fn pass_to(&self, command: &mut Command) {
         let socket = Arc::clone(&self.socket);
         let raw = socket.as_raw_fd();
         command.env(FD_ENV, raw.to_string());
@@ -126,7 +123,6 @@ impl Guard {
                 sys::clear_cloexec_in_child(keep.as_raw_fd())
             });
         }
-        Ok(())
     }
 
     /// Gives up the guard and returns the lock's socket as an inheritable,

@@ -105,7 +105,9 @@ impl Lock {
     ///
     /// # Errors
     /// [`Error::Held`] or [`Error::Squatted`] with the holder if it is taken;
-    /// [`Error::Io`] if a system call fails (for example `EMFILE`).
+    /// [`Error::Io`] if a system call fails (for example `EMFILE`);
+    /// `Error::Timeout(None)` in the unlikely case that the name was taken
+    /// and released again each of the 8 times it looked for the holder.
     pub fn try_acquire(&self) -> Result<Guard> {
         for _ in 0..DISCOVERY_RETRIES {
             if let Some(guard) = self.bind()? {
