@@ -13,6 +13,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use abslock::Lock;
@@ -103,7 +104,10 @@ fn chaos_never_two_holders_never_stuck() {
         }
     }
     let handovers = lines.iter().filter(|l| l.starts_with("in ")).count();
-    println!(
+    // Straight to the stderr handle: libtest captures print! and eprint!
+    // of passing tests, and these counts are meant to show in CI logs.
+    let _ = writeln!(
+        std::io::stderr(),
         "chaos: {secs}s, {CONTENDERS} contenders, {handovers} hand-overs by {} processes, \
          {kills} kills ({holder_kills} of holders), {} violations",
         entries.len(),
