@@ -148,15 +148,17 @@ impl LockName {
     /// address, the visible start of the name followed by `~digest`).
     /// Returns `None` for any other address.
     pub fn from_address(address: &[u8]) -> Option<(Scope, String)> {
-        let text = std::str::from_utf8(address).ok()?;
-        let rest = text.strip_prefix(ADDRESS_PREFIX)?;
-        if let Some(name) = rest.strip_prefix("system/") {
-            return (!name.is_empty()).then(|| (Scope::System, name.to_string()));
-        }
-        let rest = rest.strip_prefix("user/")?;
-        let (uid, name) = rest.split_once('/')?;
-        let uid = uid.parse().ok()?;
-        (!name.is_empty()).then(|| (Scope::User(uid), name.to_string()))
+        // Bytes, not text: names may be any bytes but NUL and controls.
+        let rest = address.strip_prefix(ADDRESS_PREFIX.as_bytes())?;
+        let (scope, name) = if let Some(name) = rest.strip_prefix(b"system/") {
+            (Scope::System, name)
+        } else {
+            let rest = rest.strip_prefix(b"user/")?;
+            let slash = rest.iter().position(|&b| b == b'/')?;
+            let uid = std::str::from_utf8(&rest[..slash]).ok()?.parse().ok()?;
+            (Scope::User(uid), &rest[slash + 1..])
+        };
+        (!name.is_empty()).then(|| (scope, String::from_utf8_lossy(name).into_owned()))
     }
 
     fn scoped(scope: Scope, name: &[u8]) -> Result<Self> {
@@ -311,6 +313,12 @@ mod tests {
             Some((Scope::System, "a/b c".into()))
         );
         assert_eq!(LockName::from_address(b"other"), None);
+        // Found by fuzzing: a name that is not UTF-8 is still recognised.
+        let odd = LockName::user_of(7, b"caf\xe9").unwrap();
+        assert_eq!(
+            LockName::from_address(odd.address()),
+            Some((Scope::User(7), "caf\u{fffd}".into()))
+        );
         assert_eq!(LockName::from_address(b"abslock/user/x/y"), None);
     }
 
