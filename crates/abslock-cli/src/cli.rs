@@ -58,15 +58,36 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// Which lock: the name and its scope.
+/// Which lock: the name and its scope, and whose holding is expected.
 #[derive(Debug, Args)]
 pub struct NameArgs {
     /// Use the system-wide scope instead of the per-user one.
     #[arg(long)]
     pub system: bool,
+    /// Also trust holders running as UID (repeatable); by default only
+    /// your own uid and root are trusted, others count as squatters.
+    #[arg(long = "trust-uid", value_name = "UID")]
+    pub trust_uid: Vec<u32>,
+    /// Trust holders of any uid (a lock that several users take in turn).
+    #[arg(long = "trust-any", conflicts_with = "trust_uid")]
+    pub trust_any: bool,
     /// The lock name, or @ADDRESS for a raw abstract address.
     #[arg(value_name = "NAME")]
     pub name: String,
+}
+
+impl NameArgs {
+    /// The lock these arguments name, with their trust policy.
+    pub fn lock(&self) -> abslock::Result<abslock::Lock> {
+        let lock = abslock::Lock::new(abslock::LockName::parse(&self.name, self.system)?);
+        Ok(if self.trust_any {
+            lock.trust_any_uid()
+        } else {
+            self.trust_uid
+                .iter()
+                .fold(lock, |lock, &uid| lock.trust_uid(uid))
+        })
+    }
 }
 
 /// `abslock run`.

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use abslock::{Error, Lock, LockName, Signal};
+use abslock::{Error, Lock, Signal};
 
 use crate::cli::KillArgs;
 use crate::exit::{self, Failure};
@@ -12,7 +12,7 @@ use crate::status::describe_holder;
 /// held when the wait ran out.
 pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
     let signal: Signal = args.signal.parse()?;
-    let lock = Lock::new(LockName::parse(&args.lock.name, args.lock.system)?);
+    let lock = args.lock.lock()?;
     let Some(holder) = lock.holder()? else {
         eprintln!("abslock: {} is not held", lock.name());
         return Ok(exit::CONFLICT);

@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use abslock::{Error, Guard, Holder, Lock, LockName, FD_ENV};
+use abslock::{Error, Guard, Holder, Lock, FD_ENV};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
@@ -32,7 +32,7 @@ const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
 
 /// Runs `abslock run`.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
-    let lock = Lock::new(LockName::parse(&args.lock.name, args.lock.system)?);
+    let lock = args.lock.lock()?;
     let nonblock = args.nonblock || args.timeout == Some(Duration::ZERO);
     let talk = args.verbose || std::io::stderr().is_terminal();
     let start = Instant::now();

@@ -12,7 +12,7 @@ use crate::users;
 
 /// Runs `abslock status`: exit 0 when held, 1 when free.
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
-    let lock = Lock::new(LockName::parse(&args.lock.name, args.lock.system)?);
+    let lock = args.lock.lock()?;
     let holder = lock.holder()?;
     let processes = match &holder {
         Some(h) => h.processes()?,

@@ -1,13 +1,11 @@
 //! `abslock wait`: block until a lock is free.
 
-use abslock::{Lock, LockName};
-
 use crate::cli::WaitArgs;
 use crate::exit::{self, Failure};
 
 /// Runs `abslock wait`: exit 0 once free, 1 on timeout.
 pub fn wait(args: &WaitArgs) -> Result<u8, Failure> {
-    let lock = Lock::new(LockName::parse(&args.lock.name, args.lock.system)?);
+    let lock = args.lock.lock()?;
     Ok(if lock.wait_released(args.timeout)? {
         exit::OK
     } else {

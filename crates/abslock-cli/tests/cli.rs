@@ -410,6 +410,39 @@ fn a_squatted_system_lock_exits_3() {
         .stderr(
             predicate::str::contains("uid 65534").and(predicate::str::contains("does not trust")),
         );
+    // Trusting that uid (or any) makes it an ordinary conflict.
+    abslock()
+        .args([
+            "run",
+            "-n",
+            "-v",
+            "--system",
+            "--trust-uid",
+            "65534",
+            &lock,
+            "--",
+            "true",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "is held by pid {}",
+            py.id()
+        )));
+    abslock()
+        .args(["run", "-n", "--system", "--trust-any", &lock, "--", "true"])
+        .assert()
+        .code(1);
+    let trusted = |extra: &[&str]| {
+        let mut args = vec!["status", "--json", "--system"];
+        args.extend_from_slice(extra);
+        args.push(&lock);
+        let out = abslock().args(&args).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["holder"]["trusted"].clone()
+    };
+    assert_eq!(trusted(&[]), false);
+    assert_eq!(trusted(&["--trust-uid", "65534"]), true);
     py.kill().unwrap();
     py.wait().unwrap();
 }
