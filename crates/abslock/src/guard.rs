@@ -95,10 +95,11 @@ impl Guard {
     /// If `fstat(2)` on the socket fails.
     pub fn processes(&self) -> Result<Vec<ProcessInfo>> {
         let inode = self.inode()?;
-        Ok(procfs::processes_holding(&[inode])
-            .into_iter()
-            .filter_map(|(pid, _)| procfs::process_info(pid).ok())
-            .collect())
+        Ok(procfs::process_infos(
+            procfs::processes_holding(&[inode])
+                .into_iter()
+                .map(|(pid, _)| pid),
+        ))
     }
 
     /// Lets the program `command` spawns inherit the lock: the child keeps

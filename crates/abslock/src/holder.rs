@@ -72,19 +72,20 @@ impl Holder {
                 holder.pidfd = Some(fd);
                 holder.pidfd_exact = true;
             }
-            // Kernels before 6.5 lack SO_PEERPIDFD (ENOPROTOOPT); since
-            // 6.16 it returns a pidfd even for a reaped peer, and before
-            // that ESRCH. Fall back to pidfd_open (racy, see pidfd_is_exact).
+            // Kernels before 6.5 lack SO_PEERPIDFD (ENOPROTOOPT); some
+            // return ESRCH for a reaped peer, recent ones (6.18) a pidfd
+            // that polls readable, handled below. Fall back to pidfd_open
+            // (racy, see pidfd_is_exact).
             Err(_) => holder.pidfd = holder.pid.and_then(open_pidfd),
         }
         if holder.has_exited() || (holder.pid.is_some() && holder.pidfd.is_none()) {
             // The process that called listen() is gone, yet the socket
             // lives: a child inherited it. Its pid may be reused already,
             // so name a process that holds the socket now.
-            holder.pid = holder
-                .processes()
+            holder.pid = procfs::holders_of(address)
                 .ok()
-                .and_then(|p| p.first().map(|p| p.pid));
+                .flatten()
+                .and_then(|(_, pids)| pids.first().copied());
             holder.pidfd = holder.pid.and_then(open_pidfd);
             holder.pidfd_exact = false;
         }
@@ -92,14 +93,10 @@ impl Holder {
     }
 
     fn from_procfs(address: &[u8]) -> Result<Option<Holder>> {
-        let Some(socket) =
-            procfs::owner_of(address).map_err(Error::io("reading /proc/net/unix"))?
-        else {
+        let Some((_, pids)) = holders_of(address)? else {
             return Ok(None);
         };
-        let pid = procfs::processes_holding(&[socket.inode])
-            .first()
-            .map(|&(pid, _)| pid);
+        let pid = pids.first().copied();
         Ok(Some(Holder {
             address: address.to_vec(),
             pid,
@@ -170,15 +167,9 @@ impl Holder {
     /// # Errors
     /// If `/proc/net/unix` cannot be read.
     pub fn processes(&self) -> Result<Vec<ProcessInfo>> {
-        let Some(socket) =
-            procfs::owner_of(&self.address).map_err(Error::io("reading /proc/net/unix"))?
-        else {
-            return Ok(Vec::new());
-        };
-        Ok(procfs::processes_holding(&[socket.inode])
-            .into_iter()
-            .filter_map(|(pid, _)| procfs::process_info(pid).ok())
-            .collect())
+        Ok(holders_of(&self.address)?
+            .map(|(_, pids)| procfs::process_infos(pids))
+            .unwrap_or_default())
     }
 
     /// Sends `signal` to the holder through its pidfd
@@ -208,16 +199,14 @@ impl Holder {
     /// # Errors
     /// If `/proc/net/unix` cannot be read.
     pub fn signal_all(&self, signal: Signal) -> Result<usize> {
-        let Some(socket) =
-            procfs::owner_of(&self.address).map_err(Error::io("reading /proc/net/unix"))?
-        else {
+        let Some((socket, pids)) = holders_of(&self.address)? else {
             return Ok(0);
         };
         let sig = signal.to_rustix().ok_or_else(|| {
             Error::InvalidSignal(format!("signal {} cannot be sent", signal.as_raw()))
         })?;
         let mut sent = 0;
-        for (pid, _) in procfs::processes_holding(&[socket.inode]) {
+        for pid in pids {
             let Some(fd) = open_pidfd(pid) else { continue };
             if procfs::holds_inode(pid, socket.inode) && pidfd_send_signal(&fd, sig).is_ok() {
                 sent += 1;
@@ -244,6 +233,10 @@ impl Holder {
     pub fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
         wait::until_free(&self.address, timeout.map(|t| Instant::now() + t))
     }
+}
+
+fn holders_of(address: &[u8]) -> Result<Option<(procfs::UnixSocket, Vec<u32>)>> {
+    procfs::holders_of(address).map_err(Error::io("reading /proc/net/unix"))
 }
 
 fn open_pidfd(pid: u32) -> Option<OwnedFd> {

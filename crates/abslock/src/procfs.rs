@@ -132,6 +132,29 @@ pub fn owner_of(address: &[u8]) -> io::Result<Option<UnixSocket>> {
     }))
 }
 
+/// The socket that owns `address` (see [`owner_of`]) and the pids, in
+/// ascending order, of every process that has it open; `None` if the name
+/// is free.
+///
+/// # Errors
+/// If `/proc/net/unix` cannot be read.
+pub fn holders_of(address: &[u8]) -> io::Result<Option<(UnixSocket, Vec<u32>)>> {
+    Ok(owner_of(address)?.map(|socket| {
+        let pids = processes_holding(&[socket.inode])
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .collect();
+        (socket, pids)
+    }))
+}
+
+/// [`process_info`] for each pid, skipping processes that have exited.
+pub fn process_infos(pids: impl IntoIterator<Item = u32>) -> Vec<ProcessInfo> {
+    pids.into_iter()
+        .filter_map(|pid| process_info(pid).ok())
+        .collect()
+}
+
 /// Every process that has a descriptor open on one of the socket `inodes`,
 /// as `(pid, inode)` pairs sorted by pid (a process holding several of the
 /// inodes appears once per inode). Processes whose `/proc/PID/fd` we may not

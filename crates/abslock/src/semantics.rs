@@ -454,15 +454,8 @@ fn fork_child_keeps() -> Result<String, Outcome> {
     let orphan: u32 = ctx(line.trim().parse(), "orphan pid")?;
     ctx(sh.wait(), "waitpid")?;
     ensure_held(&name, "after the parent exited")?;
-    let holders: Vec<u32> = procfs::owner_of(&name)
-        .ok()
-        .flatten()
-        .map(|s| {
-            procfs::processes_holding(&[s.inode])
-                .into_iter()
-                .map(|(p, _)| p)
-                .collect()
-        })
+    let holders = ctx(procfs::holders_of(&name), "/proc/net/unix")?
+        .map(|(_, pids)| pids)
         .unwrap_or_default();
     ensure(holders == vec![orphan], || {
         format!("holders {holders:?}, expected [{orphan}]")
