@@ -46,37 +46,34 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
         println!("{}", serde_json::Value::Array(rows));
         return Ok(exit::OK);
     }
-    println!(
-        "{:<44} {:<9} {:>8}  {:<12} COMMAND",
-        "ADDRESS", "TYPE", "PID", "USER"
-    );
+    let row = |address: &str, kind: &str, pid: &str, user: &str, command: &str| {
+        println!("{address:<44} {kind:<9} {pid:>8}  {user:<12} {command}");
+    };
+    row("ADDRESS", "TYPE", "PID", "USER", "COMMAND");
+    let mut names = users::Names::default();
     for s in &owners {
-        let procs = holders.get(&s.inode).unwrap_or(&none);
+        let address = format!("@{}", shown(s));
         let kind = format!(
             "{}{}",
             type_name(s.socket_type),
             if s.listening { "" } else { "*" }
         );
-        let first = procs.first();
-        println!(
-            "{:<44} {:<9} {:>8}  {:<12} {}",
-            format!("@{}", shown(s)),
-            kind,
-            first.map_or_else(|| "?".into(), |p| p.pid.to_string()),
-            first.map_or_else(
-                || "?".into(),
-                |p| users::name_of(p.uid).unwrap_or_else(|| p.uid.to_string())
-            ),
-            first.map_or_else(String::new, ProcessInfo::command),
-        );
-        for p in procs.iter().skip(1) {
-            println!(
-                "{:<44} {:<9} {:>8}  {:<12} {}",
-                "",
-                "",
-                p.pid,
-                users::name_of(p.uid).unwrap_or_else(|| p.uid.to_string()),
-                p.command()
+        let procs = holders.get(&s.inode).unwrap_or(&none);
+        if procs.is_empty() {
+            row(&address, &kind, "?", "?", "");
+        }
+        for (i, p) in procs.iter().enumerate() {
+            let (address, kind) = if i == 0 {
+                (&address[..], &kind[..])
+            } else {
+                ("", "")
+            };
+            row(
+                address,
+                kind,
+                &p.pid.to_string(),
+                names.get(p.uid),
+                &p.command(),
             );
         }
     }

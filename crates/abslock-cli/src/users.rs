@@ -12,6 +12,19 @@ pub fn name_of(uid: u32) -> Option<String> {
     })
 }
 
+/// User names read from `/etc/passwd` once, for output with many rows.
+#[derive(Default)]
+pub struct Names(std::collections::HashMap<u32, String>);
+
+impl Names {
+    /// The login name of `uid`, or the number when it has none.
+    pub fn get(&mut self, uid: u32) -> &str {
+        self.0
+            .entry(uid)
+            .or_insert_with(|| name_of(uid).unwrap_or_else(|| uid.to_string()))
+    }
+}
+
 /// `uid 1000 (alice)`, or `uid 1000` when the name is unknown.
 pub fn describe(uid: u32) -> String {
     match name_of(uid) {
