@@ -30,6 +30,25 @@ pub enum Error {
     /// identified (no pid visible from this pid namespace, or it exited
     /// while another process keeps the lock's socket open).
     HolderUnknown,
+    /// The lock is not held, so there is nobody to ask.
+    NotHeld,
+    /// The holder did not answer a request in time. It was left running:
+    /// abslock never kills a holder on its own.
+    Unresponsive {
+        /// The holder.
+        holder: Holder,
+        /// How long the client waited.
+        waited: std::time::Duration,
+    },
+    /// The holder is releasing the lock; try to take it.
+    ShuttingDown,
+    /// The holder does not serve messages or stop requests (it never called
+    /// [`crate::Guard::requests`], or it is not an abslock guard).
+    NotServing,
+    /// The holder refused the request; the reason is the holder's.
+    Refused(String),
+    /// A frame broke the protocol (`docs/protocol.md`); says how.
+    Protocol(String),
     /// A system call failed.
     Io {
         /// What abslock was doing.
@@ -48,7 +67,10 @@ impl Error {
     /// [`Error::Timeout`].
     pub fn holder(&self) -> Option<&Holder> {
         match self {
-            Error::Held(h) | Error::Squatted(h) | Error::Timeout(Some(h)) => Some(h),
+            Error::Held(h)
+            | Error::Squatted(h)
+            | Error::Timeout(Some(h))
+            | Error::Unresponsive { holder: h, .. } => Some(h),
             _ => None,
         }
     }
@@ -72,6 +94,20 @@ impl fmt::Display for Error {
                 "the holding process cannot be identified from here \
                  (another pid namespace, or it exited and a child keeps the lock)"
             ),
+            Error::NotHeld => write!(f, "the lock is not held"),
+            Error::Unresponsive { holder, waited } => write!(
+                f,
+                "the holder, {holder}, did not answer within {:.1}s; it was left running",
+                waited.as_secs_f64()
+            ),
+            Error::ShuttingDown => write!(f, "the holder is shutting down; try again"),
+            Error::NotServing => write!(
+                f,
+                "the holder does not take messages or stop requests \
+                 (it is not serving them; signal it instead)"
+            ),
+            Error::Refused(why) => write!(f, "the holder refused: {why}"),
+            Error::Protocol(why) => write!(f, "protocol error: {why}"),
             Error::Io { context, source } => {
                 write!(f, "{context}: {source}")?;
                 if source.raw_os_error() == Some(libc::EMFILE) {

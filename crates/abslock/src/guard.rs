@@ -6,23 +6,21 @@ use std::process::Command;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use rustix::event::{PollFd, PollFlags};
-use rustix::io::Errno;
-use rustix::net::SocketFlags;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::name::LockName;
 use crate::procfs::{self, ProcessInfo};
+use crate::protocol::Info;
+#[cfg(feature = "tokio")]
+use crate::serve::Incoming;
+use crate::serve::{self, Requests, Shared};
 use crate::sys;
 
 /// The environment variable [`Guard::pass_to`] sets in the child: the number
 /// of the inherited descriptor of the lock's socket.
 pub const FD_ENV: &str = "ABSLOCK_FD";
-
-/// Connections the drain thread keeps open at most. Each is a waiter (or a
-/// client that has not hung up yet); past this, new ones stay in the backlog,
-/// where they still see the release.
-const MAX_KEPT: usize = 1024;
 
 /// A held lock. Dropping it (or [`Guard::release`]) closes the socket, and
 /// the kernel frees the name once no other process has it open.
@@ -32,19 +30,21 @@ const MAX_KEPT: usize = 1024;
 /// so. A plain `fork(2)` child does inherit it (descriptors are copied), and
 /// then the name lives until both have closed it.
 ///
-/// While the guard lives, a background thread accepts connections to the
-/// lock's socket and keeps them until release, so that the backlog never
-/// fills: status queries get through, and waiters are woken by the hang-up
-/// when the lock goes.
+/// While the guard lives, a background thread serves the lock's socket
+/// (see [`crate::serve`]): it keeps waiters' connections until release, so
+/// the backlog never fills and each waiter is woken by the hang-up; it
+/// answers `info` requests with [`Guard::info`]; and it hands messages and
+/// stop requests to the application once [`Guard::requests`] was called.
 #[derive(Debug)]
 pub struct Guard {
     name: LockName,
     socket: Arc<OwnedFd>,
-    drain: Option<Drain>,
+    shared: Arc<Shared>,
+    server: Option<Server>,
 }
 
 #[derive(Debug)]
-struct Drain {
+struct Server {
     stop: OwnedFd,
     thread: JoinHandle<()>,
     /// Only the process that started the thread may stop it: a `fork(2)`
@@ -56,17 +56,29 @@ impl Guard {
     pub(crate) fn new(name: LockName, socket: OwnedFd) -> Result<Guard> {
         let socket = Arc::new(socket);
         let (wake, stop) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| Error::io("creating the drain thread's pipe")(e.into()))?;
-        let listener = Arc::clone(&socket);
+            .map_err(|e| Error::io("creating the serving thread's pipe")(e.into()))?;
+        let info = Info {
+            pid: std::process::id(),
+            uid: rustix::process::getuid().as_raw(),
+            acquired_micros: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            name: name.address().to_vec(),
+            version: String::new(),
+            metadata: Vec::new(),
+        };
+        let shared = Arc::new(Shared::new(name.to_string(), info));
+        let (listener, state) = (Arc::clone(&socket), Arc::clone(&shared));
         let thread = std::thread::Builder::new()
-            .name("abslock-drain".into())
-            .stack_size(64 * 1024)
-            .spawn(move || drain(&listener, &wake))
-            .map_err(Error::io("starting the drain thread"))?;
+            .name("abslock-serve".into())
+            .stack_size(128 * 1024)
+            .spawn(move || serve::serve(&listener, &wake, &state))
+            .map_err(Error::io("starting the serving thread"))?;
         Ok(Guard {
             name,
             socket,
-            drain: Some(Drain {
+            shared,
+            server: Some(Server {
                 stop,
                 thread,
                 owner: std::process::id(),
@@ -134,7 +146,7 @@ impl Guard {
     /// # Errors
     /// If `fcntl(2)` or `dup(2)` fails.
     pub fn into_fd(mut self) -> Result<OwnedFd> {
-        self.stop_drain();
+        self.stop_serving();
         let socket = Arc::clone(&self.socket);
         drop(self);
         let fd = Arc::try_unwrap(socket)
@@ -145,21 +157,96 @@ impl Guard {
         Ok(fd)
     }
 
-    /// Releases the lock now: stops the drain thread, closes every kept
+    /// Releases the lock now: stops the serving thread, closes every kept
     /// connection (waking the waiters) and the socket.
     pub fn release(self) {
         drop(self);
     }
 
-    fn stop_drain(&mut self) {
-        if let Some(drain) = self.drain.take() {
-            if drain.owner != std::process::id() {
+    /// What `info` requests are answered with.
+    pub fn info(&self) -> Info {
+        self.shared.info()
+    }
+
+    /// Sets the version `info` reports (for example
+    /// `env!("CARGO_PKG_VERSION")`).
+    pub fn set_version(&self, version: impl Into<String>) {
+        let version = version.into();
+        self.shared.update_info(|i| i.version = version);
+    }
+
+    /// Publishes `key = value` in `info` answers, replacing an earlier
+    /// value of `key`. Anyone who can connect can read it: publish nothing
+    /// secret. All of `info` must fit in one frame
+    /// ([`MAX_FRAME`](crate::protocol::MAX_FRAME)); an `info` that does
+    /// not is logged and not sent.
+    pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<String>) {
+        let (key, value) = (key.into(), value.into());
+        self.shared.update_info(|i| {
+            i.metadata.retain(|(k, _)| *k != key);
+            i.metadata.push((key, value));
+        });
+    }
+
+    /// Which uids may send messages and stop requests (default:
+    /// [`Access::same_user`], our uid and root). Others are refused and
+    /// logged. `info` is answered for everyone.
+    pub fn set_access(&self, access: Access) {
+        self.shared.set_access(access);
+    }
+
+    /// Where the one line per turned-away client goes (default: stderr).
+    pub fn on_reject(&self, log: impl Fn(&str) + Send + Sync + 'static) {
+        self.shared.set_log(Arc::new(log));
+    }
+
+    /// Starts handing messages and stop requests to the application.
+    /// Until this is called they are answered "not serving". Calling it
+    /// again replaces the earlier stream. The stream ends when the guard is
+    /// released; drop it then, so that requests still queued are answered
+    /// "shutting down".
+    ///
+    /// ```
+    /// use abslock::{serve::Incoming, Lock};
+    ///
+    /// let guard = Lock::user("abslock-doc-requests")?.try_acquire()?;
+    /// let requests = guard.requests();
+    /// std::thread::spawn(move || {
+    ///     for request in requests {
+    ///         match request {
+    ///             Incoming::Message(m) => {
+    ///                 let _ = m.reply(0, b"opened");
+    ///             }
+    ///             Incoming::Stop(stop) => {
+    ///                 stop.accept();
+    ///                 break; // and release the lock
+    ///             }
+    ///             _ => {}
+    ///         }
+    ///     }
+    /// });
+    /// # Ok::<(), abslock::Error>(())
+    /// ```
+    pub fn requests(&self) -> Requests {
+        self.shared.requests()
+    }
+
+    /// [`Guard::requests`] as a tokio channel, for async daemons.
+    #[cfg(feature = "tokio")]
+    pub fn requests_async(&self) -> tokio::sync::mpsc::UnboundedReceiver<Incoming> {
+        self.shared.requests_async()
+    }
+
+    fn stop_serving(&mut self) {
+        if let Some(server) = self.server.take() {
+            if server.owner != std::process::id() {
                 return;
             }
+            self.shared.close();
             // A byte, not a close: a fork child may hold a copy of the
             // pipe's write end, and then closing ours would not wake anyone.
-            if rustix::io::write(&drain.stop, &[1]).is_ok() {
-                let _ = drain.thread.join();
+            if rustix::io::write(&server.stop, &[1]).is_ok() {
+                let _ = server.thread.join();
             }
         }
     }
@@ -174,83 +261,6 @@ impl AsFd for Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.stop_drain();
-    }
-}
-
-/// The drain thread: accepts every connection, keeps it until the peer
-/// hangs up or the guard is released, and discards whatever it sends.
-fn drain(listener: &OwnedFd, stop: &OwnedFd) {
-    let mut kept: Vec<OwnedFd> = Vec::new();
-    let mut paused_until: Option<std::time::Instant> = None;
-    loop {
-        let now = std::time::Instant::now();
-        let accepting = kept.len() < MAX_KEPT && paused_until.is_none_or(|t| now >= t);
-        let mut fds = Vec::with_capacity(kept.len() + 2);
-        fds.push(PollFd::new(stop, PollFlags::IN));
-        fds.push(PollFd::new(
-            listener,
-            if accepting {
-                PollFlags::IN
-            } else {
-                PollFlags::empty()
-            },
-        ));
-        fds.extend(
-            kept.iter()
-                .map(|c| PollFd::new(c, PollFlags::IN | PollFlags::RDHUP)),
-        );
-        let deadline = (!accepting).then_some(paused_until).flatten();
-        if sys::poll_many(&mut fds, deadline).is_err() {
-            return;
-        }
-        if !fds[0].revents().is_empty() {
-            return;
-        }
-        let listener_ready = fds[1].revents().contains(PollFlags::IN);
-        let gone: Vec<usize> = fds[2..]
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !p.revents().is_empty())
-            .map(|(i, _)| i)
-            .collect();
-        drop(fds);
-        for i in gone.into_iter().rev() {
-            if !drain_input(&kept[i]) {
-                kept.swap_remove(i);
-            }
-        }
-        if listener_ready {
-            while kept.len() < MAX_KEPT {
-                match rustix::net::accept_with(
-                    listener,
-                    SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-                ) {
-                    Ok(conn) => kept.push(conn),
-                    Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::CONNABORTED) => break,
-                    Err(_) => {
-                        // EMFILE and friends: the connection stays queued and
-                        // the listener stays readable; pause instead of spinning.
-                        paused_until =
-                            Some(std::time::Instant::now() + std::time::Duration::from_millis(100));
-                        break;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Reads and discards what a kept connection sent; false once it hung up.
-fn drain_input(conn: &OwnedFd) -> bool {
-    let mut buf = [0u8; 512];
-    loop {
-        match rustix::io::read(conn, &mut buf) {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(Errno::AGAIN) => return true,
-            Err(Errno::INTR) => {}
-            Err(_) => return false,
-        }
+        self.stop_serving();
     }
 }

@@ -51,7 +51,7 @@ impl Holder {
         }
     }
 
-    fn from_connection(address: &[u8], conn: BorrowedFd<'_>) -> Holder {
+    pub(crate) fn from_connection(address: &[u8], conn: BorrowedFd<'_>) -> Holder {
         let mut holder = Holder {
             address: address.to_vec(),
             pid: None,

@@ -31,6 +31,11 @@
 //!   from `SO_PEERPIDFD`, [`Holder::signal`] through that pidfd, and
 //!   [`Holder::processes`]: every process that keeps the socket open.
 //! * [`LockName`]: per-user, system-wide, or raw `@name` addresses.
+//! * Talking to the running instance over the lock's own socket
+//!   (`docs/protocol.md`): [`Lock::info`], [`Lock::send`] (a second
+//!   instance hands its argv to the first and gets a [`Reply`]),
+//!   [`Lock::request_stop`]; the holder serves them with
+//!   [`Guard::requests`], limited to the uids in its [`Access`].
 //!
 //! Linux only: other targets fail to compile with a clear message.
 
@@ -46,20 +51,29 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("abslock needs Linux: abstract Unix socket names exist only there (see unix(7))");
 
+mod access;
+mod client;
 mod error;
+mod frame_io;
 mod guard;
 mod holder;
 mod lock;
 mod name;
 pub mod procfs;
+pub mod protocol;
 pub mod semantics;
+pub mod serve;
 mod signal;
 mod sys;
 pub mod wait;
 
+pub use access::Access;
+pub use client::Reply;
 pub use error::{Error, Result};
 pub use guard::{Guard, FD_ENV};
 pub use holder::{Holder, Source};
 pub use lock::{Lock, DEFAULT_BACKLOG};
 pub use name::{display_address, LockName, Scope, ADDRESS_PREFIX, MAX_ADDRESS_LEN};
+pub use protocol::{Info, Message};
+pub use serve::{Incoming, Requests};
 pub use signal::Signal;

@@ -3,6 +3,7 @@
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::guard::Guard;
 use crate::holder::Holder;
@@ -39,17 +40,16 @@ const DISCOVERY_RETRIES: usize = 8;
 pub struct Lock {
     name: LockName,
     backlog: i32,
-    trusted: Option<Vec<u32>>,
+    trusted: Access,
 }
 
 impl Lock {
     /// A lock on `name` that trusts holders with our own uid and root.
     pub fn new(name: LockName) -> Lock {
-        let me = rustix::process::getuid().as_raw();
         Lock {
             name,
             backlog: DEFAULT_BACKLOG,
-            trusted: Some(if me == 0 { vec![0] } else { vec![me, 0] }),
+            trusted: Access::same_user(),
         }
     }
 
@@ -72,16 +72,14 @@ impl Lock {
     /// Also trusts holders running as `uid`: they are reported as
     /// [`Error::Held`] rather than [`Error::Squatted`].
     pub fn trust_uid(mut self, uid: u32) -> Lock {
-        if let Some(t) = &mut self.trusted {
-            t.push(uid);
-        }
+        self.trusted = self.trusted.allow(uid);
         self
     }
 
     /// Trusts every uid, for a system-wide lock that different users take
     /// in turn: a holder is then always [`Error::Held`].
     pub fn trust_any_uid(mut self) -> Lock {
-        self.trusted = None;
+        self.trusted = Access::anyone();
         self
     }
 
@@ -98,7 +96,7 @@ impl Lock {
 
     /// Whether a holder running as `uid` is trusted.
     pub fn trusts(&self, uid: u32) -> bool {
-        self.trusted.as_ref().is_none_or(|t| t.contains(&uid))
+        self.trusted.allows(uid)
     }
 
     /// Takes the lock if it is free, without waiting.

@@ -29,7 +29,15 @@ pub fn unique(tag: &str) -> LockName {
 /// Starts the test binary as a helper in `role`, with `args` in
 /// `ABSLOCK_TEST_ARGS` (space-separated).
 pub fn spawn(role: &str, args: &[&str]) -> Helper {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    spawn_with(role, args, |_| {})
+}
+
+/// [`spawn`], with `customize` applied to the command first (for example
+/// to run the helper as another uid).
+pub fn spawn_with(role: &str, args: &[&str], customize: impl FnOnce(&mut Command)) -> Helper {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    customize(&mut cmd);
+    let mut child = cmd
         .args([
             "--ignored",
             "--exact",
@@ -56,13 +64,21 @@ pub struct Helper {
 impl Helper {
     /// Reads lines until one starts with `word `, returning the rest.
     pub fn expect(&mut self, word: &str) -> String {
+        self.lines_until(word).1
+    }
+
+    /// Reads lines until one starts with `word `; returns the lines before
+    /// it and the rest of that line.
+    pub fn lines_until(&mut self, word: &str) -> (Vec<String>, String) {
+        let mut before = Vec::new();
         let mut line = String::new();
         loop {
             line.clear();
             let n = self.out.read_line(&mut line).unwrap();
             assert!(n > 0, "helper exited before printing '{word}'");
-            if let Some(rest) = line.trim_end().strip_prefix(&format!("{word} ")) {
-                return rest.to_string();
+            match line.trim_end().strip_prefix(&format!("{word} ")) {
+                Some(rest) => return (before, rest.to_string()),
+                None => before.push(line.trim_end().to_string()),
             }
         }
     }
@@ -117,7 +133,8 @@ pub fn helper_main() {
         return;
     };
     let args = args();
-    let name = || LockName::user(&args[0]).unwrap();
+    // "@address" is a raw name (shared across uids), anything else per-user.
+    let name = || LockName::parse(&args[0], false).unwrap();
     match role.as_str() {
         // Hold the lock until stdin closes, then release and linger.
         "hold" => {
@@ -215,9 +232,79 @@ pub fn helper_main() {
             let ok = Lock::new(name()).try_acquire().is_ok();
             say("after", ok);
         }
+        // Hold the lock and serve the protocol; args[1] says how:
+        // "requests" serves messages and stops, "anyone" does so for every
+        // uid, "plain" never calls requests(), "exec" gives up serving
+        // (into_fd) as `abslock run --exec` does.
+        "serve" => serve(name(), &args[1]),
+        // Send a message with this process's argv; report the outcome.
+        "client" => {
+            let outcome = Lock::new(name())
+                .send(&abslock::Message::from_env(), Duration::from_secs(5));
+            match outcome {
+                Ok(reply) => say("result", format!("ok {}", reply.status)),
+                Err(e) => say("result", e),
+            }
+        }
         other => panic!("unknown helper role {other}"),
     }
     std::process::exit(0);
+}
+
+fn serve(name: LockName, mode: &str) {
+    use abslock::protocol::Request;
+    use abslock::serve::Incoming;
+
+    let guard = Lock::new(name).try_acquire().unwrap();
+    guard.set_version("9.9.9");
+    guard.set_metadata("k", "v");
+    guard.set_metadata("messages", "0");
+    guard.on_reject(|line| say("rejected", line));
+    if mode == "exec" {
+        let fd = guard.into_fd().unwrap();
+        say("ready", std::process::id());
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        drop(fd);
+        std::process::exit(0);
+    }
+    if mode == "anyone" {
+        guard.set_access(abslock::Access::anyone());
+    }
+    let requests = (mode != "plain").then(|| guard.requests());
+    say("ready", std::process::id());
+    let Some(requests) = requests else {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
+    };
+    let mut count = 0;
+    for request in requests {
+        match request {
+            Incoming::Message(m) => {
+                count += 1;
+                guard.set_metadata("messages", count.to_string());
+                say("message", m.peer().uid);
+                if m.message().payload == b"drop-during-shutdown" {
+                    drop(guard);
+                    drop(m);
+                    say("released", std::process::id());
+                    std::process::exit(0);
+                }
+                // Echo the whole message back, encoded, so the test can
+                // compare it byte for byte.
+                let echo = Request::Message(m.message().clone()).encode().unwrap();
+                let status = m.message().argv.len() as i32;
+                m.reply(status, &echo).unwrap();
+            }
+            Incoming::Stop(stop) => {
+                say("stop", stop.peer().uid);
+                stop.accept();
+                break;
+            }
+            _ => {}
+        }
+    }
+    drop(guard);
+    say("released", std::process::id());
 }
 
 pub fn append(path: &str, line: &str) {
