@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes lock names, /proc/net/unix parsing and signal names with cargo-fuzz
-# (libFuzzer), SECS seconds per target (default 60). Not part of CI.
+# Fuzzes lock names, /proc/net/unix parsing, signal names and the wire
+# protocol's frame decoder with cargo-fuzz
+# (libFuzzer), SECS seconds per target (default 60); TARGETS picks some.
+# Not part of CI.
 # Crashing inputs are copied to crates/abslock/tests/fuzz-regressions/TARGET/,
 # where `cargo test` replays them; commit them with the fix.
 # cargo-fuzz needs nightly compiler flags; on a stable toolchain
@@ -11,7 +13,7 @@ secs=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 status=0
-for target in lock_name net_unix signal; do
+for target in ${TARGETS:-lock_name net_unix signal protocol}; do
   seeds=crates/abslock/tests/fuzz-regressions/$target
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus"

@@ -32,10 +32,15 @@ Exit codes:
   2    kill: still held when the wait ran out
   3    held by a user the lock does not trust (squatted name)
   64   usage error (bad option, name, signal or timeout)
-  69   the command could not be executed
+  69   the command could not be executed; send: the lock is not held, or
+       its holder takes no messages
   71   operating-system error
-  77   not permitted (signalling another user's process)
-  128+N  run: the command was killed by signal N";
+  75   send: the holder is shutting down (retry) or did not answer in time
+  76   send: the holder's answer broke the protocol
+  77   not permitted (signalling another user's process; refused by the
+       holder)
+  128+N  run: the command was killed by signal N
+  send: otherwise the status the holder replied with";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -48,6 +53,8 @@ pub enum Command {
     Wait(WaitArgs),
     /// Signal the holder of a lock through a pidfd and wait for the release.
     Kill(KillArgs),
+    /// Hand arguments to the running instance and print its reply.
+    Send(SendArgs),
     /// List the locks held in this network namespace.
     List(ListArgs),
     /// Check, on this kernel, the rules abslock relies on.
@@ -115,6 +122,11 @@ pub struct RunArgs {
     /// released even while COMMAND still runs.
     #[arg(short = 'o', long = "close")]
     pub close: bool,
+    /// Replace the running holder: ask it to stop (or SIGTERM it through
+    /// its pidfd if it takes no requests), wait for the release (-w,
+    /// default 10 s), SIGKILL whatever still keeps the lock, then run.
+    #[arg(long, conflicts_with = "nonblock")]
+    pub replace: bool,
     /// Say how long it waited and who held the lock meanwhile.
     #[arg(short, long)]
     pub verbose: bool,
@@ -170,6 +182,27 @@ pub struct KillArgs {
     pub kill_after: Option<Duration>,
     #[command(flatten)]
     pub lock: NameArgs,
+}
+
+/// `abslock send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// How long to wait for the reply, in seconds.
+    #[arg(short = 'w', long = "timeout", value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true, default_value = "5")]
+    pub timeout: Duration,
+    /// Opaque data to send along (the holder decides what it means).
+    #[arg(long, value_name = "TEXT")]
+    pub payload: Option<OsString>,
+    #[command(flatten)]
+    pub lock: NameArgs,
+    /// The argv to hand over, program name first, as a second instance
+    /// of the program would send it.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<OsString>,
 }
 
 /// `abslock list`.

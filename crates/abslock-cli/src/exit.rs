@@ -15,10 +15,15 @@ pub const STILL_HELD: u8 = 2;
 pub const SQUATTED: u8 = 3;
 /// `EX_USAGE`.
 pub const USAGE: u8 = 64;
-/// `EX_UNAVAILABLE`: the command could not be executed.
+/// `EX_UNAVAILABLE`: the command could not be executed; `send`: nobody
+/// holds the lock, or the holder takes no messages.
 pub const UNAVAILABLE: u8 = 69;
 /// `EX_OSERR`.
 pub const OSERR: u8 = 71;
+/// `EX_TEMPFAIL`: the holder is shutting down or did not answer in time.
+pub const TEMPFAIL: u8 = 75;
+/// `EX_PROTOCOL`: the holder's answer broke the protocol.
+pub const PROTOCOL: u8 = 76;
 /// `EX_NOPERM`.
 pub const NOPERM: u8 = 77;
 
@@ -41,6 +46,14 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Prefixes the message with what it concerns (`NAME: message`).
+    pub fn context(mut self, what: impl fmt::Display) -> Failure {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -53,6 +66,10 @@ impl From<Error> for Failure {
             Error::InvalidName(_) | Error::InvalidSignal(_) => USAGE,
             Error::Held(_) | Error::Timeout(_) => CONFLICT,
             Error::Squatted(_) => SQUATTED,
+            Error::NotHeld | Error::NotServing => UNAVAILABLE,
+            Error::ShuttingDown | Error::Unresponsive { .. } => TEMPFAIL,
+            Error::Refused(_) => NOPERM,
+            Error::Protocol(_) => PROTOCOL,
             Error::Io { source, .. } if source.raw_os_error() == Some(libc::EPERM) => NOPERM,
             _ => OSERR,
         };

@@ -56,7 +56,7 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
 }
 
 /// SIGKILLs every process keeping the lock.
-fn escalate(lock: &Lock) -> Result<(), Failure> {
+pub fn escalate(lock: &Lock) -> Result<(), Failure> {
     if let Some(holder) = lock.holder()? {
         // The listener itself first: it may be the only one we can see.
         let _ = holder.signal(Signal::KILL);

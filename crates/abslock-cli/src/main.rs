@@ -8,7 +8,9 @@ mod exit;
 mod kill;
 mod list;
 mod progress;
+mod replace;
 mod run;
+mod send;
 mod status;
 mod users;
 mod wait;
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status::status(&args),
         Command::Wait(args) => wait::wait(&args),
         Command::Kill(args) => kill::kill(&args),
+        Command::Send(args) => send::send(&args),
         Command::List(args) => list::list(&args),
         Command::Doctor(args) => doctor::doctor(&args),
         Command::Completions(args) => completions::completions(&args),

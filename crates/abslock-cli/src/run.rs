@@ -25,7 +25,11 @@ use signal_hook::low_level::siginfo::Cause;
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
 use crate::progress::Spinner;
+use crate::replace::replace;
 use crate::status::describe_holder;
+
+/// `--replace` without `-w`: how long the holder has to go.
+const REPLACE_WAIT: Duration = Duration::from_secs(10);
 
 /// The signals a supervising abslock passes on to its command.
 const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
@@ -33,7 +37,12 @@ const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
 /// Runs `abslock run`.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let lock = args.lock.lock()?;
-    let nonblock = args.nonblock || args.timeout == Some(Duration::ZERO);
+    if args.replace {
+        replace(&lock, args.timeout.unwrap_or(REPLACE_WAIT), args.verbose)?;
+    }
+    // After a replacement the lock is free; someone faster wins, and that
+    // is a conflict like any other.
+    let nonblock = args.nonblock || args.replace || args.timeout == Some(Duration::ZERO);
     let talk = args.verbose || std::io::stderr().is_terminal();
     let start = Instant::now();
     let (guard, waited_for) = match acquire(&lock, nonblock, args.timeout) {
@@ -146,9 +155,13 @@ fn supervise(guard: Guard, command: &[OsString], close: bool) -> Result<u8, Fail
             Ok(())
         });
     }
+    let requests = guard.requests();
+    guard.set_version(concat!("abslock-run ", env!("CARGO_PKG_VERSION")));
+    guard.set_metadata("command", shell_words(command));
     let mut child = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
     drop(cmd);
     let child_pid = child.id() as libc::pid_t;
+    serve_stop_requests(requests, child_pid);
     let handle = signals.handle();
     let forwarder = std::thread::spawn(move || {
         for origin in signals.forever() {
@@ -172,6 +185,48 @@ fn supervise(guard: Guard, command: &[OsString], close: bool) -> Result<u8, Fail
     }
     drop(guard);
     Ok(exit::of_status(status))
+}
+
+/// Answers stop requests by sending the command SIGTERM (through a pidfd,
+/// so a late request cannot hit a recycled pid), as `abslock kill` would.
+/// Messages are refused: the command has no way to receive them.
+fn serve_stop_requests(requests: abslock::Requests, child: libc::pid_t) {
+    let pidfd = rustix::process::Pid::from_raw(child).and_then(|pid| {
+        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+    });
+    std::thread::spawn(move || {
+        for request in requests {
+            match request {
+                abslock::Incoming::Stop(stop) => {
+                    if let Some(fd) = &pidfd {
+                        let _ =
+                            rustix::process::pidfd_send_signal(fd, rustix::process::Signal::TERM);
+                    }
+                    stop.accept();
+                }
+                abslock::Incoming::Message(m) => {
+                    let _ = m.refuse("'abslock run' has no way to pass messages to its command");
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// The command as one line, arguments with spaces quoted.
+fn shell_words(command: &[OsString]) -> String {
+    command
+        .iter()
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Says which processes still keep the lock after the command exited (its

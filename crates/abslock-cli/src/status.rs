@@ -1,9 +1,9 @@
 //! `abslock status`: who holds a lock.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use abslock::procfs::ProcessInfo;
-use abslock::{Holder, Lock, LockName, Source};
+use abslock::{Holder, Info, Lock, LockName, Source};
 use serde_json::{json, Value};
 
 use crate::cli::StatusArgs;
@@ -18,16 +18,32 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
         Some(h) => h.processes()?,
         None => Vec::new(),
     };
+    let info = holder.as_ref().and_then(|h| ask_info(&lock, h));
     if args.json {
-        println!("{}", to_json(&lock, holder.as_ref(), &processes));
+        println!(
+            "{}",
+            to_json(&lock, holder.as_ref(), &processes, info.as_ref())
+        );
     } else {
-        print_human(&lock, holder.as_ref(), &processes);
+        print_human(&lock, holder.as_ref(), &processes, info.as_ref());
     }
     Ok(if holder.is_some() {
         exit::OK
     } else {
         exit::CONFLICT
     })
+}
+
+/// How long `status` waits for the holder's `info` answer.
+const INFO_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The holder's own account of itself, if it speaks the protocol. Raw
+/// `@names` belong to other programs: they are not sent anything.
+fn ask_info(lock: &Lock, holder: &Holder) -> Option<Info> {
+    if !holder.is_listening() || lock.name().scope() == abslock::Scope::Raw {
+        return None;
+    }
+    lock.info(INFO_TIMEOUT).ok()
 }
 
 /// `pid 123 (uid 1000 (alice)): sleep 100`, for one-line messages.
@@ -43,7 +59,12 @@ pub fn describe_holder(holder: &Holder) -> String {
     text
 }
 
-fn print_human(lock: &Lock, holder: Option<&Holder>, processes: &[ProcessInfo]) {
+fn print_human(
+    lock: &Lock,
+    holder: Option<&Holder>,
+    processes: &[ProcessInfo],
+    reported: Option<&Info>,
+) {
     let Some(h) = holder else {
         println!("{}: free", lock.name());
         return;
@@ -73,6 +94,15 @@ fn print_human(lock: &Lock, holder: Option<&Holder>, processes: &[ProcessInfo]) 
         Source::Procfs => "bound, not listening (found through /proc)",
     };
     println!("  socket:    {how}");
+    if let Some(i) = reported {
+        println!("  acquired:  {} ago", age(i.acquired()));
+        if !i.version.is_empty() {
+            println!("  version:   {}", i.version);
+        }
+        for (key, value) in &i.metadata {
+            println!("  meta:      {key} = {value}");
+        }
+    }
     if processes.len() > 1 || info.is_none() {
         println!("  kept open by:");
         for p in processes {
@@ -89,7 +119,12 @@ fn print_human(lock: &Lock, holder: Option<&Holder>, processes: &[ProcessInfo]) 
     }
 }
 
-fn to_json(lock: &Lock, holder: Option<&Holder>, processes: &[ProcessInfo]) -> Value {
+fn to_json(
+    lock: &Lock,
+    holder: Option<&Holder>,
+    processes: &[ProcessInfo],
+    reported: Option<&Info>,
+) -> Value {
     let holder_json = holder.map(|h| {
         let info = h.pid().and_then(|p| processes.iter().find(|i| i.pid == p));
         json!({
@@ -111,6 +146,15 @@ fn to_json(lock: &Lock, holder: Option<&Holder>, processes: &[ProcessInfo]) -> V
         "held": holder.is_some(),
         "holder": holder_json,
         "processes": processes.iter().map(process_json).collect::<Vec<_>>(),
+        "info": reported.map(|i| json!({
+            "pid": i.pid,
+            "uid": i.uid,
+            "acquired_unix": unix_secs(i.acquired()),
+            "version": i.version,
+            "metadata": i.metadata.iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
+        })),
     })
 }
 

@@ -123,7 +123,9 @@ fn unexpected(response: Response) -> Error {
         Response::ShuttingDown => Error::ShuttingDown,
         Response::NotServing => Error::NotServing,
         Response::Refused(why) => Error::Refused(why),
-        Response::Invalid(why) => Error::Protocol(format!("the holder rejected the request: {why}")),
+        Response::Invalid(why) => {
+            Error::Protocol(format!("the holder rejected the request: {why}"))
+        }
         other => Error::Protocol(format!("unexpected answer: {other:?}")),
     }
 }

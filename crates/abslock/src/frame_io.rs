@@ -77,4 +77,3 @@ fn wait(fd: BorrowedFd<'_>, events: PollFlags, deadline: Instant) -> io::Result<
 fn invalid(e: FrameError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
-

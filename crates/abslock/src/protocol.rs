@@ -497,7 +497,10 @@ mod tests {
             (&[2, REQ_INFO], "version 2"),
             (&[1, 0x7f], "unknown request kind"),
             (&[1, REQ_MESSAGE, MSG_ARG, 0, 0], "truncated field header"),
-            (&[1, REQ_MESSAGE, MSG_ARG, 0, 0, 0, 9, b'x'], "announces 9 bytes"),
+            (
+                &[1, REQ_MESSAGE, MSG_ARG, 0, 0, 0, 9, b'x'],
+                "announces 9 bytes",
+            ),
         ];
         for (bytes, why) in cases {
             let err = Request::decode(bytes).unwrap_err().to_string();

@@ -255,12 +255,12 @@ enum Sink {
 }
 
 impl Sink {
-    /// Hands over `request`, or gives it back if nobody listens any more.
-    fn send(&self, request: Incoming) -> std::result::Result<(), Incoming> {
+    /// Hands over `request`; gives it back if nobody listens any more.
+    fn send(&self, request: Incoming) -> Option<Incoming> {
         match self {
-            Sink::Std(tx) => tx.send(request).map_err(|e| e.0),
+            Sink::Std(tx) => tx.send(request).err().map(|e| e.0),
             #[cfg(feature = "tokio")]
-            Sink::Tokio(tx) => tx.send(request).map_err(|e| e.0),
+            Sink::Tokio(tx) => tx.send(request).err().map(|e| e.0),
         }
     }
 }
@@ -516,7 +516,10 @@ fn next_deadline(
     paused_until: Option<Instant>,
     now: Instant,
 ) -> Option<Instant> {
-    let reads = conns.iter().filter_map(|c| c.started).map(|t| t + READ_TIMEOUT);
+    let reads = conns
+        .iter()
+        .filter_map(|c| c.started)
+        .map(|t| t + READ_TIMEOUT);
     let resume = if accepting {
         None
     } else if conns.len() >= MAX_KEPT {
@@ -603,7 +606,7 @@ fn dispatch(conn: Conn, shared: &Arc<Shared>) {
     };
     let sink = lock(&shared.sink);
     let refused = match sink.as_ref() {
-        Some(sink) => sink.send(incoming).err(),
+        Some(sink) => sink.send(incoming),
         None => Some(incoming),
     };
     drop(sink);

@@ -32,3 +32,8 @@ fn net_unix_inputs() {
 fn signal_inputs() {
     replay("signal", fuzz_checks::signal);
 }
+
+#[test]
+fn protocol_inputs() {
+    replay("protocol", fuzz_checks::protocol);
+}

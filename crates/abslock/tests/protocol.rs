@@ -69,7 +69,10 @@ fn info_reports_the_holder() {
     assert_eq!(info.version, "9.9.9");
     assert_eq!(metadata(&info, "k").as_deref(), Some("v"));
     let acquired = info.acquired();
-    assert!(acquired >= before - Duration::from_millis(1), "{acquired:?}");
+    assert!(
+        acquired >= before - Duration::from_millis(1),
+        "{acquired:?}"
+    );
     assert!(acquired <= SystemTime::now(), "{acquired:?}");
 }
 
@@ -133,7 +136,10 @@ fn a_holder_that_does_not_answer_is_reported_not_killed() {
         }
         other => panic!("expected Unresponsive, got {other:?}"),
     }
-    assert!(holder.child.try_wait().unwrap().is_none(), "holder was hurt");
+    assert!(
+        holder.child.try_wait().unwrap().is_none(),
+        "holder was hurt"
+    );
     assert!(Lock::new(name).holder().unwrap().is_some());
 }
 
@@ -147,7 +153,10 @@ fn a_message_dropped_during_shutdown_answers_shutting_down() {
         payload: b"drop-during-shutdown".to_vec(),
         ..Message::default()
     };
-    assert!(matches!(lock.send(&message, WAIT), Err(Error::ShuttingDown)));
+    assert!(matches!(
+        lock.send(&message, WAIT),
+        Err(Error::ShuttingDown)
+    ));
     holder.expect("released");
     // "Shutting down" means: the lock is free, or about to be.
     assert!(lock.wait_released(Some(WAIT)).unwrap());
@@ -223,11 +232,23 @@ fn bad_input_is_turned_away_one_line_each_while_the_lock_is_kept() {
     let idle = connect(&name);
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated", [&100u32.to_be_bytes()[..], b"0123456789"].concat(), "truncated"),
+        (
+            "truncated",
+            [&100u32.to_be_bytes()[..], b"0123456789"].concat(),
+            "truncated",
+        ),
         ("oversized", u32::MAX.to_be_bytes().to_vec(), "exceeds"),
         ("empty", 0u32.to_be_bytes().to_vec(), "empty frame"),
-        ("garbage", [&5u32.to_be_bytes()[..], b"hello"].concat(), "version 104"),
-        ("unknown kind", [&2u32.to_be_bytes()[..], &[1, 0x55]].concat(), "unknown request kind"),
+        (
+            "garbage",
+            [&5u32.to_be_bytes()[..], b"hello"].concat(),
+            "version 104",
+        ),
+        (
+            "unknown kind",
+            [&2u32.to_be_bytes()[..], &[1, 0x55]].concat(),
+            "unknown request kind",
+        ),
     ];
     for (what, bytes, why) in &cases {
         let mut conn = connect(&name);
@@ -278,7 +299,10 @@ fn bad_input_is_turned_away_one_line_each_while_the_lock_is_kept() {
     let reply = lock.send(&Message::default(), WAIT).unwrap();
     assert_eq!(reply.status, 0);
     let (before, _) = holder.lines_until("message");
-    assert!(before.is_empty(), "one line per client, got extra: {before:?}");
+    assert!(
+        before.is_empty(),
+        "one line per client, got extra: {before:?}"
+    );
     assert_eq!(lock.holder().unwrap().unwrap().pid(), Some(pid));
     idle.set_nonblocking(true).unwrap();
     let err = (&idle).read(&mut [0u8; 1]).unwrap_err();

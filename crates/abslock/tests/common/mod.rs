@@ -239,8 +239,8 @@ pub fn helper_main() {
         "serve" => serve(name(), &args[1]),
         // Send a message with this process's argv; report the outcome.
         "client" => {
-            let outcome = Lock::new(name())
-                .send(&abslock::Message::from_env(), Duration::from_secs(5));
+            let outcome =
+                Lock::new(name()).send(&abslock::Message::from_env(), Duration::from_secs(5));
             match outcome {
                 Ok(reply) => say("result", format!("ok {}", reply.status)),
                 Err(e) => say("result", e),

@@ -49,3 +49,25 @@ pub fn signal(data: &[u8]) {
         }
     }
 }
+
+/// Any bytes as a frame body, both ways: a clear error, or a value that
+/// encodes to a frame within the limit and decodes back to itself.
+pub fn protocol(data: &[u8]) {
+    use abslock::protocol::{frame_len, Request, Response, HEADER_LEN, MAX_FRAME};
+    if let Some(header) = data.get(..HEADER_LEN) {
+        if let Ok(len) = frame_len(header.try_into().expect("4 bytes")) {
+            assert!((1..=MAX_FRAME).contains(&len));
+        }
+    }
+    if let Ok(request) = Request::decode(data) {
+        let frame = request.encode().expect("a decoded request re-encodes");
+        assert_eq!(Request::decode(&frame[HEADER_LEN..]).as_ref(), Ok(&request));
+    }
+    if let Ok(response) = Response::decode(data) {
+        let frame = response.encode().expect("a decoded response re-encodes");
+        assert_eq!(
+            Response::decode(&frame[HEADER_LEN..]).as_ref(),
+            Ok(&response)
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! `abslock run --replace`: make the running holder go, politely first.
+
+use std::time::Duration;
+
+use abslock::{Error, Lock, Signal};
+
+use crate::exit::{self, Failure};
+use crate::kill::escalate;
+use crate::status::describe_holder;
+
+/// How long the holder has to answer the stop request.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long to wait after SIGKILL; only a stuck kernel exceeds it.
+const AFTER_KILL: Duration = Duration::from_secs(5);
+
+/// Asks the holder of `lock` to stop, or SIGTERMs it through its pidfd if
+/// it takes no requests; waits `wait` for the release, then SIGKILLs every
+/// process keeping the lock. Returns once the lock is free.
+pub fn replace(lock: &Lock, wait: Duration, verbose: bool) -> Result<(), Failure> {
+    let Some(holder) = lock.holder()? else {
+        return Ok(());
+    };
+    let who = describe_holder(&holder);
+    match lock.request_stop(ASK_TIMEOUT.min(wait)) {
+        Ok(()) => note(verbose, format!("asked {who} to stop")),
+        Err(Error::NotHeld | Error::ShuttingDown) => {}
+        Err(e @ Error::Squatted(_)) => return Err(e.into()),
+        Err(why) => {
+            note(verbose, format!("{why}; sending SIGTERM to {who}"));
+            match holder.signal(Signal::TERM) {
+                // Already gone: the wait below returns at once.
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {}
+                other => other?,
+            }
+        }
+    }
+    if lock.wait_released(Some(wait))? {
+        return Ok(());
+    }
+    eprintln!(
+        "abslock: {} still held {:.1}s after asking {who} to stop; sending SIGKILL to every process keeping it",
+        lock.name(),
+        wait.as_secs_f64()
+    );
+    escalate(lock)?;
+    if lock.wait_released(Some(AFTER_KILL))? {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            exit::STILL_HELD,
+            format!("{} is still held after SIGKILL", lock.name()),
+        ))
+    }
+}
+
+fn note(verbose: bool, what: String) {
+    if verbose {
+        eprintln!("abslock: {what}");
+    }
+}

@@ -1,0 +1,42 @@
+//! `abslock send`: hand an argv to the running instance, print its reply,
+//! exit with the status it chose.
+
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+
+use abslock::{Message, Reply};
+
+use crate::cli::SendArgs;
+use crate::exit::{self, Failure};
+
+/// Runs `abslock send`.
+pub fn send(args: &SendArgs) -> Result<u8, Failure> {
+    let lock = args.lock.lock()?;
+    let message = Message {
+        argv: args
+            .args
+            .iter()
+            .cloned()
+            .map(OsStringExt::into_vec)
+            .collect(),
+        cwd: std::env::current_dir()
+            .map(|d| d.into_os_string().into_vec())
+            .unwrap_or_default(),
+        payload: args
+            .payload
+            .clone()
+            .map(OsStringExt::into_vec)
+            .unwrap_or_default(),
+    };
+    let Reply { status, payload } = lock
+        .send(&message, args.timeout)
+        .map_err(|e| Failure::from(e).context(lock.name()))?;
+    std::io::stdout()
+        .write_all(&payload)
+        .and_then(|()| std::io::stdout().flush())
+        .map_err(|e| Failure::new(exit::OSERR, format!("writing the reply: {e}")))?;
+    Ok(u8::try_from(status).unwrap_or_else(|_| {
+        eprintln!("abslock: the holder replied with status {status}, outside 0-255; exiting 1");
+        exit::CONFLICT
+    }))
+}
