@@ -2,15 +2,22 @@
 //! page.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use abslock::combined::CombinedLock;
+use abslock::file::FileLock;
+use abslock::AnyLock;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Single-instance locks on Linux abstract socket names: like flock(1), but
 /// it can tell who holds a lock, wait for it, and stop the holder safely.
 ///
-/// NAME is a per-user lock name (`--system` for one shared by all users), or
-/// `@ADDRESS` for an exact abstract socket address as `ss -xa` shows it.
+/// NAME is a per-user lock name (`--system` for one shared by all users),
+/// `@ADDRESS` for an exact abstract socket address as `ss -xa` shows it, or
+/// `file:PATH` for a flock(2) lock file. `--file PATH` with a socket NAME
+/// takes both (combined mode: the file decides, the socket adds discovery
+/// and messages).
 #[derive(Debug, Parser)]
 #[command(
     name = "abslock",
@@ -78,21 +85,45 @@ pub struct NameArgs {
     /// Trust holders of any uid (a lock that several users take in turn).
     #[arg(long = "trust-any", conflicts_with = "trust_uid")]
     pub trust_any: bool,
-    /// The lock name, or @ADDRESS for a raw abstract address.
+    /// Also lock this file with flock(2), and let the file decide
+    /// (combined mode): a squatter on the socket name cannot deny the
+    /// lock. Put it in a directory only the lock's users can write to.
+    #[arg(long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The lock name, @ADDRESS for a raw abstract address, or file:PATH
+    /// for a lock file alone.
     #[arg(value_name = "NAME")]
     pub name: String,
 }
 
 impl NameArgs {
     /// The lock these arguments name, with their trust policy.
-    pub fn lock(&self) -> abslock::Result<abslock::Lock> {
+    pub fn lock(&self) -> abslock::Result<AnyLock> {
+        let file_lock = |path: &Path| {
+            let lock = FileLock::new(path);
+            if self.trust_any {
+                lock.trust_any_uid()
+            } else {
+                self.trust_uid.iter().fold(lock, |l, &uid| l.trust_uid(uid))
+            }
+        };
+        if let Some(path) = self.name.strip_prefix("file:") {
+            if path.is_empty() || self.file.is_some() {
+                return Err(abslock::Error::InvalidName(
+                    "file:PATH needs a path, and takes no --file".into(),
+                ));
+            }
+            return Ok(AnyLock::File(file_lock(Path::new(path))));
+        }
         let lock = abslock::Lock::new(abslock::LockName::parse(&self.name, self.system)?);
-        Ok(if self.trust_any {
+        let lock = if self.trust_any {
             lock.trust_any_uid()
         } else {
-            self.trust_uid
-                .iter()
-                .fold(lock, |lock, &uid| lock.trust_uid(uid))
+            self.trust_uid.iter().fold(lock, |l, &uid| l.trust_uid(uid))
+        };
+        Ok(match &self.file {
+            Some(path) => AnyLock::Combined(CombinedLock::new(lock, file_lock(path))),
+            None => AnyLock::Socket(lock),
         })
     }
 }
@@ -127,6 +158,12 @@ pub struct RunArgs {
     /// default 10 s), SIGKILL whatever still keeps the lock, then run.
     #[arg(long, conflicts_with = "nonblock")]
     pub replace: bool,
+    /// Write the command's pid to PATH while it runs, for tools that read
+    /// PID files (atomically: a temporary file renamed into place);
+    /// removed when the command exits. An existing PID file is ignored:
+    /// the lock decides.
+    #[arg(long, value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
     /// Say how long it waited and who held the lock meanwhile.
     #[arg(short, long)]
     pub verbose: bool,
@@ -148,6 +185,11 @@ pub struct StatusArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also say whether this PID file is current or stale (the process is
+    /// gone, or its pid now belongs to a process that does not hold the
+    /// lock).
+    #[arg(long, value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
     #[command(flatten)]
     pub lock: NameArgs,
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use abslock::{Error, Lock, Signal};
+use abslock::{AnyLock, Error, Signal};
 
 use crate::cli::KillArgs;
 use crate::exit::{self, Failure};
@@ -14,13 +14,13 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
     let signal: Signal = args.signal.parse()?;
     let lock = args.lock.lock()?;
     let Some(holder) = lock.holder()? else {
-        eprintln!("abslock: {} is not held", lock.name());
+        eprintln!("abslock: {} is not held", lock);
         return Ok(exit::CONFLICT);
     };
     holder.signal(signal).map_err(|e| match e {
         Error::HolderUnknown => Failure::new(
             exit::OSERR,
-            format!("cannot signal the holder of {}: {e}", lock.name()),
+            format!("cannot signal the holder of {}: {e}", lock),
         ),
         e => e.into(),
     })?;
@@ -32,7 +32,7 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
         }
         eprintln!(
             "abslock: {} still held {:.1}s after {signal}; sending SIGKILL to every process keeping it",
-            lock.name(),
+            lock,
             after.as_secs_f64()
         );
         escalate(&lock)?;
@@ -48,7 +48,7 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
             .map_or_else(|| "?".into(), |h| describe_holder(&h));
         eprintln!(
             "abslock: {} is still held by {who} after {:.1}s",
-            lock.name(),
+            lock,
             start.elapsed().as_secs_f64()
         );
         Ok(exit::STILL_HELD)
@@ -56,7 +56,7 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
 }
 
 /// SIGKILLs every process keeping the lock.
-pub fn escalate(lock: &Lock) -> Result<(), Failure> {
+pub fn escalate(lock: &AnyLock) -> Result<(), Failure> {
     if let Some(holder) = lock.holder()? {
         // The listener itself first: it may be the only one we can see.
         let _ = holder.signal(Signal::KILL);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use abslock::{Error, Lock, Signal};
+use abslock::{AnyLock, Error, Signal};
 
 use crate::exit::{self, Failure};
 use crate::kill::escalate;
@@ -17,12 +17,16 @@ const AFTER_KILL: Duration = Duration::from_secs(5);
 /// Asks the holder of `lock` to stop, or SIGTERMs it through its pidfd if
 /// it takes no requests; waits `wait` for the release, then SIGKILLs every
 /// process keeping the lock. Returns once the lock is free.
-pub fn replace(lock: &Lock, wait: Duration, verbose: bool) -> Result<(), Failure> {
+pub fn replace(lock: &AnyLock, wait: Duration, verbose: bool) -> Result<(), Failure> {
     let Some(holder) = lock.holder()? else {
         return Ok(());
     };
     let who = describe_holder(&holder);
-    match lock.request_stop(ASK_TIMEOUT.min(wait)) {
+    let asked = match lock.socket() {
+        Some(socket) => socket.request_stop(ASK_TIMEOUT.min(wait)),
+        None => Err(Error::NotServing),
+    };
+    match asked {
         Ok(()) => note(verbose, format!("asked {who} to stop")),
         Err(Error::NotHeld | Error::ShuttingDown) => {}
         Err(e @ Error::Squatted(_)) => return Err(e.into()),
@@ -40,7 +44,7 @@ pub fn replace(lock: &Lock, wait: Duration, verbose: bool) -> Result<(), Failure
     }
     eprintln!(
         "abslock: {} still held {:.1}s after asking {who} to stop; sending SIGKILL to every process keeping it",
-        lock.name(),
+        lock,
         wait.as_secs_f64()
     );
     escalate(lock)?;
@@ -49,7 +53,7 @@ pub fn replace(lock: &Lock, wait: Duration, verbose: bool) -> Result<(), Failure
     } else {
         Err(Failure::new(
             exit::STILL_HELD,
-            format!("{} is still held after SIGKILL", lock.name()),
+            format!("{} is still held after SIGKILL", lock),
         ))
     }
 }

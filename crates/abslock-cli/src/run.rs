@@ -16,7 +16,8 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use abslock::{Error, Guard, Holder, Lock, FD_ENV};
+use abslock::pidfile::PidFile;
+use abslock::{AnyGuard, AnyLock, Error, Holder, FD_ENV};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
@@ -50,17 +51,13 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         Err(Error::Held(holder)) | Err(Error::Timeout(Some(holder))) => {
             if talk {
                 let what = if nonblock { "is held" } else { "is still held" };
-                eprintln!(
-                    "abslock: {} {what} by {}",
-                    lock.name(),
-                    describe_holder(&holder)
-                );
+                eprintln!("abslock: {} {what} by {}", lock, describe_holder(&holder));
             }
             return Ok(args.conflict_exit_code);
         }
         Err(Error::Timeout(None)) => {
             if talk {
-                eprintln!("abslock: timed out waiting for {}", lock.name());
+                eprintln!("abslock: timed out waiting for {}", lock);
             }
             return Ok(args.conflict_exit_code);
         }
@@ -70,33 +67,33 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         match waited_for {
             Some(who) => eprintln!(
                 "abslock: acquired {} after {:.3}s; it was held by {who}",
-                lock.name(),
+                lock,
                 start.elapsed().as_secs_f64()
             ),
-            None => eprintln!("abslock: acquired {} at once", lock.name()),
+            None => eprintln!("abslock: acquired {} at once", lock),
         }
     }
     if args.exec {
-        exec(guard, &args.command)
+        exec(guard, &args)
     } else {
-        supervise(guard, &args.command, args.close)
+        supervise(&lock, guard, &args)
     }
 }
 
 /// Takes the lock as the options say; returns the guard and, if it had to
 /// wait, who held the lock at first.
 fn acquire(
-    lock: &Lock,
+    lock: &AnyLock,
     nonblock: bool,
     timeout: Option<Duration>,
-) -> abslock::Result<(Guard, Option<String>)> {
+) -> abslock::Result<(AnyGuard, Option<String>)> {
     let holder: Holder = match lock.try_acquire() {
         Ok(guard) => return Ok((guard, None)),
         Err(Error::Held(h)) if !nonblock => h,
         Err(Error::Squatted(h)) if !nonblock => {
             eprintln!(
                 "abslock: warning: {} is held by {}, a user this lock does not trust; waiting anyway",
-                lock.name(),
+                lock,
                 describe_holder(&h)
             );
             h
@@ -104,7 +101,7 @@ fn acquire(
         Err(e) => return Err(e),
     };
     let who = describe_holder(&holder);
-    let _spinner = Spinner::start(format!("waiting for {}, held by {who}", lock.name()));
+    let _spinner = Spinner::start(format!("waiting for {}, held by {who}", lock));
     let guard = match timeout {
         Some(t) => lock.acquire_timeout(t)?,
         None => lock.acquire()?,
@@ -113,11 +110,16 @@ fn acquire(
 }
 
 /// `--exec`: the command replaces abslock and inherits the lock socket.
-fn exec(guard: Guard, command: &[OsString]) -> Result<u8, Failure> {
-    let fd = guard.into_fd()?;
+fn exec(guard: AnyGuard, args: &RunArgs) -> Result<u8, Failure> {
+    let command = &args.command[..];
+    // The pid stays the same across exec; nobody is left to remove the
+    // file afterwards, which `status --pidfile` then reports as stale.
+    let pidfile = pidfile_for(args, std::process::id());
+    std::mem::forget(pidfile);
+    let fds = guard.into_fds()?;
     let err = Command::new(&command[0])
         .args(&command[1..])
-        .env(FD_ENV, fd.as_raw_fd().to_string())
+        .env(FD_ENV, fds[0].as_raw_fd().to_string())
         .exec();
     Err(cannot_execute(&command[0], &err))
 }
@@ -130,7 +132,8 @@ fn cannot_execute(program: &OsString, err: &std::io::Error) -> Failure {
 }
 
 /// Default mode: spawn the command, forward signals, wait, report.
-fn supervise(guard: Guard, command: &[OsString], close: bool) -> Result<u8, Failure> {
+fn supervise(lock: &AnyLock, guard: AnyGuard, args: &RunArgs) -> Result<u8, Failure> {
+    let (command, close) = (&args.command[..], args.close);
     // Registered before the spawn so that no signal can end abslock between
     // the spawn and the forwarding; early ones wait in the queue.
     let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)
@@ -155,13 +158,18 @@ fn supervise(guard: Guard, command: &[OsString], close: bool) -> Result<u8, Fail
             Ok(())
         });
     }
-    let requests = guard.requests();
-    guard.set_version(concat!("abslock-run ", env!("CARGO_PKG_VERSION")));
-    guard.set_metadata("command", shell_words(command));
+    let requests = guard.socket().map(|socket| {
+        socket.set_version(concat!("abslock-run ", env!("CARGO_PKG_VERSION")));
+        socket.set_metadata("command", shell_words(command));
+        socket.requests()
+    });
     let mut child = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
     drop(cmd);
     let child_pid = child.id() as libc::pid_t;
-    serve_stop_requests(requests, child_pid);
+    if let Some(requests) = requests {
+        serve_stop_requests(requests, child_pid);
+    }
+    let pidfile = pidfile_for(args, child.id());
     let handle = signals.handle();
     let forwarder = std::thread::spawn(move || {
         for origin in signals.forever() {
@@ -180,11 +188,26 @@ fn supervise(guard: Guard, command: &[OsString], close: bool) -> Result<u8, Fail
     let _ = forwarder.join();
     let status =
         status.map_err(|e| Failure::new(exit::OSERR, format!("waiting for the command: {e}")))?;
+    drop(pidfile);
     if !close {
-        report_leftovers(&guard, &command[0]);
+        report_leftovers(lock, &guard, &command[0]);
     }
     drop(guard);
     Ok(exit::of_status(status))
+}
+
+/// Writes `--pidfile` if asked; a failure is reported, not fatal: the
+/// lock, not the PID file, keeps a second instance out.
+fn pidfile_for(args: &RunArgs, pid: u32) -> Option<PidFile> {
+    let path = args.pidfile.as_ref()?;
+    PidFile::write(path, pid)
+        .map_err(|e| {
+            eprintln!(
+                "abslock: warning: {}: {e}; running without it",
+                path.display()
+            )
+        })
+        .ok()
 }
 
 /// Answers stop requests by sending the command SIGTERM (through a pidfd,
@@ -232,7 +255,7 @@ fn shell_words(command: &[OsString]) -> String {
 /// Says which processes still keep the lock after the command exited (its
 /// descendants that inherited the descriptor), instead of leaving the next
 /// caller to hang without a clue.
-fn report_leftovers(guard: &Guard, program: &OsString) {
+fn report_leftovers(lock: &AnyLock, guard: &AnyGuard, program: &OsString) {
     let me = std::process::id();
     let Ok(procs) = guard.processes() else {
         return;
@@ -251,7 +274,7 @@ fn report_leftovers(guard: &Guard, program: &OsString) {
             } else {
                 "these processes"
             },
-            guard.name(),
+            lock,
             rest.join(", ")
         );
     }

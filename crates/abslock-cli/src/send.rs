@@ -11,7 +11,13 @@ use crate::exit::{self, Failure};
 
 /// Runs `abslock send`.
 pub fn send(args: &SendArgs) -> Result<u8, Failure> {
-    let lock = args.lock.lock()?;
+    let any = args.lock.lock()?;
+    let Some(lock) = any.socket() else {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("{any} is a lock file alone; messages need a socket NAME (add --file PATH to keep the file)"),
+        ));
+    };
     let message = Message {
         argv: args
             .args

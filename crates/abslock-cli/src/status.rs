@@ -2,8 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use abslock::pidfile::{self, PidFileState};
 use abslock::procfs::ProcessInfo;
-use abslock::{Holder, Info, Lock, LockName, Source};
+use abslock::{AnyLock, Holder, Info, Source};
 use serde_json::{json, Value};
 
 use crate::cli::StatusArgs;
@@ -19,13 +20,24 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
         None => Vec::new(),
     };
     let info = holder.as_ref().and_then(|h| ask_info(&lock, h));
+    let pidfile = match &args.pidfile {
+        Some(path) => {
+            let keepers: Vec<u32> = processes.iter().map(|p| p.pid).collect();
+            Some((path, pidfile::check(path, &keepers)?))
+        }
+        None => None,
+    };
     if args.json {
-        println!(
-            "{}",
-            to_json(&lock, holder.as_ref(), &processes, info.as_ref())
-        );
+        let mut json = to_json(&lock, holder.as_ref(), &processes, info.as_ref());
+        if let Some((path, state)) = &pidfile {
+            json["pidfile"] = pidfile_json(path, state);
+        }
+        println!("{json}");
     } else {
         print_human(&lock, holder.as_ref(), &processes, info.as_ref());
+        if let Some((path, state)) = &pidfile {
+            println!("  pidfile:   {}: {}", path.display(), explain(state));
+        }
     }
     Ok(if holder.is_some() {
         exit::OK
@@ -34,16 +46,67 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     })
 }
 
+/// One line on what a PID file is worth.
+fn explain(state: &PidFileState) -> String {
+    match state {
+        PidFileState::Missing => "missing".into(),
+        PidFileState::Malformed(why) => format!("malformed: {why}"),
+        PidFileState::Current(pid) => format!("current: pid {pid} keeps the lock"),
+        PidFileState::Gone(pid) => format!("stale: pid {pid} no longer exists"),
+        PidFileState::NotHolder {
+            pid,
+            command,
+            reused: true,
+        } => format!(
+            "stale: pid {pid} was reused; it is now '{command}', started after the file was written"
+        ),
+        PidFileState::NotHolder {
+            pid,
+            command,
+            reused: false,
+        } => format!("stale: pid {pid} is '{command}', which does not keep the lock"),
+    }
+}
+
+fn pidfile_json(path: &std::path::Path, state: &PidFileState) -> Value {
+    let (name, pid, command, reused) = match state {
+        PidFileState::Missing => ("missing", None, None, None),
+        PidFileState::Malformed(_) => ("malformed", None, None, None),
+        PidFileState::Current(pid) => ("current", Some(*pid), None, None),
+        PidFileState::Gone(pid) => ("gone", Some(*pid), None, None),
+        PidFileState::NotHolder {
+            pid,
+            command,
+            reused,
+        } => (
+            "not-holder",
+            Some(*pid),
+            Some(command.clone()),
+            Some(*reused),
+        ),
+    };
+    json!({
+        "path": path.display().to_string(),
+        "state": name,
+        "stale": !matches!(state, PidFileState::Current(_)),
+        "pid": pid,
+        "command": command,
+        "reused": reused,
+        "explanation": explain(state),
+    })
+}
+
 /// How long `status` waits for the holder's `info` answer.
 const INFO_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The holder's own account of itself, if it speaks the protocol. Raw
 /// `@names` belong to other programs: they are not sent anything.
-fn ask_info(lock: &Lock, holder: &Holder) -> Option<Info> {
-    if !holder.is_listening() || lock.name().scope() == abslock::Scope::Raw {
+fn ask_info(lock: &AnyLock, holder: &Holder) -> Option<Info> {
+    let socket = lock.socket()?;
+    if !holder.is_listening() || socket.name().scope() == abslock::Scope::Raw {
         return None;
     }
-    lock.info(INFO_TIMEOUT).ok()
+    socket.info(INFO_TIMEOUT).ok()
 }
 
 /// `pid 123 (uid 1000 (alice)): sleep 100`, for one-line messages.
@@ -60,16 +123,16 @@ pub fn describe_holder(holder: &Holder) -> String {
 }
 
 fn print_human(
-    lock: &Lock,
+    lock: &AnyLock,
     holder: Option<&Holder>,
     processes: &[ProcessInfo],
     reported: Option<&Info>,
 ) {
     let Some(h) = holder else {
-        println!("{}: free", lock.name());
+        println!("{lock}: free");
         return;
     };
-    println!("{}: held", lock.name());
+    println!("{lock}: held");
     match h.pid() {
         Some(pid) => println!("  holder:    pid {pid}"),
         None => println!("  holder:    pid not visible from here"),
@@ -89,11 +152,14 @@ fn print_human(
             println!("  started:   {} ago", age(started));
         }
     }
-    let how = match h.source() {
-        Source::PeerCred => "listening (SO_PEERCRED)",
-        Source::Procfs => "bound, not listening (found through /proc)",
-    };
-    println!("  socket:    {how}");
+    match h.source() {
+        Source::PeerCred => println!("  socket:    listening (SO_PEERCRED)"),
+        Source::Procfs => println!("  socket:    bound, not listening (found through /proc)"),
+        Source::ProcLocks => println!(
+            "  lock:      FLOCK WRITE on {} (as lslocks shows it; from /proc/locks)",
+            abslock::display_address(h.address())
+        ),
+    }
     if let Some(i) = reported {
         println!("  acquired:  {} ago", age(i.acquired()));
         if !i.version.is_empty() {
@@ -120,7 +186,7 @@ fn print_human(
 }
 
 fn to_json(
-    lock: &Lock,
+    lock: &AnyLock,
     holder: Option<&Holder>,
     processes: &[ProcessInfo],
     reported: Option<&Info>,
@@ -134,15 +200,23 @@ fn to_json(
             "gid": h.gid(),
             "trusted": h.uid().map(|u| lock.trusts(u)),
             "listening": h.is_listening(),
-            "source": match h.source() { Source::PeerCred => "peercred", Source::Procfs => "procfs" },
+            "source": match h.source() {
+                Source::PeerCred => "peercred",
+                Source::Procfs => "procfs",
+                Source::ProcLocks => "proc-locks",
+            },
             "command": info.map(|i| i.cmdline.clone()),
             "started_unix": info.and_then(|i| unix_secs(i.started?)),
         })
     });
     json!({
-        "name": String::from_utf8_lossy(lock.name().name()),
-        "address": lock.name().to_string(),
-        "scope": scope_name(lock.name()),
+        "name": lock.socket().map_or_else(
+            || lock.to_string(),
+            |s| String::from_utf8_lossy(s.name().name()).into_owned(),
+        ),
+        "address": lock.socket().map(|s| s.name().to_string()),
+        "file": file_path(lock),
+        "scope": scope_name(lock),
         "held": holder.is_some(),
         "holder": holder_json,
         "processes": processes.iter().map(process_json).collect::<Vec<_>>(),
@@ -170,11 +244,20 @@ pub fn process_json(p: &ProcessInfo) -> Value {
     })
 }
 
-fn scope_name(name: &LockName) -> &'static str {
-    match name.scope() {
-        abslock::Scope::User(_) => "user",
-        abslock::Scope::System => "system",
-        abslock::Scope::Raw => "raw",
+fn scope_name(lock: &AnyLock) -> &'static str {
+    match lock.socket().map(|s| s.name().scope()) {
+        Some(abslock::Scope::User(_)) => "user",
+        Some(abslock::Scope::System) => "system",
+        Some(abslock::Scope::Raw) => "raw",
+        None => "file",
+    }
+}
+
+fn file_path(lock: &AnyLock) -> Option<String> {
+    match lock {
+        AnyLock::File(f) => Some(f.path().display().to_string()),
+        AnyLock::Combined(c) => Some(c.file().path().display().to_string()),
+        _ => None,
     }
 }
 

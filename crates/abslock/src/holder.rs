@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
@@ -23,6 +24,16 @@ pub enum Source {
     /// found by matching the socket's inode in `/proc/net/unix` against
     /// `/proc/*/fd`.
     Procfs,
+    /// A file lock: the holder was found in `/proc/locks` and confirmed in
+    /// `/proc/PID/fdinfo`.
+    ProcLocks,
+}
+
+/// What is held: an abstract socket name or a lock file.
+#[derive(Debug, Clone)]
+enum Target {
+    Socket(Vec<u8>),
+    File { path: PathBuf, dev: u64, inode: u64 },
 }
 
 /// The process holding a lock, as seen when it was discovered.
@@ -31,7 +42,7 @@ pub enum Source {
 /// [`Lock::holder`](crate::Lock::holder).
 #[derive(Debug)]
 pub struct Holder {
-    address: Vec<u8>,
+    target: Target,
     pid: Option<u32>,
     uid: Option<u32>,
     gid: Option<u32>,
@@ -53,7 +64,7 @@ impl Holder {
 
     pub(crate) fn from_connection(address: &[u8], conn: BorrowedFd<'_>) -> Holder {
         let mut holder = Holder {
-            address: address.to_vec(),
+            target: Target::Socket(address.to_vec()),
             pid: None,
             uid: None,
             gid: None,
@@ -98,11 +109,44 @@ impl Holder {
         };
         let pid = pids.first().copied();
         Ok(Some(Holder {
-            address: address.to_vec(),
+            target: Target::Socket(address.to_vec()),
             pid,
             uid: pid.and_then(procfs::uid_of),
             gid: None,
             source: Source::Procfs,
+            pidfd: pid.and_then(open_pidfd),
+            pidfd_exact: false,
+        }))
+    }
+
+    /// Finds who holds the `flock(2)` lock on the file `dev`/`inode`
+    /// (found at `path`), or `None` if nobody does.
+    pub(crate) fn discover_file(path: &Path, dev: u64, inode: u64) -> Result<Option<Holder>> {
+        let Some(entry) = procfs::flock_on(dev, inode).map_err(Error::io("reading /proc/locks"))?
+        else {
+            return Ok(None);
+        };
+        // /proc/locks records the pid of the flock() call; that process may
+        // be gone while a child keeps the description, or its pid reused.
+        let recorded = entry.pid.filter(|&p| procfs::holds_flock(p, dev, inode));
+        let pid = recorded.or_else(|| {
+            procfs::flock_holders(dev, inode)
+                .first()
+                .copied()
+                // Other users' fds are unreadable without root: trust the
+                // record if that process still exists.
+                .or(entry.pid.filter(|&p| procfs::uid_of(p).is_some()))
+        });
+        Ok(Some(Holder {
+            target: Target::File {
+                path: path.to_path_buf(),
+                dev,
+                inode,
+            },
+            pid,
+            uid: pid.and_then(procfs::uid_of),
+            gid: None,
+            source: Source::ProcLocks,
             pidfd: pid.and_then(open_pidfd),
             pidfd_exact: false,
         }))
@@ -152,9 +196,39 @@ impl Holder {
         self.pidfd_exact
     }
 
-    /// The abstract address held.
+    /// The abstract address held; for a file lock, the lock file's path.
     pub fn address(&self) -> &[u8] {
-        &self.address
+        use std::os::unix::ffi::OsStrExt;
+        match &self.target {
+            Target::Socket(address) => address,
+            Target::File { path, .. } => path.as_os_str().as_bytes(),
+        }
+    }
+
+    /// The lock file, for a file lock.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.target {
+            Target::Socket(_) => None,
+            Target::File { path, .. } => Some(path),
+        }
+    }
+
+    /// The pids keeping the lock, with the socket inode to re-check each
+    /// against after opening a pidfd.
+    fn keepers(&self) -> Result<Vec<u32>> {
+        Ok(match &self.target {
+            Target::Socket(address) => holders_of(address)?.map(|(_, p)| p).unwrap_or_default(),
+            Target::File { dev, inode, .. } => procfs::flock_holders(*dev, *inode),
+        })
+    }
+
+    /// Whether `pid` keeps the lock now.
+    fn keeps(&self, pid: u32, socket_inode: Option<u64>) -> bool {
+        match (&self.target, socket_inode) {
+            (Target::Socket(_), Some(inode)) => procfs::holds_inode(pid, inode),
+            (Target::File { dev, inode, .. }, _) => procfs::holds_flock(pid, *dev, *inode),
+            (Target::Socket(_), None) => false,
+        }
     }
 
     /// Every process that has a descriptor of the lock's socket open, in pid
@@ -167,9 +241,7 @@ impl Holder {
     /// # Errors
     /// If `/proc/net/unix` cannot be read.
     pub fn processes(&self) -> Result<Vec<ProcessInfo>> {
-        Ok(holders_of(&self.address)?
-            .map(|(_, pids)| procfs::process_infos(pids))
-            .unwrap_or_default())
+        Ok(procfs::process_infos(self.keepers()?))
     }
 
     /// Sends `signal` to the holder through its pidfd
@@ -199,16 +271,20 @@ impl Holder {
     /// # Errors
     /// If `/proc/net/unix` cannot be read.
     pub fn signal_all(&self, signal: Signal) -> Result<usize> {
-        let Some((socket, pids)) = holders_of(&self.address)? else {
-            return Ok(0);
-        };
         let sig = signal.to_rustix().ok_or_else(|| {
             Error::InvalidSignal(format!("signal {} cannot be sent", signal.as_raw()))
         })?;
+        let (pids, socket_inode) = match &self.target {
+            Target::Socket(address) => match holders_of(address)? {
+                Some((socket, pids)) => (pids, Some(socket.inode)),
+                None => return Ok(0),
+            },
+            Target::File { .. } => (self.keepers()?, None),
+        };
         let mut sent = 0;
         for pid in pids {
             let Some(fd) = open_pidfd(pid) else { continue };
-            if procfs::holds_inode(pid, socket.inode) && pidfd_send_signal(&fd, sig).is_ok() {
+            if self.keeps(pid, socket_inode) && pidfd_send_signal(&fd, sig).is_ok() {
                 sent += 1;
             }
         }
@@ -231,7 +307,11 @@ impl Holder {
     /// # Errors
     /// If a socket operation fails.
     pub fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
-        wait::until_free(&self.address, timeout.map(|t| Instant::now() + t))
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        match &self.target {
+            Target::Socket(address) => wait::until_free(address, deadline),
+            Target::File { dev, inode, .. } => wait::until_unlocked(*dev, *inode, deadline),
+        }
     }
 }
 

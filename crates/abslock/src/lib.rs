@@ -31,6 +31,11 @@
 //!   from `SO_PEERPIDFD`, [`Holder::signal`] through that pidfd, and
 //!   [`Holder::processes`]: every process that keeps the socket open.
 //! * [`LockName`]: per-user, system-wide, or raw `@name` addresses.
+//! * [`file::FileLock`]: the same on a `flock(2)` lock file, for locks
+//!   that need permissions or must cross network namespaces;
+//!   [`combined::CombinedLock`]: the file decides, the socket adds
+//!   discovery and messaging; [`AnyLock`] for programs that let the user
+//!   choose.
 //! * Talking to the running instance over the lock's own socket
 //!   (`docs/protocol.md`): [`Lock::info`], [`Lock::send`] (a second
 //!   instance hands its argv to the first and gets a [`Reply`]),
@@ -52,13 +57,17 @@
 compile_error!("abslock needs Linux: abstract Unix socket names exist only there (see unix(7))");
 
 mod access;
+pub mod backend;
 mod client;
+pub mod combined;
 mod error;
+pub mod file;
 mod frame_io;
 mod guard;
 mod holder;
 mod lock;
 mod name;
+pub mod pidfile;
 pub mod procfs;
 pub mod protocol;
 pub mod semantics;
@@ -68,6 +77,7 @@ mod sys;
 pub mod wait;
 
 pub use access::Access;
+pub use backend::{AnyGuard, AnyLock};
 pub use client::Reply;
 pub use error::{Error, Result};
 pub use guard::{Guard, FD_ENV};

@@ -115,3 +115,22 @@ pub(crate) fn until_free(address: &[u8], deadline: Option<Instant>) -> Result<bo
         }
     }
 }
+
+/// Waits until nobody holds a `flock(2)` lock on the file `dev`/`inode`, or
+/// `deadline`; returns whether it is free. Polls `/proc/locks` with the
+/// back-off: unlike a socket, a file lock has no event a bystander can
+/// sleep on without queueing for the lock itself.
+pub(crate) fn until_unlocked(dev: u64, inode: u64, deadline: Option<Instant>) -> Result<bool> {
+    let mut backoff = Backoff::default();
+    loop {
+        if procfs::flock_on(dev, inode)
+            .map_err(Error::io("reading /proc/locks"))?
+            .is_none()
+        {
+            return Ok(true);
+        }
+        if !backoff.sleep(deadline) {
+            return Ok(false);
+        }
+    }
+}

@@ -237,6 +237,55 @@ pub fn helper_main() {
         // uid, "plain" never calls requests(), "exec" gives up serving
         // (into_fd) as `abslock run --exec` does.
         "serve" => serve(name(), &args[1]),
+        // The backend-generic roles of the contract suite; args[0] is a
+        // spec for any_lock().
+        "any-hold" => {
+            let guard = any_lock(&args[0]).acquire().unwrap();
+            if let abslock::AnyGuard::Combined(g) = &guard {
+                say(
+                    "squatter",
+                    g.squatter().and_then(|h| h.uid()).map_or(-1, i64::from),
+                );
+            }
+            say("ready", std::process::id());
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            drop(guard);
+            say("released", std::process::id());
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        "any-try" => match any_lock(&args[0]).try_acquire() {
+            Ok(_) => say("result", "acquired"),
+            Err(e) => say("result", format!("{e:?}")),
+        },
+        "any-fork-hold" => {
+            let guard = any_lock(&args[0]).try_acquire().unwrap();
+            // SAFETY: the child only calls async-signal-safe alarm/pause.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: as above; alarm bounds the orphan's life.
+                unsafe { libc::alarm(60) };
+                loop {
+                    // SAFETY: plain syscall.
+                    unsafe { libc::pause() };
+                }
+            }
+            say("child", pid);
+            std::mem::forget(guard);
+            std::process::exit(0);
+        }
+        // Take the lock and start `sleep`, passing the lock to it if
+        // args[1] is "pass"; then exit at once.
+        "any-spawn" => {
+            let guard = any_lock(&args[0]).try_acquire().unwrap();
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            if args[1] == "pass" {
+                guard.pass_to(&mut cmd);
+            }
+            let child = cmd.spawn().unwrap();
+            say("child", child.id());
+            std::process::exit(0);
+        }
         // Send a message with this process's argv; report the outcome.
         "client" => {
             let outcome =
@@ -305,6 +354,23 @@ fn serve(name: LockName, mode: &str) {
     }
     drop(guard);
     say("released", std::process::id());
+}
+
+/// A lock of any backend from a spec: `socket:NAME`, `file:PATH`, or
+/// `combined:NAME:PATH` (NAME as `LockName::parse` takes it).
+pub fn any_lock(spec: &str) -> abslock::AnyLock {
+    use abslock::combined::CombinedLock;
+    use abslock::file::FileLock;
+    use abslock::AnyLock;
+    let socket = |name: &str| Lock::new(LockName::parse(name, false).unwrap());
+    if let Some(path) = spec.strip_prefix("file:") {
+        AnyLock::File(FileLock::new(path))
+    } else if let Some(rest) = spec.strip_prefix("combined:") {
+        let (name, path) = rest.split_once(':').unwrap();
+        AnyLock::Combined(CombinedLock::new(socket(name), FileLock::new(path)))
+    } else {
+        AnyLock::Socket(socket(spec.strip_prefix("socket:").unwrap()))
+    }
 }
 
 pub fn append(path: &str, line: &str) {

@@ -1,0 +1,273 @@
+//! The contract every backend keeps, one suite run against each: the
+//! abstract socket, the flock(2) file, and the combined mode. Plus the
+//! file-only traps (a deleted lock file) and the combined mode's reason to
+//! exist (a squatter cannot deny it).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use abslock::{procfs, AnyLock, Error};
+use common::{any_lock, eventually, is_root, serial, spawn, spawn_with, Helper};
+
+#[test]
+#[ignore = "entry point of helper processes, run by the other tests"]
+fn helper() {
+    common::helper_main();
+}
+
+const BACKENDS: [&str; 3] = ["socket", "file", "combined"];
+
+fn dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("abslock-contract-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fresh lock spec of `backend` for `tag` (see `common::any_lock`).
+fn spec(backend: &str, tag: &str) -> String {
+    let pid = std::process::id();
+    let path = dir().join(format!("{tag}.lock"));
+    match backend {
+        "socket" => format!("socket:test/{pid}/{tag}"),
+        "file" => format!("file:{}", path.display()),
+        _ => format!("combined:test/{pid}/{tag}:{}", path.display()),
+    }
+}
+
+fn holder_of(spec: &str) -> (Helper, u32) {
+    let mut h = spawn("any-hold", &[spec]);
+    let pid = h.expect("ready").parse().unwrap();
+    (h, pid)
+}
+
+fn held_pid(lock: &AnyLock) -> Option<u32> {
+    lock.holder().unwrap().and_then(|h| h.pid())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    procfs::process_info(pid).is_ok_and(|p| !p.cmdline.is_empty())
+}
+
+fn kill(pid: u32) {
+    // SAFETY: kill(2) has no memory preconditions; the pid is a helper's
+    // child that the test started and has not waited for.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+#[test]
+fn a_held_lock_names_its_holder_and_is_free_after_release() {
+    let _s = serial();
+    for backend in BACKENDS {
+        let spec = spec(backend, "held");
+        let lock = any_lock(&spec);
+        let (mut holder, pid) = holder_of(&spec);
+        match lock.try_acquire() {
+            Err(Error::Held(h)) => assert_eq!(h.pid(), Some(pid), "{backend}"),
+            other => panic!("{backend}: expected Held, got {other:?}"),
+        }
+        assert_eq!(held_pid(&lock), Some(pid), "{backend}");
+        holder.close_stdin();
+        holder.expect("released");
+        // Released, and the holder still runs: the release, not the exit.
+        assert!(lock.try_acquire().is_ok(), "{backend}");
+        assert_eq!(held_pid(&lock), None, "{backend}");
+    }
+}
+
+#[test]
+fn sigkill_of_the_holder_frees_it_and_wakes_a_waiter() {
+    let _s = serial();
+    for backend in BACKENDS {
+        let spec = spec(backend, "sigkill");
+        let (mut holder, _) = holder_of(&spec);
+        let waiter = std::thread::spawn({
+            let spec = spec.clone();
+            move || {
+                let got = any_lock(&spec).acquire_timeout(Duration::from_secs(10));
+                got.map(|_| Instant::now())
+            }
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        holder.kill(libc::SIGKILL);
+        let killed = Instant::now();
+        let got = waiter
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert!(got >= killed, "{backend}: acquired before the kill");
+    }
+}
+
+#[test]
+fn acquire_timeout_gives_up_naming_the_holder() {
+    let _s = serial();
+    for backend in BACKENDS {
+        let spec = spec(backend, "timeout");
+        let (_holder, pid) = holder_of(&spec);
+        let start = Instant::now();
+        match any_lock(&spec).acquire_timeout(Duration::from_millis(200)) {
+            Err(Error::Timeout(Some(h))) => assert_eq!(h.pid(), Some(pid), "{backend}"),
+            other => panic!("{backend}: expected Timeout, got {other:?}"),
+        }
+        assert!(start.elapsed() >= Duration::from_millis(200), "{backend}");
+    }
+}
+
+#[test]
+fn wait_released_sees_the_release_or_times_out() {
+    let _s = serial();
+    for backend in BACKENDS {
+        let spec = spec(backend, "wait");
+        let lock = any_lock(&spec);
+        let (mut holder, _) = holder_of(&spec);
+        assert!(
+            !lock
+                .wait_released(Some(Duration::from_millis(100)))
+                .unwrap(),
+            "{backend}"
+        );
+        holder.close_stdin();
+        assert!(
+            lock.wait_released(Some(Duration::from_secs(5))).unwrap(),
+            "{backend}"
+        );
+        assert!(lock.try_acquire().is_ok(), "{backend}");
+    }
+}
+
+#[test]
+fn a_forked_child_keeps_the_lock_and_signal_all_reaches_it() {
+    let _s = serial();
+    for backend in BACKENDS {
+        let spec = spec(backend, "fork");
+        let lock = any_lock(&spec);
+        let mut parent = spawn("any-fork-hold", &[&spec]);
+        let child: u32 = parent.expect("child").parse().unwrap();
+        assert!(parent.wait().success());
+        // The process that took the lock is gone; its child keeps it, and
+        // is who the holder is now.
+        assert_eq!(held_pid(&lock), Some(child), "{backend}");
+        let holder = lock.holder().unwrap().unwrap();
+        let names: Vec<u32> = holder.processes().unwrap().iter().map(|p| p.pid).collect();
+        assert_eq!(names, vec![child], "{backend}");
+        assert_eq!(
+            holder.signal_all(abslock::Signal::KILL).unwrap(),
+            1,
+            "{backend}"
+        );
+        assert!(
+            lock.wait_released(Some(Duration::from_secs(5))).unwrap(),
+            "{backend}"
+        );
+        eventually("the child to die", || !pid_alive(child));
+    }
+}
+
+#[test]
+fn an_exec_inherits_the_lock_only_when_passed() {
+    let _s = serial();
+    for backend in BACKENDS {
+        for pass in ["keep", "pass"] {
+            let spec = spec(backend, &format!("exec-{pass}"));
+            let lock = any_lock(&spec);
+            let mut h = spawn("any-spawn", &[&spec, pass]);
+            let sleeper: u32 = h.expect("child").parse().unwrap();
+            assert!(h.wait().success());
+            let held = held_pid(&lock);
+            kill(sleeper);
+            if pass == "pass" {
+                assert_eq!(held, Some(sleeper), "{backend}: passed to sleep");
+            } else {
+                assert_eq!(held, None, "{backend}: close-on-exec leaked the lock");
+            }
+        }
+    }
+}
+
+/// The flock trap: a process queued on a lock file that is then deleted
+/// and recreated must not come out holding the old, unlinked inode while
+/// someone else holds the new one.
+#[test]
+fn a_deleted_lock_file_does_not_let_a_waiter_in_twice() {
+    let _s = serial();
+    let path = dir().join("deleted.lock");
+    let spec = format!("file:{}", path.display());
+    let (mut first, _) = holder_of(&spec);
+    let old_inode = std::fs::metadata(&path)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    // The waiter opens the file and blocks in flock() on the old inode.
+    let mut waiter = spawn("any-hold", &[&spec]);
+    let waiter_pid = waiter.child.id();
+    let blocked_on = |inode: u64| {
+        std::fs::read("/proc/locks").is_ok_and(|t| {
+            procfs::parse_locks(&t)
+                .iter()
+                .any(|e| e.blocked && e.pid == Some(waiter_pid) && e.inode == inode)
+        })
+    };
+    eventually("the waiter to block on the old inode", || {
+        blocked_on(old_inode)
+    });
+    // Someone deletes the lock file; the next process creates a new one.
+    std::fs::remove_file(&path).unwrap();
+    let second = any_lock(&spec).try_acquire().unwrap();
+    let new_inode = std::fs::metadata(&path)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    assert_ne!(old_inode, new_inode);
+    // The first holder goes: the waiter's flock on the old inode succeeds,
+    // it sees the path names another file, and queues on that one.
+    first.close_stdin();
+    first.expect("released");
+    eventually("the waiter to queue on the new inode", || {
+        blocked_on(new_inode)
+    });
+    drop(second);
+    assert_eq!(waiter.expect("ready"), waiter_pid.to_string());
+}
+
+#[test]
+fn combined_mode_defeats_a_squatter() {
+    let _s = serial();
+    if !is_root() {
+        eprintln!("skipped: needs root to run a squatter as another uid");
+        return;
+    }
+    // A root-only directory for the file; a raw name anyone can bind.
+    let dir = dir().join("root-only");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let name = format!("@abslock-test/{}/daemon", std::process::id());
+    let path = dir.join("daemon.lock");
+    let combined = format!("combined:{name}:{}", path.display());
+    let as_nobody = |c: &mut std::process::Command| {
+        std::os::unix::process::CommandExt::uid(c, 65534);
+    };
+
+    let mut squatter = spawn_with("any-hold", &[&format!("socket:{name}")], as_nobody);
+    squatter.expect("ready");
+    // The socket alone is denied.
+    assert!(matches!(
+        any_lock(&format!("socket:{name}")).try_acquire(),
+        Err(Error::Squatted(_))
+    ));
+    // The combined lock is not, and names the squatter.
+    let mut daemon = spawn("any-hold", &[&combined]);
+    assert_eq!(daemon.expect("squatter"), "65534");
+    let daemon_pid: u32 = daemon.expect("ready").parse().unwrap();
+    // A second instance sees the daemon (through the file), not the squatter.
+    match any_lock(&combined).try_acquire() {
+        Err(Error::Held(h)) => assert_eq!(h.pid(), Some(daemon_pid)),
+        other => panic!("expected Held by the daemon, got {other:?}"),
+    }
+    // And the squatter cannot take the file.
+    let mut intruder = spawn_with("any-try", &[&format!("file:{}", path.display())], as_nobody);
+    let result = intruder.expect("result");
+    assert!(
+        result.contains("PermissionDenied") || result.contains("13"),
+        "{result}"
+    );
+}
