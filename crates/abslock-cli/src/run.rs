@@ -63,6 +63,16 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         }
         Err(e) => return Err(e.into()),
     };
+    if let AnyGuard::Combined(g) = &guard {
+        if let Some(squatter) = g.squatter() {
+            eprintln!(
+                "abslock: warning: the socket name of {lock} is held by {}, which does not hold the lock file: \
+                 a squatter (or a program using the name without the file); running anyway, \
+                 but status details and messages will not reach this instance",
+                describe_holder(squatter)
+            );
+        }
+    }
     if args.verbose {
         match waited_for {
             Some(who) => eprintln!(

@@ -1,0 +1,193 @@
+//! The file backend, combined mode and PID files from the command line.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use common::{abslock, background, eventually, is_root, name, status_json, BIN};
+use predicates::prelude::*;
+
+fn dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("abslock-cli-files-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn held(spec: &[&str]) -> bool {
+    let mut args = vec!["status"];
+    args.extend_from_slice(spec);
+    Command::new(BIN)
+        .args(&args)
+        .output()
+        .unwrap()
+        .status
+        .code()
+        == Some(0)
+}
+
+#[test]
+fn a_lock_file_works_like_a_name_and_is_never_deleted() {
+    let path = dir("file").join("job.lock");
+    let spec = format!("file:{}", path.display());
+    let mut holder = background(&["run", &spec, "--", "sleep", "30"]);
+    eventually("the file lock to be taken", || held(&[&spec]));
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "lock files are private");
+    abslock()
+        .args(["run", "-n", "-v", &spec, "--", "true"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("pid {}", holder.id())));
+    let status = status_json(&spec);
+    assert_eq!(status["holder"]["pid"], holder.id());
+    assert_eq!(status["holder"]["source"], "proc-locks");
+    assert_eq!(status["file"], path.display().to_string());
+    abslock()
+        .args(["status", &spec])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("FLOCK WRITE on"));
+    // kill goes through the same pidfd path.
+    abslock().args(["kill", &spec]).assert().success();
+    holder.wait().unwrap();
+    assert!(!held(&[&spec]));
+    assert!(path.exists(), "the lock file must stay");
+    // A symlink planted at the path is refused, not followed.
+    let link = dir("file").join("link.lock");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+    abslock()
+        .args(["run", &format!("file:{}", link.display()), "--", "true"])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("symbolic link"));
+}
+
+#[test]
+fn combined_mode_runs_despite_a_squatter_and_reports_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root to squat as another uid");
+        return;
+    }
+    let private = dir("combined").join("root-only");
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let path = private.join("daemon.lock");
+    let lock = name("combined");
+    // nobody squats the system-wide name first.
+    let mut squatter = Command::new(BIN)
+        .args(["run", "--system", "--trust-any", &lock, "--", "sleep", "30"])
+        .uid(65534)
+        .spawn()
+        .unwrap();
+    eventually("the squatter to bind", || held(&["--system", &lock]));
+    // The socket alone: denied, exit 3.
+    abslock()
+        .args(["run", "-n", "--system", &lock, "--", "true"])
+        .assert()
+        .code(3);
+    // With the file: it runs, and says who squats the name.
+    abslock()
+        .args([
+            "run",
+            "-n",
+            "--system",
+            "--file",
+            path.to_str().unwrap(),
+            &lock,
+            "--",
+            "echo",
+            "ran",
+        ])
+        .assert()
+        .success()
+        .stdout("ran\n")
+        .stderr(predicate::str::contains("squat").and(predicate::str::contains("uid 65534")));
+    squatter.kill().unwrap();
+    squatter.wait().unwrap();
+}
+
+#[test]
+fn a_pid_file_is_written_for_the_command_and_removed_after() {
+    let path = dir("pidfile").join("app.pid");
+    std::fs::write(&path, "1\n").unwrap(); // stale content from before: ignored
+    let lock = name("pidfile");
+    let holder = background(&[
+        "run",
+        "--pidfile",
+        path.to_str().unwrap(),
+        &lock,
+        "--",
+        "sleep",
+        "30",
+    ]);
+    eventually("the PID file to name the command", || {
+        std::fs::read_to_string(&path).is_ok_and(|t| t != "1\n")
+    });
+    let pid: u32 = std::fs::read_to_string(&path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep");
+    let status = Command::new(BIN)
+        .args([
+            "status",
+            "--json",
+            "--pidfile",
+            path.to_str().unwrap(),
+            &lock,
+        ])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["pidfile"]["state"], "current");
+    // SIGTERM to abslock ends the command; the file goes with it.
+    common::signal(holder.id(), libc::SIGTERM);
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM));
+    assert!(!path.exists(), "PID file left behind");
+}
+
+#[test]
+fn status_explains_a_stale_or_reused_pid_file() {
+    let path = dir("stale").join("app.pid");
+    let lock = name("stale");
+    let check = |want: &str, says: &str| {
+        abslock()
+            .args(["status", "--pidfile", path.to_str().unwrap(), &lock])
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains(want).and(predicate::str::contains(says)));
+    };
+    // A pid that no longer exists.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(&path, format!("{gone_pid}\n")).unwrap();
+    check("stale", &format!("pid {gone_pid} no longer exists"));
+    // A pid that now belongs to a process started after the file was
+    // written: reused.
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(&path, format!("{}\n", other.id())).unwrap();
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    check("stale", "was reused; it is now 'sleep 30'");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    std::fs::write(&path, "not a pid\n").unwrap();
+    check("malformed", "'not a pid' is not a pid");
+}
