@@ -199,10 +199,11 @@ fn supervise(lock: &AnyLock, guard: AnyGuard, args: &RunArgs) -> Result<u8, Fail
     let status =
         status.map_err(|e| Failure::new(exit::OSERR, format!("waiting for the command: {e}")))?;
     drop(pidfile);
-    if !close {
-        report_leftovers(lock, &guard, &command[0]);
+    if close {
+        drop(guard);
+    } else {
+        report_leftovers(lock, guard, &command[0]);
     }
-    drop(guard);
     Ok(exit::of_status(status))
 }
 
@@ -265,14 +266,12 @@ fn shell_words(command: &[OsString]) -> String {
 /// Says which processes still keep the lock after the command exited (its
 /// descendants that inherited the descriptor), instead of leaving the next
 /// caller to hang without a clue.
-fn report_leftovers(lock: &AnyLock, guard: &AnyGuard, program: &OsString) {
-    let me = std::process::id();
-    let Ok(procs) = guard.processes() else {
+fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) {
+    let Ok(procs) = guard.release_and_list_keepers() else {
         return;
     };
     let rest: Vec<String> = procs
         .iter()
-        .filter(|p| p.pid != me)
         .map(|p| format!("{} ({})", p.pid, p.command()))
         .collect();
     if !rest.is_empty() {

@@ -168,6 +168,23 @@ impl AnyGuard {
         }
     }
 
+    /// Releases this process's hold; returns the processes that still keep
+    /// the lock (see [`Guard::release_and_list_keepers`]).
+    ///
+    /// # Errors
+    /// If `fstat(2)` fails.
+    pub fn release_and_list_keepers(self) -> Result<Vec<ProcessInfo>> {
+        match self {
+            AnyGuard::Socket(g) => g.release_and_list_keepers(),
+            AnyGuard::File(g) => g.release_and_list_keepers(),
+            AnyGuard::Combined(g) => {
+                let (file, socket) = g.into_parts();
+                drop(socket);
+                file.release_and_list_keepers()
+            }
+        }
+    }
+
     /// Every process that keeps the lock.
     ///
     /// # Errors

@@ -147,6 +147,11 @@ impl CombinedGuard {
         self.file.pass_to(command);
     }
 
+    /// The file guard and the socket guard, separately.
+    pub fn into_parts(self) -> (FileGuard, Option<Guard>) {
+        (self.file, self.socket)
+    }
+
     /// Gives up the guard: the file's descriptor first, then the
     /// socket's, both inheritable.
     ///

@@ -332,6 +332,28 @@ impl AsFd for FileGuard {
 }
 
 impl FileGuard {
+    /// Releases this process's hold and returns the processes that still
+    /// keep the lock (children that inherited the descriptor). Cheap when
+    /// there are none: one read of `/proc/locks`.
+    ///
+    /// # Errors
+    /// If `fstat(2)` on the descriptor fails.
+    pub fn release_and_list_keepers(self) -> Result<Vec<crate::procfs::ProcessInfo>> {
+        let stat = rustix::fs::fstat(&*self.fd)
+            .map_err(|e| Error::io("examining the lock file")(e.into()))?;
+        drop(self);
+        if !matches!(
+            crate::procfs::flock_on(stat.st_dev, stat.st_ino),
+            Ok(Some(_))
+        ) {
+            return Ok(Vec::new());
+        }
+        Ok(crate::procfs::process_infos(crate::procfs::flock_holders(
+            stat.st_dev,
+            stat.st_ino,
+        )))
+    }
+
     /// Every process that keeps the lock (has a descriptor of the locked
     /// file description), with `/proc` details.
     ///

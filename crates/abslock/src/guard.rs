@@ -53,10 +53,8 @@ struct Server {
 }
 
 impl Guard {
-    pub(crate) fn new(name: LockName, socket: OwnedFd) -> Result<Guard> {
+    pub(crate) fn new(name: LockName, socket: OwnedFd, serving: bool) -> Result<Guard> {
         let socket = Arc::new(socket);
-        let (wake, stop) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| Error::io("creating the serving thread's pipe")(e.into()))?;
         let info = Info {
             pid: std::process::id(),
             uid: rustix::process::getuid().as_raw(),
@@ -67,7 +65,17 @@ impl Guard {
             version: String::new(),
             metadata: Vec::new(),
         };
-        let shared = Arc::new(Shared::new(name.to_string(), info));
+        let shared = Arc::new(Shared::new(name.clone(), info));
+        if !serving {
+            return Ok(Guard {
+                name,
+                socket,
+                shared,
+                server: None,
+            });
+        }
+        let (wake, stop) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| Error::io("creating the serving thread's pipe")(e.into()))?;
         let (listener, state) = (Arc::clone(&socket), Arc::clone(&shared));
         let thread = std::thread::Builder::new()
             .name("abslock-serve".into())
@@ -155,6 +163,28 @@ impl Guard {
         sys::set_cloexec(fd.as_fd(), false).map_err(Error::io("clearing close-on-exec"))?;
         sys::set_blocking(fd.as_fd()).map_err(Error::io("clearing O_NONBLOCK"))?;
         Ok(fd)
+    }
+
+    /// Releases this process's hold and returns the processes that still
+    /// keep the lock: children that inherited the descriptor (see
+    /// [`Guard::pass_to`]). Cheap when there are none: one `connect(2)`
+    /// finds the name free, and only otherwise is `/proc` searched.
+    ///
+    /// # Errors
+    /// If `fstat(2)` on the socket fails.
+    pub fn release_and_list_keepers(self) -> Result<Vec<ProcessInfo>> {
+        let inode = self.inode()?;
+        let address = self.name.address().to_vec();
+        drop(self);
+        if matches!(sys::connect_abstract(&address), Ok(sys::Connect::Refused)) {
+            return Ok(Vec::new());
+        }
+        // Still bound: by our socket (kept by a child), or by someone who
+        // took the name since; only the former are keepers.
+        Ok(match procfs::holders_of(&address) {
+            Ok(Some((socket, pids))) if socket.inode == inode => procfs::process_infos(pids),
+            _ => Vec::new(),
+        })
     }
 
     /// Releases the lock now: stops the serving thread, closes every kept

@@ -41,6 +41,7 @@ pub struct Lock {
     name: LockName,
     backlog: i32,
     trusted: Access,
+    serving: bool,
 }
 
 impl Lock {
@@ -50,6 +51,7 @@ impl Lock {
             name,
             backlog: DEFAULT_BACKLOG,
             trusted: Access::same_user(),
+            serving: true,
         }
     }
 
@@ -80,6 +82,21 @@ impl Lock {
     /// in turn: a holder is then always [`Error::Held`].
     pub fn trust_any_uid(mut self) -> Lock {
         self.trusted = Access::anyone();
+        self
+    }
+
+    /// Whether guards run their serving thread (default `true`).
+    ///
+    /// Without it, taking and releasing the lock costs only the system
+    /// calls (`socket`, `bind`, `listen`, `close`), not a thread's start and
+    /// join: for a lock taken thousands of times a second, as an
+    /// inter-process mutex. Waiters still see the release at once (they
+    /// wait in the backlog, reset when the socket closes); but `info`,
+    /// messages and stop requests go unanswered, and past the backlog
+    /// ([`Lock::backlog`]) waiters fall back to polling. See BENCHMARKS.md
+    /// for the cost of each.
+    pub fn serving(mut self, serving: bool) -> Lock {
+        self.serving = serving;
         self
     }
 
@@ -192,7 +209,7 @@ impl Lock {
             Bind::Bound(fd) => {
                 sys::listen_on(fd.as_fd(), self.backlog)
                     .map_err(Error::io("listening on the lock socket"))?;
-                Guard::new(self.name.clone(), fd).map(Some)
+                Guard::new(self.name.clone(), fd, self.serving).map(Some)
             }
         }
     }

@@ -24,6 +24,7 @@ use rustix::net::SocketFlags;
 use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::frame_io;
+use crate::name::LockName;
 use crate::protocol::{frame_len, Info, Message, Request, Response, HEADER_LEN};
 use crate::sys;
 
@@ -271,7 +272,7 @@ pub type RejectLog = Arc<dyn Fn(&str) + Send + Sync>;
 /// State shared by the guard, its serving thread and the requests handed
 /// out.
 pub(crate) struct Shared {
-    label: String,
+    name: LockName,
     info: Mutex<Info>,
     access: Mutex<Access>,
     sink: Mutex<Option<Sink>>,
@@ -295,9 +296,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(label: String, info: Info) -> Shared {
+    pub(crate) fn new(name: LockName, info: Info) -> Shared {
         Shared {
-            label,
+            name,
             info: Mutex::new(info),
             access: Mutex::new(Access::same_user()),
             sink: Mutex::new(None),
@@ -347,7 +348,7 @@ impl Shared {
         let log = Arc::clone(&lock(&self.log));
         log(&format!(
             "abslock: {}: rejected a client ({who}): {why}",
-            self.label
+            self.name
         ));
     }
 }

@@ -380,3 +380,19 @@ fn requests_arrive_on_a_tokio_channel() {
     let reply = client.join().unwrap().unwrap();
     assert_eq!((reply.status, &reply.payload[..]), (7, &b"async"[..]));
 }
+
+#[test]
+fn an_unserved_guard_answers_nothing_but_its_release_is_still_seen() {
+    let _s = serial();
+    let name = unique("unserved");
+    let lock = Lock::new(name.clone()).serving(false);
+    let guard = lock.try_acquire().unwrap();
+    assert!(matches!(
+        lock.info(Duration::from_millis(200)),
+        Err(Error::Unresponsive { .. })
+    ));
+    let waiter = std::thread::spawn(move || Lock::new(name).wait_released(Some(WAIT)));
+    std::thread::sleep(Duration::from_millis(50));
+    drop(guard);
+    assert!(waiter.join().unwrap().unwrap());
+}

@@ -1,0 +1,283 @@
+//! The whole-process experiments. Each returns raw samples; `main` turns
+//! them into tables and plots.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::roles::Method;
+use crate::stats::mono_ns;
+
+/// Where things live for one run.
+pub struct Env {
+    /// The `abslock` binary under test.
+    pub abslock: PathBuf,
+    /// This binary, for the roles.
+    pub me: PathBuf,
+    /// A scratch directory for lock and PID files.
+    pub dir: PathBuf,
+    /// Unique prefix for lock names.
+    pub tag: String,
+}
+
+impl Env {
+    pub fn target(&self, method: Method, what: &str) -> String {
+        match method {
+            Method::Abslock => format!("{}/{what}", self.tag),
+            Method::Flock => self.dir.join(format!("{what}.lock")).display().to_string(),
+            Method::PidFile => self.dir.join(format!("{what}.pid")).display().to_string(),
+        }
+    }
+
+    fn role(&self, args: &[&str]) -> Role {
+        let mut child = Command::new(&self.me)
+            .arg("role")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn role");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        Role { child, out }
+    }
+}
+
+struct Role {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Role {
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("read role");
+        line.trim_end().to_string()
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        let _ = writeln!(stdin, "{line}");
+        let _ = stdin.flush();
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the holder goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Sigkill,
+    Exit,
+}
+
+/// Hand-over latency in µs: from the holder's end (the kill, or the
+/// request to exit) to the moment the waiting process holds the lock.
+pub fn handover(env: &Env, method: Method, ending: Ending, rounds: usize) -> Vec<f64> {
+    let target = env.target(method, &format!("handover-{}", method.arg()));
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let mut holder = env.role(&["hold", method.arg(), &target]);
+        assert_eq!(holder.line(), "ready");
+        let mut waiter = env.role(&["wait", method.arg(), &target]);
+        assert_eq!(waiter.line(), "waiting");
+        // Let the waiter get into its wait (poll, flock, or a sleep).
+        std::thread::sleep(Duration::from_millis(10));
+        let start = mono_ns();
+        match ending {
+            Ending::Sigkill => {
+                let _ = holder.child.kill();
+            }
+            Ending::Exit => holder.send("exit"),
+        }
+        // Reaped at once, so a PID-file waiter's kill(pid, 0) sees it gone.
+        let _ = holder.child.wait();
+        let got: u64 = waiter.line().parse().expect("waiter's time");
+        samples.push(got.saturating_sub(start) as f64 / 1000.0);
+        let _ = waiter.child.wait();
+        if method == Method::PidFile {
+            let _ = std::fs::remove_file(&target);
+        }
+    }
+    samples
+}
+
+/// Contention: `waiters` processes take and release one lock in a loop for
+/// `duration`. Returns hand-overs per second and every wait in µs.
+pub fn contention(
+    env: &Env,
+    method: Method,
+    waiters: usize,
+    duration: Duration,
+) -> (f64, Vec<f64>) {
+    let target = env.target(method, &format!("contend-{}-{waiters}", method.arg()));
+    let mut roles: Vec<Role> = (0..waiters)
+        .map(|_| env.role(&["contend", method.arg(), &target]))
+        .collect();
+    for r in &mut roles {
+        assert_eq!(r.line(), "ready");
+    }
+    let deadline = mono_ns() + duration.as_nanos() as u64;
+    for r in &mut roles {
+        r.send(&format!("go {deadline}"));
+    }
+    let mut waits = Vec::new();
+    for r in &mut roles {
+        let line = r.line();
+        let list = line.strip_prefix("waits").unwrap_or("");
+        waits.extend(
+            list.split_whitespace()
+                .filter_map(|w| w.parse::<u64>().ok())
+                .map(|ns| ns as f64 / 1000.0),
+        );
+    }
+    let rate = waits.len() as f64 / duration.as_secs_f64();
+    if method == Method::PidFile {
+        let _ = std::fs::remove_file(&target);
+    }
+    (rate, waits)
+}
+
+fn time_command(cmd: &mut Command) -> f64 {
+    let start = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run");
+    let elapsed = start.elapsed().as_secs_f64() * 1e6;
+    assert!(status.code().is_some(), "{cmd:?} was killed");
+    elapsed
+}
+
+/// Paired runs of `abslock run -n NAME true` and `flock -n FILE true`, in
+/// alternating order: (abslock µs, flock µs) per pair.
+pub fn whole_command(env: &Env, pairs: usize) -> Vec<(f64, f64)> {
+    let name = env.target(Method::Abslock, "command");
+    let file = env.target(Method::Flock, "command");
+    let abslock = || time_command(Command::new(&env.abslock).args(["run", "-n", &name, "true"]));
+    let flock = || time_command(Command::new("flock").args(["-n", &file, "true"]));
+    (0..pairs)
+        .map(|i| {
+            if i % 2 == 0 {
+                let a = abslock();
+                (a, flock())
+            } else {
+                let f = flock();
+                (abslock(), f)
+            }
+        })
+        .collect()
+}
+
+/// Peak RSS in KiB of one run of `program args`, from wait4(2).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std does not offer
+pub fn peak_rss(program: &Path, args: &[&str]) -> f64 {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own unreaped child with valid out-pointers.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(rc, child.id() as i32, "wait4");
+    usage.ru_maxrss as f64
+}
+
+/// Peak RSS samples of `abslock run NAME -- sleep 0.05` and
+/// `flock FILE sleep 0.05` (supervising a short command).
+pub fn memory(env: &Env, runs: usize) -> (Vec<f64>, Vec<f64>) {
+    let name = env.target(Method::Abslock, "memory");
+    let file = env.target(Method::Flock, "memory");
+    let a = (0..runs)
+        .map(|_| peak_rss(&env.abslock, &["run", &name, "--", "sleep", "0.05"]))
+        .collect();
+    let f = (0..runs)
+        .map(|_| peak_rss(Path::new("flock"), &[&file, "sleep", "0.05"]))
+        .collect();
+    (a, f)
+}
+
+/// Time in µs of `abslock ARGS`, `runs` times.
+pub fn query(env: &Env, args: &[&str], runs: usize) -> Vec<f64> {
+    (0..runs)
+        .map(|_| time_command(Command::new(&env.abslock).args(args)))
+        .collect()
+}
+
+/// Query costs: status of a listening holder (with its info answer), of a
+/// raw name that is bound but not listening (found through /proc), and
+/// `list` with `counts` extra listening sockets bound on the system.
+pub struct Queries {
+    pub status_socket: Vec<f64>,
+    pub status_procfs: Vec<f64>,
+    pub list: Vec<(usize, Vec<f64>)>,
+}
+
+pub fn queries(env: &Env, runs: usize, counts: &[usize]) -> Queries {
+    let name = env.target(Method::Abslock, "query");
+    let mut holder = Command::new(&env.abslock)
+        .args(["run", &name, "--", "sleep", "600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("holder");
+    while !Command::new(&env.abslock)
+        .args(["status", &name])
+        .stdout(Stdio::null())
+        .status()
+        .expect("status")
+        .success()
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status_socket = query(env, &["status", &name], runs);
+    let _ = holder.kill();
+    let _ = holder.wait();
+
+    // A raw name bound without listen(): only /proc can say who holds it.
+    let raw = format!("{}/raw-unlistened", env.tag);
+    let fd = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    let addr = rustix::net::SocketAddrUnix::new_abstract_name(raw.as_bytes()).expect("address");
+    rustix::net::bind(&fd, &addr).expect("bind");
+    let status_procfs = query(env, &["status", &format!("@{raw}")], runs);
+    drop(fd);
+
+    let mut list = Vec::new();
+    for &count in counts {
+        let mut many = (count > 0).then(|| {
+            let mut r = env.role(&[
+                "bind-many",
+                "abslock",
+                &format!("{}/many", env.tag),
+                &count.to_string(),
+            ]);
+            assert_eq!(r.line(), "ready");
+            r
+        });
+        list.push((count, query(env, &["list"], runs)));
+        if let Some(r) = many.as_mut() {
+            r.send("done");
+        }
+    }
+    Queries {
+        status_socket,
+        status_procfs,
+        list,
+    }
+}
