@@ -24,7 +24,7 @@ pub struct Env {
 impl Env {
     pub fn target(&self, method: Method, what: &str) -> String {
         match method {
-            Method::Abslock => format!("{}/{what}", self.tag),
+            Method::Abslock | Method::AbslockUnserved => format!("{}/{what}", self.tag),
             Method::Flock => self.dir.join(format!("{what}.lock")).display().to_string(),
             Method::PidFile => self.dir.join(format!("{what}.pid")).display().to_string(),
         }
@@ -175,34 +175,45 @@ pub fn whole_command(env: &Env, pairs: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Peak RSS in KiB of one run of `program args`, from wait4(2).
-#[allow(clippy::zombie_processes)] // reaped by wait4, which std does not offer
+/// Peak RSS in KiB of the process `program args` (which must live at
+/// least 200 ms): its VmHWM from /proc/PID/status, sampled while it runs.
+/// Not wait4's ru_maxrss: that also counts the pages the child had as a
+/// fork of this (larger) process before its exec.
 pub fn peak_rss(program: &Path, args: &[&str]) -> f64 {
-    let child = Command::new(program)
+    let mut child = Command::new(program)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own unreaped child with valid out-pointers.
-    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(rc, child.id() as i32, "wait4");
-    usage.ru_maxrss as f64
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0.0f64;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(50));
+        let kib = std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0);
+        peak = peak.max(kib);
+    }
+    let _ = child.wait();
+    peak
 }
 
-/// Peak RSS samples of `abslock run NAME -- sleep 0.05` and
-/// `flock FILE sleep 0.05` (supervising a short command).
+/// Peak RSS samples of `abslock run NAME -- sleep 0.3` and
+/// `flock FILE sleep 0.3` (each supervising a command).
 pub fn memory(env: &Env, runs: usize) -> (Vec<f64>, Vec<f64>) {
     let name = env.target(Method::Abslock, "memory");
     let file = env.target(Method::Flock, "memory");
     let a = (0..runs)
-        .map(|_| peak_rss(&env.abslock, &["run", &name, "--", "sleep", "0.05"]))
+        .map(|_| peak_rss(&env.abslock, &["run", &name, "--", "sleep", "0.3"]))
         .collect();
     let f = (0..runs)
-        .map(|_| peak_rss(Path::new("flock"), &[&file, "sleep", "0.05"]))
+        .map(|_| peak_rss(Path::new("flock"), &[&file, "sleep", "0.3"]))
         .collect();
     (a, f)
 }

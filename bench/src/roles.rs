@@ -15,6 +15,8 @@ use crate::stats::mono_ns;
 pub enum Method {
     /// abslock, abstract socket, event-driven waiting.
     Abslock,
+    /// The same with `Lock::serving(false)`: no serving thread per hold.
+    AbslockUnserved,
     /// flock(2) on a file, waiting inside flock.
     Flock,
     /// A PID file polled every 100 ms, as init scripts do.
@@ -22,11 +24,10 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 3] = [Method::Abslock, Method::Flock, Method::PidFile];
-
     pub fn arg(self) -> &'static str {
         match self {
             Method::Abslock => "abslock",
+            Method::AbslockUnserved => "abslock-unserved",
             Method::Flock => "flock",
             Method::PidFile => "pidfile",
         }
@@ -35,6 +36,7 @@ impl Method {
     pub fn label(self) -> &'static str {
         match self {
             Method::Abslock => "abslock (event-driven)",
+            Method::AbslockUnserved => "abslock, serving(false)",
             Method::Flock => "flock(2) blocking",
             Method::PidFile => "PID file, 100 ms poll",
         }
@@ -43,6 +45,7 @@ impl Method {
     fn parse(s: &str) -> Method {
         match s {
             "abslock" => Method::Abslock,
+            "abslock-unserved" => Method::AbslockUnserved,
             "flock" => Method::Flock,
             _ => Method::PidFile,
         }
@@ -68,9 +71,10 @@ impl Drop for Held {
 
 fn take(method: Method, target: &str) -> Held {
     match method {
-        Method::Abslock => Held::Socket(
+        Method::Abslock | Method::AbslockUnserved => Held::Socket(
             Lock::user(target)
                 .expect("name")
+                .serving(method == Method::Abslock)
                 .acquire()
                 .expect("acquire"),
         ),
