@@ -7,9 +7,18 @@ command -v python3 >/dev/null || need+=(python3)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ss >/dev/null      || need+=(iproute2)
 command -v flock >/dev/null   || need+=(util-linux)
+# The cluster backends' integration tests run real servers (issue 7).
+command -v etcd >/dev/null    || need+=(etcd-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v runuser >/dev/null || need+=(util-linux)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # The packages start system-wide servers where an init system runs;
+    # the tests start their own on free loopback ports and need none.
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now etcd postgresql >/dev/null 2>&1 || true
+    fi
   else
     echo "setup: please install: ${need[*]}" >&2
     exit 1

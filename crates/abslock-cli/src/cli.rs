@@ -38,6 +38,7 @@ Exit codes:
   1    the lock is held (conflict or timeout; run -E changes it), or status: free
   2    kill: still held when the wait ran out
   3    held by a user the lock does not trust (squatted name)
+  5    run --backend: the cluster lock was lost while the command ran
   64   usage error (bad option, name, signal or timeout)
   69   the command could not be executed; send: the lock is not held, or
        its holder takes no messages
@@ -90,6 +91,14 @@ pub struct NameArgs {
     /// lock. Put it in a directory only the lock's users can write to.
     #[arg(long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
+    /// Lock across hosts on a cluster engine instead: etcd://HOST:PORT
+    /// (more endpoints after commas; ?ttl=SECS sets the lease, default 10)
+    /// or postgres://USER@HOST/DB (builds with the "etcd" / "postgres"
+    /// features). NAME is then the
+    /// lock's name on the engine; the holder is named by host (uname -n,
+    /// or $ABSLOCK_HOST) and pid.
+    #[arg(long = "backend", value_name = "URL", conflicts_with_all = ["file", "system"])]
+    pub backend: Option<String>,
     /// The lock name, @ADDRESS for a raw abstract address, or file:PATH
     /// for a lock file alone.
     #[arg(value_name = "NAME")]

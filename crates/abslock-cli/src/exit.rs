@@ -13,6 +13,10 @@ pub const CONFLICT: u8 = 1;
 pub const STILL_HELD: u8 = 2;
 /// Held by a user the lock does not trust.
 pub const SQUATTED: u8 = 3;
+/// `run --backend`: the cluster lock was lost while the command ran (lease
+/// expired, connection dropped); the command was sent SIGTERM.
+#[cfg_attr(not(any(feature = "etcd", feature = "postgres")), allow(dead_code))]
+pub const LOST: u8 = 5;
 /// `EX_USAGE`.
 pub const USAGE: u8 = 64;
 /// `EX_UNAVAILABLE`: the command could not be executed; `send`: nobody

@@ -1,7 +1,35 @@
 //! `abslock`: the command-line face of the `abslock` library. Each
 //! subcommand lives in its own module; this file parses and dispatches.
 
+mod child;
 mod cli;
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+mod cluster;
+#[cfg(not(any(feature = "etcd", feature = "postgres")))]
+mod cluster {
+    //! Stand-ins for `--backend` in a build without cluster backends.
+    use crate::cli::{RunArgs, StatusArgs, WaitArgs};
+    use crate::exit::{Failure, USAGE};
+
+    fn missing() -> Failure {
+        Failure::new(
+            USAGE,
+            "this abslock was built without cluster backends; rebuild with `--features etcd,postgres`",
+        )
+    }
+
+    pub fn run(_: &RunArgs, _: &str) -> Result<u8, Failure> {
+        Err(missing())
+    }
+
+    pub fn status(_: &StatusArgs, _: &str) -> Result<u8, Failure> {
+        Err(missing())
+    }
+
+    pub fn wait(_: &WaitArgs, _: &str) -> Result<u8, Failure> {
+        Err(missing())
+    }
+}
 mod completions;
 mod doctor;
 mod exit;
@@ -27,9 +55,20 @@ fn main() -> ExitCode {
         Err(e) => return ExitCode::from(usage_error(&e)),
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Status(args) => status::status(&args),
-        Command::Wait(args) => wait::wait(&args),
+        Command::Run(args) => match args.lock.backend.clone() {
+            Some(url) => cluster::run(&args, &url),
+            None => run::run(args),
+        },
+        Command::Status(args) => match &args.lock.backend {
+            Some(url) => cluster::status(&args, url),
+            None => status::status(&args),
+        },
+        Command::Wait(args) => match &args.lock.backend {
+            Some(url) => cluster::wait(&args, url),
+            None => wait::wait(&args),
+        },
+        Command::Kill(args) if args.lock.backend.is_some() => Err(local_only("kill")),
+        Command::Send(args) if args.lock.backend.is_some() => Err(local_only("send")),
         Command::Kill(args) => kill::kill(&args),
         Command::Send(args) => send::send(&args),
         Command::List(args) => list::list(&args),
@@ -44,6 +83,13 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+fn local_only(what: &str) -> exit::Failure {
+    exit::Failure::new(
+        exit::USAGE,
+        format!("{what} works on local locks only: a holder on another host cannot be reached from here"),
+    )
 }
 
 /// Help and version go to stdout with status 0; every other parse error is

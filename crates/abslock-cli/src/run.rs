@@ -16,24 +16,17 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use abslock::pidfile::PidFile;
-use abslock::{AnyGuard, AnyLock, Error, Holder, FD_ENV};
-use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::iterator::SignalsInfo;
-use signal_hook::low_level::siginfo::Cause;
-
+use crate::child::{self, cannot_execute};
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
 use crate::progress::Spinner;
 use crate::replace::replace;
 use crate::status::describe_holder;
+use abslock::pidfile::PidFile;
+use abslock::{AnyGuard, AnyLock, Error, Holder, FD_ENV};
 
 /// `--replace` without `-w`: how long the holder has to go.
 const REPLACE_WAIT: Duration = Duration::from_secs(10);
-
-/// The signals a supervising abslock passes on to its command.
-const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
 
 /// Runs `abslock run`.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
@@ -134,70 +127,29 @@ fn exec(guard: AnyGuard, args: &RunArgs) -> Result<u8, Failure> {
     Err(cannot_execute(&command[0], &err))
 }
 
-fn cannot_execute(program: &OsString, err: &std::io::Error) -> Failure {
-    Failure::new(
-        exit::UNAVAILABLE,
-        format!("cannot execute '{}': {err}", program.to_string_lossy()),
-    )
-}
-
 /// Default mode: spawn the command, forward signals, wait, report.
 fn supervise(lock: &AnyLock, guard: AnyGuard, args: &RunArgs) -> Result<u8, Failure> {
     let (command, close) = (&args.command[..], args.close);
-    // Registered before the spawn so that no signal can end abslock between
-    // the spawn and the forwarding; early ones wait in the queue.
-    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)
-        .map_err(|e| Failure::new(exit::OSERR, format!("installing signal handlers: {e}")))?;
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    if !close {
-        guard.pass_to(&mut cmd);
-    }
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: runs between fork and exec and calls only prctl, getppid and
-    // raise, which are async-signal-safe; it touches no shared state.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // abslock died before prctl took effect: follow it now.
-            if libc::getppid() != parent {
-                libc::raise(libc::SIGKILL);
-            }
-            Ok(())
-        });
-    }
     let requests = guard.socket().map(|socket| {
         socket.set_version(concat!("abslock-run ", env!("CARGO_PKG_VERSION")));
         socket.set_metadata("command", shell_words(command));
         socket.requests()
     });
-    let mut child = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
-    drop(cmd);
-    let child_pid = child.id() as libc::pid_t;
-    if let Some(requests) = requests {
-        serve_stop_requests(requests, child_pid);
-    }
-    let pidfile = pidfile_for(args, child.id());
-    let handle = signals.handle();
-    let forwarder = std::thread::spawn(move || {
-        for origin in signals.forever() {
-            // A terminal's ^C or ^\ (sent by the kernel to the whole
-            // foreground process group) already reached the command.
-            if origin.cause == Cause::Kernel {
-                continue;
+    let mut pidfile = None;
+    let status = child::supervise(
+        command,
+        |cmd| {
+            if !close {
+                guard.pass_to(cmd);
             }
-            // SAFETY: kill(2) has no memory-safety preconditions. The pid
-            // cannot be reused while we have not reaped the child.
-            unsafe { libc::kill(child_pid, origin.signal) };
-        }
-    });
-    let status = child.wait();
-    handle.close();
-    let _ = forwarder.join();
-    let status =
-        status.map_err(|e| Failure::new(exit::OSERR, format!("waiting for the command: {e}")))?;
+        },
+        |pid| {
+            if let Some(requests) = requests {
+                serve_stop_requests(requests, pid);
+            }
+            pidfile = pidfile_for(args, pid);
+        },
+    )?;
     drop(pidfile);
     if close {
         drop(guard);
@@ -209,7 +161,7 @@ fn supervise(lock: &AnyLock, guard: AnyGuard, args: &RunArgs) -> Result<u8, Fail
 
 /// Writes `--pidfile` if asked; a failure is reported, not fatal: the
 /// lock, not the PID file, keeps a second instance out.
-fn pidfile_for(args: &RunArgs, pid: u32) -> Option<PidFile> {
+pub fn pidfile_for(args: &RunArgs, pid: u32) -> Option<PidFile> {
     let path = args.pidfile.as_ref()?;
     PidFile::write(path, pid)
         .map_err(|e| {
@@ -224,10 +176,8 @@ fn pidfile_for(args: &RunArgs, pid: u32) -> Option<PidFile> {
 /// Answers stop requests by sending the command SIGTERM (through a pidfd,
 /// so a late request cannot hit a recycled pid), as `abslock kill` would.
 /// Messages are refused: the command has no way to receive them.
-fn serve_stop_requests(requests: abslock::Requests, child: libc::pid_t) {
-    let pidfd = rustix::process::Pid::from_raw(child).and_then(|pid| {
-        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
-    });
+fn serve_stop_requests(requests: abslock::Requests, child: u32) {
+    let pidfd = child::pidfd(child);
     std::thread::spawn(move || {
         for request in requests {
             match request {

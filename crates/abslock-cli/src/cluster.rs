@@ -1,0 +1,182 @@
+//! `--backend URL`: `run`, `status` and `wait` on a cluster engine (etcd,
+//! PostgreSQL) through `abslock-cluster`.
+
+use std::time::{Duration, Instant};
+
+use abslock_cluster::{ClusterLock, Error, Holder};
+use serde_json::json;
+
+use crate::child;
+use crate::cli::{NameArgs, RunArgs, StatusArgs, WaitArgs};
+use crate::exit::{self, Failure};
+
+/// The environment variable that carries the fencing token to the command.
+pub const TOKEN_ENV: &str = "ABSLOCK_FENCING_TOKEN";
+
+fn failure(e: Error) -> Failure {
+    let code = match &e {
+        Error::InvalidUrl(_) => exit::USAGE,
+        Error::Held(_) | Error::Timeout(_) => exit::CONFLICT,
+        _ => exit::UNAVAILABLE,
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn lock(args: &NameArgs, url: &str) -> Result<ClusterLock, Failure> {
+    ClusterLock::from_url(url, &args.name).map_err(failure)
+}
+
+/// `abslock run --backend URL NAME -- COMMAND`.
+pub fn run(args: &RunArgs, url: &str) -> Result<u8, Failure> {
+    for (given, option, why) in [
+        (
+            args.exec,
+            "--exec",
+            "abslock must stay to keep the lease alive",
+        ),
+        (
+            args.replace,
+            "--replace",
+            "a holder on another host cannot be signalled",
+        ),
+        (
+            args.close,
+            "-o",
+            "the lock is abslock's lease or connection, never the command's",
+        ),
+    ] {
+        if given {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("{option} does not work with --backend: {why}"),
+            ));
+        }
+    }
+    let lock = lock(&args.lock, url)?;
+    let nonblock = args.nonblock || args.timeout == Some(Duration::ZERO);
+    let talk = args.verbose || std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let got = if nonblock {
+        lock.try_acquire()
+    } else {
+        lock.acquire(args.timeout)
+    };
+    let guard = match got {
+        Ok(guard) => guard,
+        Err(Error::Held(h) | Error::Timeout(Some(h))) => {
+            if talk {
+                eprintln!("abslock: {} is held by {h}", args.lock.name);
+            }
+            return Ok(args.conflict_exit_code);
+        }
+        Err(Error::Timeout(None)) => {
+            if talk {
+                eprintln!("abslock: timed out waiting for {}", args.lock.name);
+            }
+            return Ok(args.conflict_exit_code);
+        }
+        Err(e) => return Err(failure(e)),
+    };
+    if args.verbose {
+        match guard.fencing_token() {
+            Some(t) => eprintln!("abslock: acquired {} (fencing token {t})", args.lock.name),
+            None => eprintln!("abslock: acquired {}", args.lock.name),
+        }
+    }
+    let token = guard.fencing_token();
+    let lost = guard.lost_flag();
+    let mut pidfile = None;
+    let status = child::supervise(
+        &args.command,
+        |cmd| {
+            if let Some(t) = token {
+                cmd.env(TOKEN_ENV, t.to_string());
+            }
+        },
+        |pid| {
+            let pidfd = child::pidfd(pid);
+            std::thread::spawn(move || {
+                if let Some(why) = lost.wait(None) {
+                    eprintln!("abslock: lock lost: {why}; sending SIGTERM to the command");
+                    if let Some(fd) = &pidfd {
+                        let _ =
+                            rustix::process::pidfd_send_signal(fd, rustix::process::Signal::TERM);
+                    }
+                }
+            });
+            pidfile = crate::run::pidfile_for(args, pid);
+        },
+    )?;
+    drop(pidfile);
+    let was_lost = guard.is_lost();
+    if let Err(e) = guard.release() {
+        eprintln!(
+            "abslock: warning: releasing: {e}; the lease or connection will run out on its own"
+        );
+    }
+    Ok(if was_lost {
+        exit::LOST
+    } else {
+        exit::of_status(status)
+    })
+}
+
+/// `abslock status --backend URL NAME`: exit 0 if held, 1 if free.
+pub fn status(args: &StatusArgs, url: &str) -> Result<u8, Failure> {
+    let lock = lock(&args.lock, url)?;
+    let holder = lock.holder().map_err(failure)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "name": args.lock.name,
+                "backend": url,
+                "held": holder.is_some(),
+                "holder": holder.as_ref().map(|h| json!({
+                    "host": h.host,
+                    "pid": h.pid,
+                    "fencing_token": h.token,
+                    "lease_left_secs": h.lease_left.map(|d| d.as_secs()),
+                })),
+            })
+        );
+    } else {
+        print_human(&args.lock.name, url, holder.as_ref());
+    }
+    Ok(if holder.is_some() {
+        exit::OK
+    } else {
+        exit::CONFLICT
+    })
+}
+
+fn print_human(name: &str, url: &str, holder: Option<&Holder>) {
+    let Some(h) = holder else {
+        println!("{name} on {url}: free");
+        return;
+    };
+    println!("{name} on {url}: held");
+    println!("  host:      {}", h.host);
+    println!("  pid:       {}", h.pid);
+    if let Some(t) = h.token {
+        println!("  token:     {t} (fencing token)");
+    }
+    if let Some(left) = h.lease_left {
+        println!("  lease:     {}s left unless renewed", left.as_secs());
+    }
+}
+
+/// `abslock wait --backend URL NAME`: polls every 200 ms (the engines have
+/// no cheap way to watch a lock without queueing for it).
+pub fn wait(args: &WaitArgs, url: &str) -> Result<u8, Failure> {
+    let lock = lock(&args.lock, url)?;
+    let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        if lock.holder().map_err(failure)?.is_none() {
+            return Ok(exit::OK);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(exit::CONFLICT);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,467 @@
+//! `--backend etcd://` and `--backend postgres://` against real servers that
+//! each test starts on free loopback ports, with data in a temporary
+//! directory. Two "hosts" are two processes with different `ABSLOCK_HOST`.
+//!
+//! The servers come from Debian's etcd-server and postgresql packages
+//! (`scripts/setup.sh` installs them). Without them these tests say so and
+//! pass, unless `ABSLOCK_REQUIRE_CLUSTER=1` (set by `.ci/run`) makes that a
+//! failure.
+#![cfg(any(feature = "etcd", feature = "postgres"))]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::BIN;
+
+/// A server the tests can stop and start again.
+trait Server {
+    fn url(&self) -> String;
+    fn stop(&mut self);
+    fn start(&mut self);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    // Tests run in parallel threads of one process: a counter keeps their
+    // servers apart.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("abslock-cluster-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `None` (and a note) when the server is not installed, unless required.
+fn missing<T>(what: &str) -> Option<T> {
+    if std::env::var_os("ABSLOCK_REQUIRE_CLUSTER").is_some() {
+        panic!(
+            "{what} is not installed, and ABSLOCK_REQUIRE_CLUSTER is set (run scripts/setup.sh)"
+        );
+    }
+    eprintln!("skipped: {what} is not installed (scripts/setup.sh installs it)");
+    None
+}
+
+fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `abslock ARGS` as host `host`.
+fn abslock(host: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("ABSLOCK_HOST", host).args(args);
+    cmd
+}
+
+fn run(host: &str, args: &[&str]) -> Output {
+    abslock(host, args).output().unwrap()
+}
+
+fn background(host: &str, args: &[&str]) -> Child {
+    abslock(host, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn status_json(url: &str, name: &str) -> serde_json::Value {
+    let out = run("observer", &["status", "--json", "--backend", url, name]);
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn wait_held_by(url: &str, name: &str, host: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    eventually(
+        &format!("{host} to hold {name}"),
+        Duration::from_secs(20),
+        || {
+            last = status_json(url, name);
+            last["holder"]["host"] == host
+        },
+    );
+    last
+}
+
+fn sigkill(child: &Child) {
+    // SAFETY: kill(2) on our own, not yet reaped child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+}
+
+// ---- the contract, for any engine ----------------------------------------
+
+fn exclusive_across_hosts(server: &dyn Server) {
+    let url = server.url();
+    let mut a = background(
+        "host-a",
+        &["run", "--backend", &url, "excl", "--", "sleep", "30"],
+    );
+    let status = wait_held_by(&url, "excl", "host-a");
+    assert_eq!(status["holder"]["pid"], a.id());
+    let b = run(
+        "host-b",
+        &["run", "-n", "-v", "--backend", &url, "excl", "--", "true"],
+    );
+    assert_eq!(b.status.code(), Some(1), "{b:?}");
+    let err = String::from_utf8_lossy(&b.stderr);
+    assert!(
+        err.contains(&format!("pid {} on host host-a", a.id())),
+        "{err}"
+    );
+    sigkill(&a);
+    a.wait().unwrap();
+}
+
+/// Returns the measured takeover time.
+fn sigkill_then_takeover(server: &dyn Server, bound: Duration) -> Duration {
+    let url = server.url();
+    let mut a = background(
+        "host-a",
+        &["run", "--backend", &url, "kill", "--", "sleep", "60"],
+    );
+    wait_held_by(&url, "kill", "host-a");
+    let mut b = background(
+        "host-b",
+        &["run", "-w", "60", "--backend", &url, "kill", "--", "true"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
+    sigkill(&a);
+    a.wait().unwrap();
+    let status = b.wait().unwrap();
+    let took = killed.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < bound, "takeover took {took:?}, bound {bound:?}");
+    eprintln!(
+        "measured: takeover after SIGKILL of the holder: {:.2}s",
+        took.as_secs_f64()
+    );
+    took
+}
+
+fn clean_exit_then_immediate_takeover(server: &dyn Server) {
+    let url = server.url();
+    let a = run("host-a", &["run", "--backend", &url, "clean", "--", "true"]);
+    assert!(a.status.success(), "{a:?}");
+    let start = Instant::now();
+    let b = run(
+        "host-b",
+        &["run", "-n", "--backend", &url, "clean", "--", "true"],
+    );
+    assert!(b.status.success(), "{b:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+fn restart_while_holding_is_reported(server: &mut dyn Server, down: Duration) {
+    let url = server.url();
+    let a = background(
+        "host-a",
+        &["run", "--backend", &url, "restart", "--", "sleep", "60"],
+    );
+    wait_held_by(&url, "restart", "host-a");
+    server.stop();
+    std::thread::sleep(down);
+    server.start();
+    let out = a.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("lock lost") && err.contains("SIGTERM"),
+        "{err}"
+    );
+}
+
+// ---- etcd ------------------------------------------------------------------
+
+#[cfg(feature = "etcd")]
+struct Etcd {
+    dir: PathBuf,
+    client: u16,
+    peer: u16,
+    child: Option<Child>,
+}
+
+#[cfg(feature = "etcd")]
+impl Etcd {
+    fn new() -> Option<Etcd> {
+        if Command::new("etcd").arg("--version").output().is_err() {
+            return missing("etcd (Debian package etcd-server)");
+        }
+        let mut etcd = Etcd {
+            dir: scratch("etcd"),
+            client: free_port(),
+            peer: free_port(),
+            child: None,
+        };
+        etcd.start();
+        Some(etcd)
+    }
+}
+
+#[cfg(feature = "etcd")]
+impl Server for Etcd {
+    fn url(&self) -> String {
+        format!("etcd://127.0.0.1:{}?ttl=2", self.client)
+    }
+
+    fn start(&mut self) {
+        let client = format!("http://127.0.0.1:{}", self.client);
+        let peer = format!("http://127.0.0.1:{}", self.peer);
+        let child = Command::new("etcd")
+            .args(["--name", "t", "--data-dir"])
+            .arg(self.dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("t={peer}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("etcd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let url = self.url();
+        eventually("etcd to answer", Duration::from_secs(20), || {
+            run("probe", &["status", "--backend", &url, "probe"])
+                .status
+                .code()
+                == Some(1)
+        });
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[cfg(feature = "etcd")]
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_backend_keeps_the_contract() {
+    let Some(mut etcd) = Etcd::new() else { return };
+    exclusive_across_hosts(&etcd);
+    clean_exit_then_immediate_takeover(&etcd);
+    // TTL 2 s: the lease runs out between 2 s and 2 s + one renewal period.
+    sigkill_then_takeover(&etcd, Duration::from_secs(2 + 3));
+    restart_while_holding_is_reported(&mut etcd, Duration::from_secs(4));
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_fencing_tokens_grow_and_reach_the_command() {
+    let Some(etcd) = Etcd::new() else { return };
+    let url = etcd.url();
+    let token = || {
+        let out = run(
+            "host-a",
+            &[
+                "run",
+                "--backend",
+                &url,
+                "fence",
+                "--",
+                "sh",
+                "-c",
+                "echo $ABSLOCK_FENCING_TOKEN",
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let (first, second) = (token(), token());
+    assert!(first > 0 && second > first, "{first} then {second}");
+    // status shows the holder's token and lease.
+    let mut a = background(
+        "host-a",
+        &["run", "--backend", &url, "fence", "--", "sleep", "30"],
+    );
+    let status = wait_held_by(&url, "fence", "host-a");
+    assert!(status["holder"]["fencing_token"].as_u64().unwrap() > second);
+    assert!(status["holder"]["lease_left_secs"].as_u64().unwrap() <= 2);
+    sigkill(&a);
+    a.wait().unwrap();
+}
+
+// ---- PostgreSQL -------------------------------------------------------------
+
+#[cfg(feature = "postgres")]
+struct Postgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+#[cfg(feature = "postgres")]
+impl Postgres {
+    fn new() -> Option<Postgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists());
+        let Some(bin) = bin else {
+            return missing("PostgreSQL (Debian package postgresql)");
+        };
+        let dir = scratch("postgres");
+        let pg = Postgres {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        if common::is_root() {
+            // PostgreSQL refuses to run as root.
+            let ok = Command::new("chown")
+                .arg("postgres:")
+                .arg(&pg.dir)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown postgres failed");
+        }
+        let init = pg
+            .as_owner(&pg.bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(pg.dir.join("data"))
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "initdb: {init:?}");
+        let mut pg = pg;
+        pg.start();
+        Some(pg)
+    }
+
+    fn as_owner(&self, program: &Path) -> Command {
+        if common::is_root() {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Output {
+        self.as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Server for Postgres {
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start(&mut self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log");
+        let out = self.pg_ctl(&["-w", "-o", &opts, "-l", log.to_str().unwrap(), "start"]);
+        assert!(out.status.success(), "pg_ctl start: {out:?}");
+    }
+
+    fn stop(&mut self) {
+        let _ = self.pg_ctl(&["-w", "-m", "fast", "stop"]);
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-w", "-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_backend_keeps_the_contract() {
+    let Some(mut pg) = Postgres::new() else {
+        return;
+    };
+    exclusive_across_hosts(&pg);
+    clean_exit_then_immediate_takeover(&pg);
+    // A killed holder's socket is closed by its kernel: the server ends the
+    // session, and the advisory lock with it, at once.
+    sigkill_then_takeover(&pg, Duration::from_secs(3));
+    restart_while_holding_is_reported(&mut pg, Duration::from_millis(500));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_status_names_the_holder_and_has_no_token() {
+    let Some(pg) = Postgres::new() else { return };
+    let url = pg.url();
+    let mut a = background(
+        "host-a",
+        &["run", "--backend", &url, "who", "--", "sleep", "30"],
+    );
+    let status = wait_held_by(&url, "who", "host-a");
+    assert_eq!(status["holder"]["pid"], a.id());
+    assert!(status["holder"]["fencing_token"].is_null());
+    let out = run(
+        "host-b",
+        &[
+            "run",
+            "--backend",
+            &url,
+            "who2",
+            "--",
+            "sh",
+            "-c",
+            "echo ${ABSLOCK_FENCING_TOKEN:-none}",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "none");
+    sigkill(&a);
+    a.wait().unwrap();
+}

@@ -1,0 +1,419 @@
+//! The etcd backend, through etcd's JSON gateway (`/v3/...`, etcd 3.4+).
+//!
+//! The lock is etcd's own recipe (the one `etcdctl lock` and the Go
+//! `concurrency.Mutex` use): each contender puts the key
+//! `abslock/NAME/<lease id in hex>` attached to its lease; the key with the
+//! lowest create revision holds the lock. A try-acquire puts its key and
+//! looks; a blocking acquire asks etcd's lock service (`/v3/lock/lock`),
+//! which waits server-side for the keys before ours to go. The holder keeps
+//! its lease alive every TTL/3; if that fails for a whole TTL, the lease
+//! must be assumed expired and the lock lost. The fencing token is the
+//! key's create revision.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::{Error, Holder, Identity, LostFlag, Result};
+
+const DEFAULT_TTL: u64 = 10;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub(crate) struct EtcdLock {
+    client: Client,
+    prefix: String,
+    ttl: u64,
+}
+
+/// A held etcd lock: the lease and its keep-alive thread.
+#[derive(Debug)]
+pub(crate) struct EtcdHold {
+    client: Client,
+    lease: i64,
+    pub(crate) token: u64,
+    pub(crate) lost: LostFlag,
+    stop: Arc<AtomicBool>,
+    keeper: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone)]
+struct Client {
+    endpoints: Vec<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// POSTs `body` to `path` on the first endpoint that answers.
+    fn call(&self, path: &str, body: &Value, timeout: Option<Duration>) -> Result<Value> {
+        let mut failures = Vec::new();
+        for endpoint in &self.endpoints {
+            let mut request = self.agent.post(&format!("http://{endpoint}{path}"));
+            if let Some(t) = timeout {
+                request = request.timeout(t);
+            }
+            match request.send_string(&body.to_string()) {
+                Ok(response) => {
+                    let text = response
+                        .into_string()
+                        .map_err(|e| Error::Engine(format!("etcd {endpoint}{path}: {e}")))?;
+                    return serde_json::from_str(&text).map_err(|e| {
+                        Error::Engine(format!("etcd {endpoint}{path}: bad JSON: {e}"))
+                    });
+                }
+                Err(ureq::Error::Status(code, response)) => {
+                    let text = response.into_string().unwrap_or_default();
+                    return Err(Error::Engine(format!(
+                        "etcd {endpoint}{path}: HTTP {code}: {}",
+                        text.trim()
+                    )));
+                }
+                Err(ureq::Error::Transport(t)) => failures.push(format!("{endpoint}: {t}")),
+            }
+        }
+        Err(Error::Engine(format!(
+            "no etcd endpoint answered: {}",
+            failures.join("; ")
+        )))
+    }
+
+    fn grant(&self, ttl: u64) -> Result<i64> {
+        let r = self.call(
+            "/v3/lease/grant",
+            &json!({ "TTL": ttl.to_string() }),
+            Some(REQUEST_TIMEOUT),
+        )?;
+        int(&r["ID"]).ok_or_else(|| Error::Engine(format!("etcd lease grant: no ID in {r}")))
+    }
+
+    /// The lease's remaining TTL in seconds after a renewal; 0 if expired.
+    fn keep_alive(&self, lease: i64) -> Result<i64> {
+        let r = self.call(
+            "/v3/lease/keepalive",
+            &json!({ "ID": lease.to_string() }),
+            Some(REQUEST_TIMEOUT),
+        )?;
+        Ok(int(&r["result"]["TTL"]).unwrap_or(0))
+    }
+
+    fn time_to_live(&self, lease: i64) -> Option<Duration> {
+        let r = self
+            .call(
+                "/v3/lease/timetolive",
+                &json!({ "ID": lease.to_string() }),
+                Some(REQUEST_TIMEOUT),
+            )
+            .ok()?;
+        let secs = int(&r["TTL"])?;
+        u64::try_from(secs).ok().map(Duration::from_secs)
+    }
+
+    fn revoke(&self, lease: i64) -> Result<()> {
+        self.call(
+            "/v3/lease/revoke",
+            &json!({ "ID": lease.to_string() }),
+            Some(REQUEST_TIMEOUT),
+        )
+        .map(drop)
+    }
+
+    fn put(&self, key: &str, value: &str, lease: i64) -> Result<()> {
+        self.call(
+            "/v3/kv/put",
+            &json!({ "key": B64.encode(key), "value": B64.encode(value), "lease": lease.to_string() }),
+            Some(REQUEST_TIMEOUT),
+        )
+        .map(drop)
+    }
+
+    /// The first key under `prefix` by create revision: (key, kv).
+    fn first(&self, prefix: &str) -> Result<Option<(String, Value)>> {
+        let r = self.call(
+            "/v3/kv/range",
+            &json!({
+                "key": B64.encode(prefix),
+                "range_end": B64.encode(prefix_end(prefix)),
+                "sort_order": "ASCEND",
+                "sort_target": "CREATE",
+                "limit": "1",
+            }),
+            Some(REQUEST_TIMEOUT),
+        )?;
+        Ok(r["kvs"].get(0).map(|kv| (text(&kv["key"]), kv.clone())))
+    }
+
+    fn create_revision(&self, key: &str) -> Result<u64> {
+        let r = self.call(
+            "/v3/kv/range",
+            &json!({ "key": B64.encode(key) }),
+            Some(REQUEST_TIMEOUT),
+        )?;
+        r["kvs"]
+            .get(0)
+            .and_then(|kv| int(&kv["create_revision"]))
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| Error::Engine(format!("etcd: our key {key} vanished")))
+    }
+}
+
+/// The end of a prefix range: the prefix with its last byte incremented.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+/// An int64 the gateway may render as a string or a number.
+fn int(v: &Value) -> Option<i64> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_i64())
+}
+
+/// A base64 field as (lossy) text.
+fn text(v: &Value) -> String {
+    let bytes = v
+        .as_str()
+        .and_then(|s| B64.decode(s).ok())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+impl EtcdLock {
+    pub(crate) fn new(rest: &str, name: &str) -> Result<EtcdLock> {
+        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .map(|h| h.trim().trim_end_matches('/').to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if endpoints.is_empty() || endpoints.iter().any(|e| !e.contains(':')) {
+            return Err(Error::InvalidUrl(format!(
+                "etcd://{rest}: expected HOST:PORT[,HOST:PORT...]"
+            )));
+        }
+        let mut ttl = DEFAULT_TTL;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("ttl", v)) => {
+                    ttl = v.parse().ok().filter(|&t| t >= 1).ok_or_else(|| {
+                        Error::InvalidUrl(format!("ttl={v}: expected whole seconds >= 1"))
+                    })?;
+                }
+                _ => {
+                    return Err(Error::InvalidUrl(format!(
+                        "unknown etcd option '{pair}' (known: ttl)"
+                    )))
+                }
+            }
+        }
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(2))
+            .build();
+        Ok(EtcdLock {
+            client: Client { endpoints, agent },
+            prefix: format!("abslock/{name}/"),
+            ttl,
+        })
+    }
+
+    fn key(&self, lease: i64) -> String {
+        format!("{}{lease:x}", self.prefix)
+    }
+
+    fn value(&self, id: &Identity) -> String {
+        json!({ "host": id.host, "pid": id.pid, "ttl": self.ttl }).to_string()
+    }
+
+    pub(crate) fn try_acquire(&self, id: &Identity) -> Result<EtcdHold> {
+        let lease = self.client.grant(self.ttl)?;
+        let key = self.key(lease);
+        let attempt = (|| {
+            self.client.put(&key, &self.value(id), lease)?;
+            match self.client.first(&self.prefix)? {
+                Some((first, kv)) if first == key => {
+                    let token = int(&kv["create_revision"])
+                        .and_then(|v| u64::try_from(v).ok())
+                        .unwrap_or(0);
+                    Ok(Ok(token))
+                }
+                Some((_, kv)) => Ok(Err(self.holder_of(&kv))),
+                None => Err(Error::Engine(format!("etcd: our key {key} vanished"))),
+            }
+        })();
+        match attempt {
+            Ok(Ok(token)) => Ok(self.hold(lease, token)),
+            Ok(Err(holder)) => {
+                // Revoking the lease deletes our key with it.
+                let _ = self.client.revoke(lease);
+                Err(Error::Held(holder))
+            }
+            Err(e) => {
+                let _ = self.client.revoke(lease);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<EtcdHold> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let lease = self.client.grant(self.ttl)?;
+        // The lease must live while we queue, however long that is.
+        let (stop, lost, keeper) = keep_alive(self.client.clone(), lease, self.ttl);
+        let name = self.prefix.trim_end_matches('/');
+        let asked = self.client.call(
+            "/v3/lock/lock",
+            &json!({ "name": B64.encode(name), "lease": lease.to_string() }),
+            timeout,
+        );
+        let give_up = |e: Error| {
+            stop.store(true, Ordering::Release);
+            let _ = self.client.revoke(lease);
+            e
+        };
+        match asked {
+            Ok(r) => {
+                let key = text(&r["key"]);
+                let setup = self
+                    .client
+                    .put(&key, &self.value(id), lease)
+                    .and_then(|()| self.client.create_revision(&key));
+                match setup {
+                    Ok(token) => Ok(EtcdHold {
+                        client: self.client.clone(),
+                        lease,
+                        token,
+                        lost,
+                        stop,
+                        keeper: Some(keeper),
+                    }),
+                    Err(e) => Err(give_up(e)),
+                }
+            }
+            Err(e) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                let _ = e;
+                let holder = self.holder().ok().flatten();
+                Err(give_up(Error::Timeout(holder)))
+            }
+            Err(e) => Err(give_up(e)),
+        }
+    }
+
+    pub(crate) fn holder(&self) -> Result<Option<Holder>> {
+        Ok(self
+            .client
+            .first(&self.prefix)?
+            .map(|(_, kv)| self.holder_of(&kv)))
+    }
+
+    fn holder_of(&self, kv: &Value) -> Holder {
+        let value: Value = serde_json::from_str(&text(&kv["value"])).unwrap_or(Value::Null);
+        Holder {
+            host: value["host"].as_str().unwrap_or("?").to_string(),
+            pid: value["pid"]
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .unwrap_or(0),
+            token: int(&kv["create_revision"]).and_then(|v| u64::try_from(v).ok()),
+            lease_left: int(&kv["lease"]).and_then(|l| self.client.time_to_live(l)),
+        }
+    }
+
+    fn hold(&self, lease: i64, token: u64) -> EtcdHold {
+        let (stop, lost, keeper) = keep_alive(self.client.clone(), lease, self.ttl);
+        EtcdHold {
+            client: self.client.clone(),
+            lease,
+            token,
+            lost,
+            stop,
+            keeper: Some(keeper),
+        }
+    }
+}
+
+/// Renews `lease` every TTL/3 until `stop`; raises the lost flag when etcd
+/// says the lease expired, or when no renewal succeeded for a whole TTL
+/// (from then on etcd may have expired it: we cannot know, so we must
+/// assume it).
+fn keep_alive(client: Client, lease: i64, ttl: u64) -> (Arc<AtomicBool>, LostFlag, JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let lost = LostFlag::default();
+    let (stop2, lost2) = (Arc::clone(&stop), lost.clone());
+    let period = Duration::from_millis(ttl * 1000 / 3).max(Duration::from_millis(300));
+    let keeper = std::thread::spawn(move || {
+        let mut renewed = Instant::now();
+        while !stop2.load(Ordering::Acquire) {
+            match client.keep_alive(lease) {
+                Ok(left) if left > 0 => renewed = Instant::now(),
+                Ok(_) => {
+                    lost2.set("the etcd lease expired");
+                    return;
+                }
+                Err(e) if renewed.elapsed() >= Duration::from_secs(ttl) => {
+                    lost2.set(format!(
+                        "the etcd lease could not be renewed for {ttl}s, so it may have expired: {e}"
+                    ));
+                    return;
+                }
+                Err(_) => {}
+            }
+            // Sleep in small steps so a release is not held up.
+            let until = Instant::now() + period;
+            while Instant::now() < until && !stop2.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    });
+    (stop, lost, keeper)
+}
+
+impl EtcdHold {
+    pub(crate) fn release(mut self) -> Result<()> {
+        self.stop_keeper();
+        let lease = self.lease;
+        self.lease = 0;
+        self.client.revoke(lease)
+    }
+
+    fn stop_keeper(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(keeper) = self.keeper.take() {
+            let _ = keeper.join();
+        }
+    }
+}
+
+impl Drop for EtcdHold {
+    fn drop(&mut self) {
+        self.stop_keeper();
+        if self.lease != 0 {
+            let _ = self.client.revoke(self.lease);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_strictly() {
+        let l = EtcdLock::new("127.0.0.1:2379,10.0.0.2:2379?ttl=3", "job").unwrap();
+        assert_eq!(l.client.endpoints, vec!["127.0.0.1:2379", "10.0.0.2:2379"]);
+        assert_eq!((l.ttl, l.prefix.as_str()), (3, "abslock/job/"));
+        for bad in ["", "host", "h:1?ttl=0", "h:1?ttl=x", "h:1?colour=red"] {
+            assert!(EtcdLock::new(bad, "job").is_err(), "{bad}");
+        }
+        assert_eq!(prefix_end("abslock/job/"), b"abslock/job0".to_vec());
+        assert_eq!(int(&json!("42")), Some(42));
+        assert_eq!(int(&json!(7)), Some(7));
+    }
+}

@@ -1,0 +1,294 @@
+//! abslock's single-instance lock across hosts, on an engine you already
+//! run: etcd (a lease kept alive by the holder, a fencing token) or
+//! PostgreSQL (a session advisory lock). Each engine is a cargo feature
+//! (`etcd`, `postgres`); without features this crate has no dependencies
+//! beyond `rustix`, and the `abslock` library never depends on it.
+//!
+//! Without either feature the crate holds only the shared types; the
+//! lock itself needs an engine.
+//!
+//! The promise, stated as precisely as it can be: the lock is released
+//! when its holder releases it, or **within a bounded time after the holder
+//! dies or loses touch with the engine**: the lease TTL for etcd, the TCP
+//! keepalive / `tcp_user_timeout` settings for PostgreSQL. That bound is
+//! also why a lease lock alone does not give mutual exclusion: a holder
+//! that pauses (GC, SIGSTOP, a VM migration) longer than the bound can wake
+//! up still believing it holds the lock while another host has taken it.
+//! The etcd backend therefore hands out a **fencing token** (the key's
+//! create revision, increasing with every new holder); the resources the
+//! holder writes to must reject tokens older than the newest they have
+//! seen. `docs/cluster.md` explains it, with measured takeover times.
+//!
+//! ```no_run
+//! # #[cfg(feature = "etcd")] {
+//! use abslock_cluster::{ClusterLock, Error};
+//!
+//! let lock = ClusterLock::from_url("etcd://10.0.0.1:2379,10.0.0.2:2379?ttl=10", "nightly-report")?;
+//! match lock.try_acquire() {
+//!     Ok(guard) => {
+//!         let token = guard.fencing_token();
+//!         // ... pass `token` along with every write ...
+//!         if guard.is_lost() { /* stop: another host may hold it now */ }
+//!         guard.release()?;
+//!     }
+//!     Err(Error::Held(h)) => eprintln!("running on {} as pid {}", h.host, h.pid),
+//!     Err(e) => return Err(e),
+//! }
+//! # }
+//! # Ok::<(), abslock_cluster::Error>(())
+//! ```
+
+#![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::undocumented_unsafe_blocks
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[cfg(feature = "etcd")]
+mod etcd;
+mod identity;
+mod lost;
+#[cfg(feature = "postgres")]
+mod pg;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use identity::Identity;
+pub use lost::LostFlag;
+
+/// Who holds a cluster lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The holder's host identity ([`Identity`]).
+    pub host: String,
+    /// The holder's pid on that host.
+    pub pid: u32,
+    /// The fencing token of its hold (etcd only).
+    pub token: Option<u64>,
+    /// How long its lease has left if it stopped renewing now (etcd only).
+    pub lease_left: Option<Duration>,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} on host {}", self.pid, self.host)
+    }
+}
+
+/// What can go wrong.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL is not `etcd://HOST:PORT[,HOST:PORT][?ttl=SECS]` or
+    /// `postgres://...`, or names an engine this build lacks.
+    InvalidUrl(String),
+    /// Another process holds the lock.
+    Held(Holder),
+    /// The wait ran out; the holder if known.
+    Timeout(Option<Holder>),
+    /// The engine failed or could not be reached; says which and why.
+    Engine(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidUrl(why) => write!(f, "invalid backend: {why}"),
+            Error::Held(h) => write!(f, "lock is held by {h}"),
+            Error::Timeout(Some(h)) => write!(f, "timed out; lock is still held by {h}"),
+            Error::Timeout(None) => write!(f, "timed out; lock is still held"),
+            Error::Engine(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A `Result` with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+/// A lock named `name` on a cluster engine.
+#[derive(Debug)]
+pub struct ClusterLock {
+    engine: Engine,
+    identity: Identity,
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+#[derive(Debug)]
+enum Engine {
+    #[cfg(feature = "etcd")]
+    Etcd(etcd::EtcdLock),
+    #[cfg(feature = "postgres")]
+    Postgres(Box<pg::PgLock>),
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+/// A held cluster lock. Dropping it releases the lock (best effort: if the
+/// engine is unreachable, the lease or connection runs out instead).
+#[derive(Debug)]
+pub struct ClusterGuard {
+    inner: GuardInner,
+    token: Option<u64>,
+    lost: LostFlag,
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+#[derive(Debug)]
+enum GuardInner {
+    #[cfg(feature = "etcd")]
+    Etcd(etcd::EtcdHold),
+    #[cfg(feature = "postgres")]
+    Postgres(pg::PgHold),
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+impl ClusterLock {
+    /// A lock named `name` on the engine `url`:
+    /// `etcd://HOST:PORT[,HOST:PORT...][?ttl=SECS]` (default TTL 10 s) or
+    /// `postgres://USER@HOST:PORT/DB` (any libpq-style URL). The holder is
+    /// identified as [`Identity::current`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`].
+    pub fn from_url(url: &str, name: &str) -> Result<ClusterLock> {
+        Self::with_identity(url, name, Identity::current())
+    }
+
+    /// As [`ClusterLock::from_url`], with an explicit identity.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`].
+    pub fn with_identity(url: &str, name: &str, identity: Identity) -> Result<ClusterLock> {
+        if name.is_empty() {
+            return Err(Error::InvalidUrl("the lock name is empty".into()));
+        }
+        let engine = if let Some(rest) = url.strip_prefix("etcd://") {
+            #[cfg(feature = "etcd")]
+            {
+                Engine::Etcd(etcd::EtcdLock::new(rest, name)?)
+            }
+            #[cfg(not(feature = "etcd"))]
+            {
+                let _ = rest;
+                return Err(Error::InvalidUrl(
+                    "this build has no etcd backend (cargo feature \"etcd\")".into(),
+                ));
+            }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            {
+                Engine::Postgres(Box::new(pg::PgLock::new(url, name)?))
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                return Err(Error::InvalidUrl(
+                    "this build has no PostgreSQL backend (cargo feature \"postgres\")".into(),
+                ));
+            }
+        } else {
+            return Err(Error::InvalidUrl(format!(
+                "'{url}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS] or postgres://..."
+            )));
+        };
+        Ok(ClusterLock { engine, identity })
+    }
+
+    /// Takes the lock if nobody holds it.
+    ///
+    /// # Errors
+    /// [`Error::Held`], [`Error::Engine`].
+    pub fn try_acquire(&self) -> Result<ClusterGuard> {
+        match &self.engine {
+            #[cfg(feature = "etcd")]
+            Engine::Etcd(e) => e.try_acquire(&self.identity).map(ClusterGuard::etcd),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(p) => p.try_acquire(&self.identity).map(ClusterGuard::pg),
+        }
+    }
+
+    /// Takes the lock, waiting at most `timeout` (`None`: forever).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Engine`].
+    pub fn acquire(&self, timeout: Option<Duration>) -> Result<ClusterGuard> {
+        match &self.engine {
+            #[cfg(feature = "etcd")]
+            Engine::Etcd(e) => e.acquire(&self.identity, timeout).map(ClusterGuard::etcd),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(p) => p.acquire(&self.identity, timeout).map(ClusterGuard::pg),
+        }
+    }
+
+    /// Who holds the lock now, or `None`.
+    ///
+    /// # Errors
+    /// [`Error::Engine`].
+    pub fn holder(&self) -> Result<Option<Holder>> {
+        match &self.engine {
+            #[cfg(feature = "etcd")]
+            Engine::Etcd(e) => e.holder(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(p) => p.holder(),
+        }
+    }
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+impl ClusterGuard {
+    #[cfg(feature = "etcd")]
+    fn etcd(hold: etcd::EtcdHold) -> ClusterGuard {
+        ClusterGuard {
+            token: Some(hold.token),
+            lost: hold.lost.clone(),
+            inner: GuardInner::Etcd(hold),
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn pg(hold: pg::PgHold) -> ClusterGuard {
+        ClusterGuard {
+            token: None,
+            lost: hold.lost.clone(),
+            inner: GuardInner::Postgres(hold),
+        }
+    }
+
+    /// The fencing token: strictly greater for every later holder of the
+    /// same lock (etcd: the key's create revision). `None` for PostgreSQL,
+    /// whose advisory locks have no such number.
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.token
+    }
+
+    /// Whether the lock has been lost (lease expired, connection dropped):
+    /// another host may hold it now. Check before acting on the lock.
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_set()
+    }
+
+    /// The flag that is set when the lock is lost, to wait on from another
+    /// thread.
+    pub fn lost_flag(&self) -> LostFlag {
+        self.lost.clone()
+    }
+
+    /// Releases the lock now.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] if the engine could not be told; the lease or
+    /// connection then runs out on its own.
+    pub fn release(self) -> Result<()> {
+        match self.inner {
+            #[cfg(feature = "etcd")]
+            GuardInner::Etcd(h) => h.release(),
+            #[cfg(feature = "postgres")]
+            GuardInner::Postgres(h) => h.release(),
+        }
+    }
+}
