@@ -139,7 +139,7 @@ fn a_forked_child_keeps_the_lock_after_its_parent_dies() {
     let _serial = common::serial();
     let name = unique("fork");
     let lock = Lock::new(name.clone());
-    let mut h = spawn("fork-hold", &[arg(&name)]);
+    let mut h = spawn("any-fork-hold", &[&format!("socket:{}", arg(&name))]);
     let child: u32 = h.expect("child").parse().unwrap();
     assert!(h.wait().success());
     let holder = match lock.try_acquire() {

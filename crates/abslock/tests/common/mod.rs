@@ -145,24 +145,6 @@ pub fn helper_main() {
             say("released", std::process::id());
             std::thread::sleep(Duration::from_secs(30));
         }
-        // Take the lock, fork a child that inherits it, and exit at once.
-        "fork-hold" => {
-            let guard = Lock::new(name()).try_acquire().unwrap();
-            // SAFETY: the child only calls async-signal-safe pause/_exit.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: alarm(2) is async-signal-safe; it bounds the
-                // orphan's life should the test die before killing it.
-                unsafe { libc::alarm(60) };
-                loop {
-                    // SAFETY: plain syscall.
-                    unsafe { libc::pause() };
-                }
-            }
-            say("child", pid);
-            std::mem::forget(guard);
-            std::process::exit(0);
-        }
         // Wait for the lock, log entry and exit to a shared file, leave.
         "queue" => {
             let log = &args[1];
@@ -257,6 +239,7 @@ pub fn helper_main() {
             Ok(_) => say("result", "acquired"),
             Err(e) => say("result", format!("{e:?}")),
         },
+        // Take the lock, fork a child that inherits it, and exit at once.
         "any-fork-hold" => {
             let guard = any_lock(&args[0]).try_acquire().unwrap();
             // SAFETY: the child only calls async-signal-safe alarm/pause.
