@@ -81,6 +81,9 @@ pub fn pidfd(pid: u32) -> Option<OwnedFd> {
 pub fn cannot_execute(program: &OsString, err: &std::io::Error) -> Failure {
     Failure::new(
         exit::UNAVAILABLE,
-        format!("cannot execute '{}': {err}", program.to_string_lossy()),
+        format!(
+            "cannot execute '{}': {err}",
+            abslock::escape::escape(std::os::unix::ffi::OsStrExt::as_bytes(program.as_os_str()))
+        ),
     )
 }

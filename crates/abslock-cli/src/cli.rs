@@ -37,7 +37,8 @@ Exit codes:
   0    success (run: the command's own status)
   1    the lock is held (conflict or timeout; run -E changes it), or status: free
   2    kill: still held when the wait ran out
-  3    held by a user the lock does not trust (squatted name)
+  3    held by a user the lock does not trust (squatted name): reported,
+       never waited for
   5    run --backend: the cluster lock was lost while the command ran
   64   usage error (bad option, name, signal or timeout)
   69   the command could not be executed; send: the lock is not held, or
@@ -46,7 +47,8 @@ Exit codes:
   75   send: the holder is shutting down (retry) or did not answer in time
   76   send: the holder's answer broke the protocol
   77   not permitted (signalling another user's process; refused by the
-       holder)
+       holder; a lock or PID file path another user could redirect or
+       take over)
   128+N  run: the command was killed by signal N
   send: otherwise the status the holder replied with";
 
@@ -55,7 +57,7 @@ Exit codes:
 pub enum Command {
     /// Run a command while holding the lock.
     Run(RunArgs),
-    /// Show who holds a lock (exit 0 if held, 1 if free).
+    /// Show who holds a lock (exit 0 if held, 1 if free, 3 if squatted).
     Status(StatusArgs),
     /// Wait until a lock is free (exit 0), or time out (exit 1).
     Wait(WaitArgs),
@@ -88,7 +90,9 @@ pub struct NameArgs {
     pub trust_any: bool,
     /// Also lock this file with flock(2), and let the file decide
     /// (combined mode): a squatter on the socket name cannot deny the
-    /// lock. Put it in a directory only the lock's users can write to.
+    /// lock. It must be in a directory only the lock's users can write to
+    /// (a root-owned 0755 /run/NAME, not /run/lock or /tmp): otherwise
+    /// abslock refuses it (exit 77).
     #[arg(long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// Lock across hosts on a cluster engine instead: etcd://HOST:PORT
@@ -159,7 +163,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub exec: bool,
     /// Do not pass the lock to COMMAND: if abslock dies, the lock is
-    /// released even while COMMAND still runs.
+    /// released while COMMAND is still being killed, and processes COMMAND
+    /// started keep running without it.
     #[arg(short = 'o', long = "close")]
     pub close: bool,
     /// Replace the running holder: ask it to stop (or SIGTERM it through
@@ -302,7 +307,11 @@ pub enum Shell {
     Fish,
 }
 
-/// Seconds as a non-negative, finite decimal number.
+/// The longest timeout accepted: about 31 years, far past any wait that
+/// makes sense, and far from overflowing the clock.
+const MAX_SECS: f64 = 1e9;
+
+/// Seconds as a non-negative, finite decimal number, at most [`MAX_SECS`].
 pub fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .trim()
@@ -310,6 +319,11 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("'{text}': seconds must be a finite number >= 0"));
+    }
+    if secs > MAX_SECS {
+        return Err(format!(
+            "'{text}' seconds is too long (at most {MAX_SECS:e})"
+        ));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("'{text}' seconds is too long"))
 }
@@ -328,7 +342,7 @@ mod tests {
     fn seconds_parse_strictly() {
         assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_secs("0"), Ok(Duration::ZERO));
-        for bad in ["-1", "x", "", "nan", "inf", "1e300"] {
+        for bad in ["-1", "x", "", "nan", "inf", "1e300", "1e19", "1000000001"] {
             assert!(parse_secs(bad).is_err(), "{bad}");
         }
     }

@@ -53,6 +53,7 @@ pub fn run(args: &RunArgs, url: &str) -> Result<u8, Failure> {
         }
     }
     let lock = lock(&args.lock, url)?;
+    let mut pidfile = crate::run::open_pidfile(args)?;
     let nonblock = args.nonblock || args.timeout == Some(Duration::ZERO);
     let talk = args.verbose || std::io::IsTerminal::is_terminal(&std::io::stderr());
     let got = if nonblock {
@@ -84,7 +85,6 @@ pub fn run(args: &RunArgs, url: &str) -> Result<u8, Failure> {
     }
     let token = guard.fencing_token();
     let lost = guard.lost_flag();
-    let mut pidfile = None;
     let status = child::supervise(
         &args.command,
         |cmd| {
@@ -103,7 +103,7 @@ pub fn run(args: &RunArgs, url: &str) -> Result<u8, Failure> {
                     }
                 }
             });
-            pidfile = crate::run::pidfile_for(args, pid);
+            crate::run::record_pid(&mut pidfile, pid);
         },
     )?;
     drop(pidfile);
@@ -155,7 +155,8 @@ fn print_human(name: &str, url: &str, holder: Option<&Holder>) {
         return;
     };
     println!("{name} on {url}: held");
-    println!("  host:      {}", h.host);
+    // Whoever can write the lock's key chose this: escaped.
+    println!("  host:      {}", abslock::escape::escape_str(&h.host));
     println!("  pid:       {}", h.pid);
     if let Some(t) = h.token {
         println!("  token:     {t} (fencing token)");

@@ -67,14 +67,19 @@ impl fmt::Display for Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         let code = match &e {
-            Error::InvalidName(_) | Error::InvalidSignal(_) => USAGE,
+            Error::InvalidName(_) | Error::InvalidSignal(_) | Error::InvalidRequest(_) => USAGE,
             Error::Held(_) | Error::Timeout(_) => CONFLICT,
             Error::Squatted(_) => SQUATTED,
             Error::NotHeld | Error::NotServing => UNAVAILABLE,
             Error::ShuttingDown | Error::Unresponsive { .. } => TEMPFAIL,
             Error::Refused(_) => NOPERM,
             Error::Protocol(_) => PROTOCOL,
-            Error::Io { source, .. } if source.raw_os_error() == Some(libc::EPERM) => NOPERM,
+            Error::UnsafePath(_) => NOPERM,
+            Error::Io { source, .. } | Error::PathIo { source, .. }
+                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES)) =>
+            {
+                NOPERM
+            }
             _ => OSERR,
         };
         Failure::new(code, e.to_string())

@@ -25,7 +25,8 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
         e => e.into(),
     })?;
     let start = Instant::now();
-    let deadline = start + args.timeout;
+    // A timeout too large for the clock waits forever.
+    let deadline = start.checked_add(args.timeout);
     if let Some(after) = args.kill_after.filter(|&a| a < args.timeout) {
         if holder.wait_released(Some(after))? {
             return Ok(exit::OK);
@@ -37,8 +38,13 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
         );
         escalate(&lock)?;
     }
-    let left = deadline.saturating_duration_since(Instant::now());
-    if lock.wait_released(Some(left.max(Duration::from_millis(1))))? {
+    let left = deadline.map(|d| {
+        d.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    });
+    // Whoever holds it (the signalled holder may be a squatter root chose
+    // to remove): the name must be free.
+    if holder.wait_released(left)? {
         Ok(exit::OK)
     } else {
         let who = lock

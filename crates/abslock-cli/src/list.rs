@@ -13,8 +13,8 @@ use crate::users;
 
 /// Runs `abslock list`.
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
-    let sockets = procfs::unix_sockets()
-        .map_err(|e| Failure::new(exit::OSERR, format!("reading /proc/net/unix: {e}")))?;
+    let sockets = procfs::sockets()
+        .map_err(|e| Failure::new(exit::OSERR, format!("listing Unix sockets: {e}")))?;
     let owners: Vec<UnixSocket> = sockets
         .into_iter()
         .filter(|s| s.owns_name())

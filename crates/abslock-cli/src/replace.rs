@@ -21,10 +21,16 @@ pub fn replace(lock: &AnyLock, wait: Duration, verbose: bool) -> Result<(), Fail
     let Some(holder) = lock.holder()? else {
         return Ok(());
     };
+    if holder.uid().is_some_and(|uid| !lock.trusts(uid)) {
+        // Not another instance of ours: never stopped on our behalf.
+        return Err(Error::Squatted(holder).into());
+    }
     let who = describe_holder(&holder);
+    // The socket speaks for the holder only if its listener is the holder
+    // itself; in combined mode it may be squatted while the file is not.
     let asked = match lock.socket() {
-        Some(socket) => socket.request_stop(ASK_TIMEOUT.min(wait)),
-        None => Err(Error::NotServing),
+        Some(socket) if holder.is_listening() => socket.request_stop(ASK_TIMEOUT.min(wait)),
+        _ => Err(Error::NotServing),
     };
     match asked {
         Ok(()) => note(verbose, format!("asked {who} to stop")),

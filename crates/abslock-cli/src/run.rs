@@ -22,8 +22,10 @@ use crate::exit::{self, Failure};
 use crate::progress::Spinner;
 use crate::replace::replace;
 use crate::status::describe_holder;
+use abslock::escape::escape;
 use abslock::pidfile::PidFile;
 use abslock::{AnyGuard, AnyLock, Error, Holder, FD_ENV};
+use std::os::unix::ffi::OsStrExt;
 
 /// `--replace` without `-w`: how long the holder has to go.
 const REPLACE_WAIT: Duration = Duration::from_secs(10);
@@ -31,6 +33,14 @@ const REPLACE_WAIT: Duration = Duration::from_secs(10);
 /// Runs `abslock run`.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let lock = args.lock.lock()?;
+    let pidfile = open_pidfile(&args)?;
+    if let AnyLock::File(file) = &lock {
+        // Alone, a lock file is the user's choice: warn. Combined mode,
+        // where the file must defeat squatters, refuses (exit 77).
+        if let Some(why) = file.exposure()? {
+            eprintln!("abslock: warning: {lock}: {why}; another user could lock it first");
+        }
+    }
     if args.replace {
         replace(&lock, args.timeout.unwrap_or(REPLACE_WAIT), args.verbose)?;
     }
@@ -77,9 +87,9 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         }
     }
     if args.exec {
-        exec(guard, &args)
+        exec(guard, pidfile, &args)
     } else {
-        supervise(&lock, guard, &args)
+        supervise(&lock, guard, pidfile, &args)
     }
 }
 
@@ -93,14 +103,7 @@ fn acquire(
     let holder: Holder = match lock.try_acquire() {
         Ok(guard) => return Ok((guard, None)),
         Err(Error::Held(h)) if !nonblock => h,
-        Err(Error::Squatted(h)) if !nonblock => {
-            eprintln!(
-                "abslock: warning: {} is held by {}, a user this lock does not trust; waiting anyway",
-                lock,
-                describe_holder(&h)
-            );
-            h
-        }
+        // A squatter (Error::Squatted) is reported, never waited for.
         Err(e) => return Err(e),
     };
     let who = describe_holder(&holder);
@@ -113,11 +116,11 @@ fn acquire(
 }
 
 /// `--exec`: the command replaces abslock and inherits the lock socket.
-fn exec(guard: AnyGuard, args: &RunArgs) -> Result<u8, Failure> {
+fn exec(guard: AnyGuard, mut pidfile: Option<PidFile>, args: &RunArgs) -> Result<u8, Failure> {
     let command = &args.command[..];
     // The pid stays the same across exec; nobody is left to remove the
     // file afterwards, which `status --pidfile` then reports as stale.
-    let pidfile = pidfile_for(args, std::process::id());
+    record_pid(&mut pidfile, std::process::id());
     std::mem::forget(pidfile);
     let fds = guard.into_fds()?;
     let err = Command::new(&command[0])
@@ -128,14 +131,18 @@ fn exec(guard: AnyGuard, args: &RunArgs) -> Result<u8, Failure> {
 }
 
 /// Default mode: spawn the command, forward signals, wait, report.
-fn supervise(lock: &AnyLock, guard: AnyGuard, args: &RunArgs) -> Result<u8, Failure> {
+fn supervise(
+    lock: &AnyLock,
+    guard: AnyGuard,
+    mut pidfile: Option<PidFile>,
+    args: &RunArgs,
+) -> Result<u8, Failure> {
     let (command, close) = (&args.command[..], args.close);
     let requests = guard.socket().map(|socket| {
         socket.set_version(concat!("abslock-run ", env!("CARGO_PKG_VERSION")));
         socket.set_metadata("command", shell_words(command));
         socket.requests()
     });
-    let mut pidfile = None;
     let status = child::supervise(
         command,
         |cmd| {
@@ -147,7 +154,7 @@ fn supervise(lock: &AnyLock, guard: AnyGuard, args: &RunArgs) -> Result<u8, Fail
             if let Some(requests) = requests {
                 serve_stop_requests(requests, pid);
             }
-            pidfile = pidfile_for(args, pid);
+            record_pid(&mut pidfile, pid);
         },
     )?;
     drop(pidfile);
@@ -159,18 +166,23 @@ fn supervise(lock: &AnyLock, guard: AnyGuard, args: &RunArgs) -> Result<u8, Fail
     Ok(exit::of_status(status))
 }
 
-/// Writes `--pidfile` if asked; a failure is reported, not fatal: the
-/// lock, not the PID file, keeps a second instance out.
-pub fn pidfile_for(args: &RunArgs, pid: u32) -> Option<PidFile> {
-    let path = args.pidfile.as_ref()?;
-    PidFile::write(path, pid)
-        .map_err(|e| {
-            eprintln!(
-                "abslock: warning: {}: {e}; running without it",
-                path.display()
-            )
-        })
-        .ok()
+/// Resolves `--pidfile`'s directory before anything runs, so that a
+/// symlink planted by another user refuses the run (exit 77) instead of
+/// redirecting the write.
+pub fn open_pidfile(args: &RunArgs) -> Result<Option<PidFile>, Failure> {
+    Ok(args.pidfile.as_ref().map(PidFile::at).transpose()?)
+}
+
+/// Writes the command's pid into `--pidfile`, if asked; a failure is
+/// reported, not fatal: the lock, not the PID file, keeps a second
+/// instance out.
+pub fn record_pid(pidfile: &mut Option<PidFile>, pid: u32) {
+    if let Some(file) = pidfile {
+        if let Err(e) = file.record(pid) {
+            eprintln!("abslock: warning: {e}; running without the PID file");
+            *pidfile = None;
+        }
+    }
 }
 
 /// Answers stop requests by sending the command SIGTERM (through a pidfd,
@@ -227,7 +239,7 @@ fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) {
     if !rest.is_empty() {
         eprintln!(
             "abslock: '{}' exited, but {} still hold {}: it stays held until they exit: {}",
-            program.to_string_lossy(),
+            escape(program.as_bytes()),
             if rest.len() == 1 {
                 "this process"
             } else {

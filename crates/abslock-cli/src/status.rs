@@ -2,16 +2,19 @@
 
 use std::time::{Duration, SystemTime};
 
+use abslock::escape::{escape, escape_str};
 use abslock::pidfile::{self, PidFileState};
 use abslock::procfs::ProcessInfo;
 use abslock::{AnyLock, Holder, Info, Source};
 use serde_json::{json, Value};
+use std::os::unix::ffi::OsStrExt;
 
 use crate::cli::StatusArgs;
 use crate::exit::{self, Failure};
 use crate::users;
 
-/// Runs `abslock status`: exit 0 when held, 1 when free.
+/// Runs `abslock status`: exit 0 when held, 1 when free, 3 when held by a
+/// uid the lock does not trust.
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     let lock = args.lock.lock()?;
     let holder = lock.holder()?;
@@ -36,13 +39,17 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     } else {
         print_human(&lock, holder.as_ref(), &processes, info.as_ref());
         if let Some((path, state)) = &pidfile {
-            println!("  pidfile:   {}: {}", path.display(), explain(state));
+            println!(
+                "  pidfile:   {}: {}",
+                escape(path.as_os_str().as_bytes()),
+                explain(state)
+            );
         }
     }
-    Ok(if holder.is_some() {
-        exit::OK
-    } else {
-        exit::CONFLICT
+    Ok(match &holder {
+        None => exit::CONFLICT,
+        Some(h) if h.uid().is_some_and(|uid| !lock.trusts(uid)) => exit::SQUATTED,
+        Some(_) => exit::OK,
     })
 }
 
@@ -50,7 +57,7 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
 fn explain(state: &PidFileState) -> String {
     match state {
         PidFileState::Missing => "missing".into(),
-        PidFileState::Malformed(why) => format!("malformed: {why}"),
+        PidFileState::Malformed(why) => format!("malformed: {}", escape_str(why)),
         PidFileState::Current(pid) => format!("current: pid {pid} keeps the lock"),
         PidFileState::Gone(pid) => format!("stale: pid {pid} no longer exists"),
         PidFileState::NotHolder {
@@ -162,11 +169,12 @@ fn print_human(
     }
     if let Some(i) = reported {
         println!("  acquired:  {} ago", age(i.acquired()));
+        // The holder chose these: escaped, never raw on a terminal.
         if !i.version.is_empty() {
-            println!("  version:   {}", i.version);
+            println!("  version:   {}", escape_str(&i.version));
         }
         for (key, value) in &i.metadata {
-            println!("  meta:      {key} = {value}");
+            println!("  meta:      {} = {}", escape_str(key), escape_str(value));
         }
     }
     if processes.len() > 1 || info.is_none() {

@@ -1,5 +1,8 @@
 //! User names for uids, from `/etc/passwd` (no NSS: enough for local users,
-//! and the uid is always shown too).
+//! and the uid is always shown too). Names are escaped in human-readable
+//! output: whoever controls the user database chose them.
+
+use abslock::escape::escape_str;
 
 /// The login name of `uid`, if `/etc/passwd` has one.
 pub fn name_of(uid: u32) -> Option<String> {
@@ -21,14 +24,14 @@ impl Names {
     pub fn get(&mut self, uid: u32) -> &str {
         self.0
             .entry(uid)
-            .or_insert_with(|| name_of(uid).unwrap_or_else(|| uid.to_string()))
+            .or_insert_with(|| name_of(uid).map_or_else(|| uid.to_string(), |n| escape_str(&n)))
     }
 }
 
 /// `uid 1000 (alice)`, or `uid 1000` when the name is unknown.
 pub fn describe(uid: u32) -> String {
     match name_of(uid) {
-        Some(name) => format!("uid {uid} ({name})"),
+        Some(name) => format!("uid {uid} ({})", escape_str(&name)),
         None => format!("uid {uid}"),
     }
 }

@@ -56,13 +56,13 @@ fn a_lock_file_works_like_a_name_and_is_never_deleted() {
     holder.wait().unwrap();
     assert!(!held(&[&spec]));
     assert!(path.exists(), "the lock file must stay");
-    // A symlink planted at the path is refused, not followed.
+    // A symlink planted at the path is refused (exit 77), not followed.
     let link = dir("file").join("link.lock");
     std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
     abslock()
         .args(["run", &format!("file:{}", link.display()), "--", "true"])
         .assert()
-        .code(64)
+        .code(77)
         .stderr(predicate::str::contains("symbolic link"));
 }
 
@@ -87,7 +87,16 @@ fn combined_mode_runs_despite_a_squatter_and_reports_it() {
         .uid(65534)
         .spawn()
         .unwrap();
-    eventually("the squatter to bind", || held(&["--system", &lock]));
+    // status says "squatted" (exit 3) once it holds the name.
+    eventually("the squatter to bind", || {
+        Command::new(BIN)
+            .args(["status", "--system", &lock])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            == Some(3)
+    });
     // The socket alone: denied, exit 3.
     abslock()
         .args(["run", "-n", "--system", &lock, "--", "true"])

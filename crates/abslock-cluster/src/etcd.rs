@@ -194,9 +194,14 @@ impl EtcdLock {
             .map(|h| h.trim().trim_end_matches('/').to_string())
             .filter(|h| !h.is_empty())
             .collect();
-        if endpoints.is_empty() || endpoints.iter().any(|e| !e.contains(':')) {
+        let valid = |e: &String| {
+            e.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            })
+        };
+        if endpoints.is_empty() || !endpoints.iter().all(valid) {
             return Err(Error::InvalidUrl(format!(
-                "etcd://{rest}: expected HOST:PORT[,HOST:PORT...]"
+                "etcd://{rest}: expected HOST:PORT[,HOST:PORT...] with ports 1-65535"
             )));
         }
         let mut ttl = DEFAULT_TTL;

@@ -75,7 +75,9 @@ pub struct Holder {
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pid {} on host {}", self.pid, self.host)
+        // Whoever can write the lock's key chose the host: escaped.
+        let host = abslock::escape::escape_str(&self.host);
+        write!(f, "pid {} on host {host}", self.pid)
     }
 }
 

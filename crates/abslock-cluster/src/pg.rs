@@ -52,6 +52,11 @@ impl PgLock {
         let mut config: Config = url
             .parse()
             .map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
+        if config.get_hosts().is_empty() {
+            return Err(Error::InvalidUrl(format!(
+                "{url}: names no host (postgres://USER@HOST/DB)"
+            )));
+        }
         config
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(5))

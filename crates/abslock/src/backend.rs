@@ -4,11 +4,13 @@
 
 use std::fmt;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::combined::{CombinedGuard, CombinedLock};
 use crate::error::Result;
+use crate::escape::escape;
 use crate::file::{FileGuard, FileLock};
 use crate::guard::Guard;
 use crate::holder::Holder;
@@ -118,19 +120,14 @@ impl AnyLock {
 }
 
 impl fmt::Display for AnyLock {
-    /// The socket's address (`@abslock/...`), `file:PATH`, or both.
+    /// The socket's address (`@abslock/...`), `file:PATH`, or both, escaped
+    /// for a terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = |l: &FileLock| escape(l.path().as_os_str().as_bytes());
         match self {
             AnyLock::Socket(l) => write!(f, "{}", l.name()),
-            AnyLock::File(l) => write!(f, "file:{}", l.path().display()),
-            AnyLock::Combined(l) => {
-                write!(
-                    f,
-                    "{} + file:{}",
-                    l.socket().name(),
-                    l.file().path().display()
-                )
-            }
+            AnyLock::File(l) => write!(f, "file:{}", path(l)),
+            AnyLock::Combined(l) => write!(f, "{} + file:{}", l.socket().name(), path(l.file())),
         }
     }
 }

@@ -47,7 +47,7 @@ impl Lock {
     /// if the holder is releasing the lock (try to take it instead);
     /// [`Error::NotServing`], [`Error::Refused`]; [`Error::Unresponsive`]
     /// on timeout (the holder is left alone); [`Error::NotHeld`];
-    /// [`Error::Protocol`] if `message` exceeds
+    /// [`Error::InvalidRequest`] if `message` exceeds
     /// [`MAX_FRAME`](crate::protocol::MAX_FRAME).
     pub fn send(&self, message: &Message, timeout: Duration) -> Result<Reply> {
         match ask(self, &Request::Message(message.clone()), timeout, true)? {
@@ -74,11 +74,13 @@ impl Lock {
 fn ask(lock: &Lock, request: &Request, timeout: Duration, trusted_only: bool) -> Result<Response> {
     let frame = request
         .encode()
-        .map_err(|e| Error::Protocol(e.to_string()))?;
+        .map_err(|e| Error::InvalidRequest(format!("cannot send this request: {e}")))?;
     let address = lock.name().address();
-    let deadline = Instant::now().checked_add(timeout).ok_or_else(|| {
-        Error::Protocol(format!("a timeout of {}s is too long", timeout.as_secs()))
-    })?;
+    // A timeout too large for the clock is as good as a year.
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .or_else(|| Instant::now().checked_add(Duration::from_secs(365 * 86_400)))
+        .ok_or_else(|| Error::InvalidRequest("the timeout is too long".into()))?;
     let conn =
         match sys::connect_abstract(address).map_err(Error::io("connecting to the lock holder"))? {
             Connect::Connected(conn) => conn,

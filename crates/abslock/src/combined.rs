@@ -8,6 +8,11 @@
 //! the daemon still runs: the squatter is reported
 //! ([`CombinedGuard::squatter`]) and only discovery and messages through
 //! the socket are lost. Test: `combined_mode_defeats_a_squatter`.
+//!
+//! That holds only if no untrusted user can take the file over: taking a
+//! combined lock fails with [`Error::UnsafePath`] when the file, its
+//! directory or an ancestor is exposed to one ([`FileLock::exposure`];
+//! test `combined_mode_refuses_a_world_writable_directory`).
 
 use std::os::fd::OwnedFd;
 use std::process::Command;
@@ -54,9 +59,11 @@ impl CombinedLock {
     /// Takes the file lock if it is free, then the socket name.
     ///
     /// # Errors
-    /// As [`FileLock::try_acquire`]; the holder is named through the
+    /// [`Error::UnsafePath`] if an untrusted user could take the file over;
+    /// as [`FileLock::try_acquire`]; the holder is named through the
     /// socket (with an exact pidfd) when it holds both.
     pub fn try_acquire(&self) -> Result<CombinedGuard> {
+        self.check_file()?;
         match self.file.try_acquire() {
             Ok(file) => Ok(self.attach(file)),
             Err(Error::Held(h)) => Err(Error::Held(self.exact(h))),
@@ -69,6 +76,7 @@ impl CombinedLock {
     /// # Errors
     /// As [`FileLock::acquire`].
     pub fn acquire(&self) -> Result<CombinedGuard> {
+        self.check_file()?;
         Ok(self.attach(self.file.acquire()?))
     }
 
@@ -77,7 +85,21 @@ impl CombinedLock {
     /// # Errors
     /// As [`FileLock::acquire_timeout`].
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<CombinedGuard> {
+        self.check_file()?;
         Ok(self.attach(self.file.acquire_timeout(timeout)?))
+    }
+
+    /// The file decides, so it must be one no untrusted user can take
+    /// over ([`FileLock::exposure`]); otherwise a squatter who cannot deny
+    /// the socket name would simply lock the file instead.
+    fn check_file(&self) -> Result<()> {
+        match self.file.exposure()? {
+            None => Ok(()),
+            Some(why) => Err(Error::UnsafePath(format!(
+                "refusing the lock file: {why}; put it in a directory only trusted users \
+                 can write to, such as a root-owned 0755 /run/NAME (systemd's RuntimeDirectory=)"
+            ))),
+        }
     }
 
     /// Who holds the file lock, or `None` if it is free.

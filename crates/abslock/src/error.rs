@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 
+use crate::escape::escape_str;
 use crate::holder::Holder;
 
 /// A `Result` whose error is [`Error`].
@@ -49,6 +50,20 @@ pub enum Error {
     Refused(String),
     /// A frame broke the protocol (`docs/protocol.md`); says how.
     Protocol(String),
+    /// A request this side cannot send: a message larger than a frame
+    /// allows; says why. The caller's mistake, not the holder's.
+    InvalidRequest(String),
+    /// A lock file or PID file path that an untrusted user could redirect
+    /// or take over (a symlink they own, a directory they can write to);
+    /// the message says which and why.
+    UnsafePath(String),
+    /// A lock file or PID file could not be reached or opened.
+    PathIo {
+        /// The path, escaped for printing.
+        path: String,
+        /// The OS error.
+        source: io::Error,
+    },
     /// A system call failed.
     Io {
         /// What abslock was doing.
@@ -106,8 +121,11 @@ impl fmt::Display for Error {
                 "the holder does not take messages or stop requests \
                  (it is not serving them; signal it instead)"
             ),
-            Error::Refused(why) => write!(f, "the holder refused: {why}"),
-            Error::Protocol(why) => write!(f, "protocol error: {why}"),
+            // The holder chose these words: escaped for the terminal.
+            Error::Refused(why) => write!(f, "the holder refused: {}", escape_str(why)),
+            Error::Protocol(why) => write!(f, "protocol error: {}", escape_str(why)),
+            Error::UnsafePath(why) | Error::InvalidRequest(why) => f.write_str(why),
+            Error::PathIo { path, source } => write!(f, "{path}: {source}"),
             Error::Io { context, source } => {
                 write!(f, "{context}: {source}")?;
                 if source.raw_os_error() == Some(libc::EMFILE) {
@@ -122,7 +140,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::PathIo { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! Abstract socket names have no permissions: any local user can bind a
 //! system-wide name first. A lock file in a directory only its owner can
-//! write to (`/run/lock/NAME` for root, `$XDG_RUNTIME_DIR` for a user)
-//! cannot be taken by anyone else, and it works across network namespaces
+//! write to (a root-owned 0755 `/run/NAME` for root, `$XDG_RUNTIME_DIR` for
+//! a user; not the world-writable `/run/lock`) cannot be taken by anyone
+//! else, and it works across network namespaces
 //! (containers sharing a volume). The lock is the kernel's `flock(2)` lock
 //! on the open file description, so, as with a socket, it is released when
 //! the last descriptor of that description closes, however the process
@@ -24,8 +25,16 @@
 //!   [`FileGuard::is_linked`] tells a holder whether its file was removed.
 //! * **Permissions:** new files get mode 0600 ([`DEFAULT_MODE`]): `flock`
 //!   needs only read access, so a world-readable lock file can be squatted
-//!   by any user. Files are opened with `O_NOFOLLOW` and must be regular
-//!   files, so a planted symlink cannot redirect the lock.
+//!   by any user. A file we may not write is locked read-only, as
+//!   `flock(1)` does.
+//! * **Symlinks and writable directories:** the path is resolved one
+//!   component at a time, following only symlinks owned by root or a
+//!   trusted uid, and the file is opened with `O_NOFOLLOW` and must be a
+//!   regular file, so a planted symlink cannot redirect the lock (test
+//!   `an_untrusted_symlink_is_never_followed`). A directory that untrusted
+//!   users can write to lets them create and lock the file first:
+//!   [`FileLock::exposure`] says so, and [`crate::combined`] refuses such
+//!   a file.
 //! * **Close-on-exec:** the descriptor is `O_CLOEXEC`; hand it on with
 //!   [`FileGuard::pass_to`] or [`FileGuard::into_fd`].
 //! * **NFS:** Linux emulates `flock` on NFS with byte-range locks held by
@@ -33,19 +42,22 @@
 //!   expires, and conflict with `fcntl` locks. Use a local file system.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::fs::{FlockOperation, OFlags};
 use rustix::io::Errno;
 
 use crate::access::Access;
 use crate::error::{Error, Result};
+use crate::escape::escape;
 use crate::guard::FD_ENV;
 use crate::holder::Holder;
+use crate::safe_path;
 use crate::sys;
 use crate::wait::Backoff;
 
@@ -84,6 +96,7 @@ pub struct FileLock {
 #[derive(Debug)]
 pub struct FileGuard {
     path: PathBuf,
+    dir: safe_path::Dir,
     fd: Arc<OwnedFd>,
 }
 
@@ -130,19 +143,18 @@ impl FileLock {
     ///
     /// # Errors
     /// [`Error::Held`] or [`Error::Squatted`] with the holder;
-    /// [`Error::InvalidName`] if the path is a symlink or not a regular
-    /// file; [`Error::Io`] if it cannot be opened (`EACCES`: the file
-    /// belongs to someone else).
+    /// [`Error::UnsafePath`] if the path is a symlink, or passes through a
+    /// symlink that a uid the lock does not trust owns;
+    /// [`Error::InvalidName`] if it is not a regular file; [`Error::Io`]
+    /// or [`Error::PathIo`] if it cannot be opened (`EACCES`: the file
+    /// belongs to someone else and we may not even read it).
     pub fn try_acquire(&self) -> Result<FileGuard> {
         for _ in 0..DISCOVERY_RETRIES {
             if let Some(guard) = self.lock(false)? {
                 return Ok(guard);
             }
             if let Some(holder) = self.holder()? {
-                return Err(match holder.uid() {
-                    Some(uid) if !self.trusts(uid) => Error::Squatted(holder),
-                    _ => Error::Held(holder),
-                });
+                return Err(self.held(holder));
             }
         }
         Err(Error::Timeout(None))
@@ -151,12 +163,24 @@ impl FileLock {
     /// Takes the lock, sleeping in `flock(2)` until it is free.
     ///
     /// # Errors
-    /// As [`FileLock::try_acquire`], except `Held`.
+    /// As [`FileLock::try_acquire`], except `Held`: a holder of a uid the
+    /// lock does not trust is [`Error::Squatted`], not waited for.
     pub fn acquire(&self) -> Result<FileGuard> {
+        match self.try_acquire() {
+            Err(Error::Held(_) | Error::Timeout(None)) => {}
+            other => return other,
+        }
         loop {
             if let Some(guard) = self.lock(true)? {
                 return Ok(guard);
             }
+        }
+    }
+
+    fn held(&self, holder: Holder) -> Error {
+        match holder.uid() {
+            Some(uid) if !self.trusts(uid) => Error::Squatted(holder),
+            _ => Error::Held(holder),
         }
     }
 
@@ -166,7 +190,8 @@ impl FileLock {
     /// after we gave up).
     ///
     /// # Errors
-    /// [`Error::Timeout`] with the holder; as [`FileLock::try_acquire`].
+    /// [`Error::Timeout`] with the holder, or [`Error::Squatted`] if it
+    /// runs as a uid the lock does not trust; as [`FileLock::try_acquire`].
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<FileGuard> {
         let deadline = Instant::now().checked_add(timeout);
         let mut backoff = Backoff::default();
@@ -175,7 +200,13 @@ impl FileLock {
                 return Ok(guard);
             }
             if !backoff.sleep(deadline) {
-                return Err(Error::Timeout(self.holder().ok().flatten()));
+                return Err(match self.holder() {
+                    Ok(Some(h)) => match self.held(h) {
+                        Error::Held(h) => Error::Timeout(Some(h)),
+                        squatted => squatted,
+                    },
+                    _ => Error::Timeout(None),
+                });
             }
         }
     }
@@ -184,15 +215,46 @@ impl FileLock {
     /// or the file does not exist.
     ///
     /// # Errors
-    /// If the file cannot be examined or `/proc/locks` read.
+    /// If the file cannot be examined or `/proc/locks` read;
+    /// [`Error::UnsafePath`] as [`FileLock::try_acquire`].
     pub fn holder(&self) -> Result<Option<Holder>> {
-        match std::fs::symlink_metadata(&self.path) {
-            Ok(meta) => {
-                use std::os::unix::fs::MetadataExt;
-                Holder::discover_file(&self.path, meta.dev(), meta.ino())
+        let Some(dir) = self.parent_if_any()? else {
+            return Ok(None);
+        };
+        match dir.stat_file() {
+            Ok(stat) => Holder::discover_file(&self.path, stat.st_dev, stat.st_ino),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("examining the lock file")(e.into())),
+        }
+    }
+
+    /// Why a uid this lock does not trust could take the lock file over
+    /// (create or lock it first, or replace it), or `None` if no such user
+    /// could: its directory, or one above it, is writable by or belongs
+    /// to another user, or the file already belongs to one. A lock file
+    /// there can be squatted; put it in a directory only trusted users can
+    /// write to, such as a root-owned 0755 `/run/NAME` (systemd's
+    /// `RuntimeDirectory=`), not the world-writable `/run/lock`.
+    ///
+    /// # Errors
+    /// [`Error::UnsafePath`] for a symlink an untrusted user owns on the
+    /// way; [`Error::PathIo`] if a directory cannot be opened.
+    pub fn exposure(&self) -> Result<Option<String>> {
+        let mut dir = safe_path::open_parent(&self.path, &self.trusted)?;
+        if let Ok(stat) = dir.stat_file() {
+            dir.check_owner(&stat, &self.trusted, &self.path);
+        }
+        Ok(dir.exposure().map(str::to_string))
+    }
+
+    /// The file's directory, or `None` if it does not exist.
+    fn parent_if_any(&self) -> Result<Option<safe_path::Dir>> {
+        match safe_path::open_parent(&self.path, &self.trusted) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(Error::PathIo { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("examining the lock file")(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -200,11 +262,15 @@ impl FileLock {
     /// forever. Returns `false` on timeout.
     ///
     /// # Errors
-    /// As [`FileLock::holder`].
+    /// [`Error::Squatted`] if a uid the lock does not trust holds it; as
+    /// [`FileLock::holder`].
     pub fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
         match self.holder()? {
             None => Ok(true),
-            Some(holder) => holder.wait_released(timeout),
+            Some(holder) => match self.held(holder) {
+                Error::Held(holder) => holder.wait_released(timeout),
+                squatted => Err(squatted),
+            },
         }
     }
 
@@ -212,7 +278,7 @@ impl FileLock {
     /// `blocking` is false.
     fn lock(&self, blocking: bool) -> Result<Option<FileGuard>> {
         loop {
-            let fd = self.open()?;
+            let (dir, fd) = self.open()?;
             let op = if blocking {
                 FlockOperation::LockExclusive
             } else {
@@ -224,9 +290,10 @@ impl FileLock {
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(Error::io("locking the lock file")(e.into())),
             }
-            if is_linked(fd.as_fd(), &self.path)? {
+            if is_linked(fd.as_fd(), &dir)? {
                 return Ok(Some(FileGuard {
                     path: self.path.clone(),
+                    dir,
                     fd: Arc::new(fd),
                 }));
             }
@@ -235,35 +302,43 @@ impl FileLock {
         }
     }
 
-    fn open(&self) -> Result<OwnedFd> {
-        let flags =
-            OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
-        let fd = match rustix::fs::open(&self.path, flags, Mode::from_raw_mode(self.mode as _)) {
+    /// Opens the lock file, creating it, through a directory reached
+    /// without untrusted symlinks ([`safe_path`]). A file we may not write
+    /// is opened read-only, as `flock(1)` does: `flock(2)` needs no write
+    /// access.
+    fn open(&self) -> Result<(safe_path::Dir, OwnedFd)> {
+        let dir = safe_path::open_parent(&self.path, &self.trusted)?;
+        let opened = match dir.open_file(OFlags::RDWR | OFlags::CREATE, self.mode) {
+            Err(e @ (Errno::ACCESS | Errno::ROFS | Errno::PERM)) => {
+                dir.open_file(OFlags::RDONLY, 0).map_err(|_| e)
+            }
+            other => other,
+        };
+        let fd = match opened {
             Ok(fd) => fd,
             Err(Errno::LOOP) => {
-                return Err(Error::InvalidName(format!(
+                return Err(Error::UnsafePath(format!(
                     "lock file {} is a symbolic link; refusing to follow it",
-                    self.path.display()
+                    escape(self.path.as_os_str().as_bytes())
                 )))
             }
             Err(e) => return Err(Error::io("opening the lock file")(e.into())),
         };
-        let stat =
-            rustix::fs::fstat(&fd).map_err(|e| Error::io("examining the lock file")(e.into()))?;
+        let stat = safe_path::fstat(&fd, &self.path)?;
         if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(Error::InvalidName(format!(
                 "lock file {} is not a regular file",
-                self.path.display()
+                escape(self.path.as_os_str().as_bytes())
             )));
         }
-        Ok(fd)
+        Ok((dir, fd))
     }
 }
 
-/// Whether `path` still names the file open at `fd`.
-fn is_linked(fd: BorrowedFd<'_>, path: &Path) -> Result<bool> {
+/// Whether the directory entry still names the file open at `fd`.
+fn is_linked(fd: BorrowedFd<'_>, dir: &safe_path::Dir) -> Result<bool> {
     let open = rustix::fs::fstat(fd).map_err(|e| Error::io("examining the lock file")(e.into()))?;
-    match rustix::fs::lstat(path) {
+    match dir.stat_file() {
         Ok(named) => Ok(named.st_dev == open.st_dev && named.st_ino == open.st_ino),
         Err(Errno::NOENT) => Ok(false),
         Err(e) => Err(Error::io("examining the lock file")(e.into())),
@@ -283,7 +358,7 @@ impl FileGuard {
     /// # Errors
     /// If `fstat`/`lstat` fail for another reason than a missing file.
     pub fn is_linked(&self) -> Result<bool> {
-        is_linked(self.fd.as_fd(), &self.path)
+        is_linked(self.fd.as_fd(), &self.dir)
     }
 
     /// Lets the program `command` spawns inherit the lock, as

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
 
+use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::procfs::{self, ProcessInfo};
 use crate::signal::Signal;
@@ -20,9 +21,9 @@ pub enum Source {
     /// credentials of the process that called `listen(2)`, exact and
     /// unforgeable, and a pidfd from `SO_PEERPIDFD` where the kernel has it.
     PeerCred,
-    /// The socket does not listen (or its backlog is full): the holder was
-    /// found by matching the socket's inode in `/proc/net/unix` against
-    /// `/proc/*/fd`.
+    /// The socket does not listen (or its backlog is full): the socket was
+    /// found by its exact name with `sock_diag` (its owner's uid too), and
+    /// the processes by matching its inode against `/proc/*/fd`.
     Procfs,
     /// A file lock: the holder was found in `/proc/locks` and confirmed in
     /// `/proc/PID/fdinfo`.
@@ -104,14 +105,17 @@ impl Holder {
     }
 
     fn from_procfs(address: &[u8]) -> Result<Option<Holder>> {
-        let Some((_, pids)) = holders_of(address)? else {
+        let Some((socket, pids)) = holders_of(address)? else {
             return Ok(None);
         };
         let pid = pids.first().copied();
         Ok(Some(Holder {
             target: Target::Socket(address.to_vec()),
             pid,
-            uid: pid.and_then(procfs::uid_of),
+            // The socket's owner from sock_diag needs no access to the
+            // process, so another user's squatter is named even when its
+            // /proc/PID/fd is closed to us.
+            uid: socket.uid.or_else(|| pid.and_then(procfs::uid_of)),
             gid: None,
             source: Source::Procfs,
             pidfd: pid.and_then(open_pidfd),
@@ -309,7 +313,9 @@ impl Holder {
     pub fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         match &self.target {
-            Target::Socket(address) => wait::until_free(address, deadline),
+            Target::Socket(address) => {
+                Ok(wait::until_free(address, deadline, &Access::anyone())? == wait::Wait::Free)
+            }
             Target::File { dev, inode, .. } => wait::until_unlocked(*dev, *inode, deadline),
         }
     }

@@ -42,6 +42,11 @@
 //!   [`Lock::request_stop`]; the holder serves them with
 //!   [`Guard::requests`], limited to the uids in its [`Access`].
 //!
+//! * Hostile input: [`escape`] makes text other users control safe for a
+//!   terminal; [`diag`] finds sockets by their exact name bytes and owner
+//!   (`sock_diag`), so a look-alike name never counts as the holder; lock
+//!   and PID file paths follow no symlink an untrusted user owns.
+//!
 //! Linux only: other targets fail to compile with a clear message.
 
 #![deny(missing_docs)]
@@ -60,7 +65,9 @@ mod access;
 pub mod backend;
 mod client;
 pub mod combined;
+pub mod diag;
 mod error;
+pub mod escape;
 pub mod file;
 mod frame_io;
 mod guard;
@@ -70,6 +77,7 @@ mod name;
 pub mod pidfile;
 pub mod procfs;
 pub mod protocol;
+mod safe_path;
 pub mod semantics;
 pub mod serve;
 mod signal;

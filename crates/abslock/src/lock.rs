@@ -9,7 +9,7 @@ use crate::guard::Guard;
 use crate::holder::Holder;
 use crate::name::LockName;
 use crate::sys::{self, Bind};
-use crate::wait::{self, Backoff, Round};
+use crate::wait::{self, Backoff, Round, Wait};
 
 /// The default `listen(2)` backlog. The kernel caps it at
 /// `net.core.somaxconn` (4096 by default).
@@ -138,22 +138,25 @@ impl Lock {
 
     /// Takes the lock, waiting as long as it takes.
     ///
-    /// The wait is event-driven (see [`crate::wait`]); a squatted name is
-    /// waited for like any other.
+    /// The wait is event-driven (see [`crate::wait`]).
     ///
     /// # Errors
+    /// [`Error::Squatted`] as soon as a uid the lock does not trust holds
+    /// the name (at the start or later): a squatter is not waited for;
     /// [`Error::Io`] if a system call fails.
     pub fn acquire(&self) -> Result<Guard> {
         self.acquire_until(None)
     }
 
     /// Takes the lock, waiting at most `timeout` (measured on the monotonic
-    /// clock, so wall-clock jumps do not matter). A zero timeout is
+    /// clock, so wall-clock jumps do not matter; a timeout too large to
+    /// add to the clock waits forever). A zero timeout is
     /// [`Lock::try_acquire`].
     ///
     /// # Errors
     /// [`Error::Timeout`] with the holder, if still held when time is up;
-    /// [`Error::Io`] if a system call fails.
+    /// [`Error::Squatted`] as [`Lock::acquire`]; [`Error::Io`] if a system
+    /// call fails.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Guard> {
         if timeout.is_zero() {
             return self.try_acquire();
@@ -167,11 +170,25 @@ impl Lock {
             if let Some(guard) = self.bind()? {
                 return Ok(guard);
             }
-            match wait::round(self.name.address(), deadline, &mut backoff)? {
+            match wait::round(self.name.address(), deadline, &mut backoff, &self.trusted)? {
                 Round::Changed => {}
+                Round::Untrusted => {
+                    if let Some(squatter) = self.squatter()? {
+                        return Err(Error::Squatted(squatter));
+                    }
+                }
                 // The first back-off step is zero: the holder may just have
                 // gone, so bind again at once before slowing down.
                 Round::NotListening => {
+                    match wait::bound_by_trusted(self.name.address(), &self.trusted)? {
+                        None => continue,
+                        Some(false) => {
+                            if let Some(squatter) = self.squatter()? {
+                                return Err(Error::Squatted(squatter));
+                            }
+                        }
+                        Some(true) => {}
+                    }
                     if !backoff.sleep(deadline) {
                         return Err(self.timed_out());
                     }
@@ -193,12 +210,21 @@ impl Lock {
     /// forever. Returns `false` on timeout.
     ///
     /// # Errors
-    /// If a system call fails.
+    /// [`Error::Squatted`] once a uid the lock does not trust holds it;
+    /// [`Error::Io`] if a system call fails.
     pub fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
-        wait::until_free(
-            self.name.address(),
-            timeout.and_then(|t| Instant::now().checked_add(t)),
-        )
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            match wait::until_free(self.name.address(), deadline, &self.trusted)? {
+                Wait::Free => return Ok(true),
+                Wait::TimedOut => return Ok(false),
+                Wait::Untrusted => {
+                    if let Some(squatter) = self.squatter()? {
+                        return Err(Error::Squatted(squatter));
+                    }
+                }
+            }
+        }
     }
 
     fn bind(&self) -> Result<Option<Guard>> {
@@ -214,14 +240,33 @@ impl Lock {
         }
     }
 
-    fn held(&self, holder: Holder) -> Error {
-        match holder.uid() {
-            Some(uid) if !self.trusts(uid) => Error::Squatted(holder),
-            _ => Error::Held(holder),
+    /// The error for a wait that ended on time: [`Error::Squatted`] if an
+    /// untrusted uid holds the lock now, else [`Error::Timeout`].
+    fn timed_out(&self) -> Error {
+        match self.holder() {
+            Ok(Some(h)) if !self.trusts_holder(&h) => Error::Squatted(h),
+            Ok(holder) => Error::Timeout(holder),
+            Err(_) => Error::Timeout(None),
         }
     }
 
-    fn timed_out(&self) -> Error {
-        Error::Timeout(self.holder().ok().flatten())
+    /// The holder, identified afresh, if it is a uid the lock does not
+    /// trust; `None` if the name is free or trusted by now (the caller
+    /// goes on).
+    fn squatter(&self) -> Result<Option<Holder>> {
+        Ok(self.holder()?.filter(|h| !self.trusts_holder(h)))
+    }
+
+    /// Whether `holder` runs as a trusted uid (or one that is unknown).
+    fn trusts_holder(&self, holder: &Holder) -> bool {
+        holder.uid().is_none_or(|uid| self.trusts(uid))
+    }
+
+    fn held(&self, holder: Holder) -> Error {
+        if self.trusts_holder(&holder) {
+            Error::Held(holder)
+        } else {
+            Error::Squatted(holder)
+        }
     }
 }

@@ -218,23 +218,11 @@ impl fmt::Display for LockName {
     }
 }
 
-/// Renders an abstract address readably: NUL as `@`, like `ss`, invalid
-/// UTF-8 and control characters as `\xNN`.
+/// Renders an abstract address readably and safely for a terminal: NUL as
+/// `@`, like `ss`; control characters and invalid UTF-8 escaped as
+/// [`crate::escape::escape`] does.
 pub fn display_address(address: &[u8]) -> String {
-    let mut out = String::with_capacity(address.len());
-    for chunk in address.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\0' => out.push('@'),
-                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
+    crate::escape::escape_with(address, |c| (c == '\0').then_some('@'))
 }
 
 fn validate(name: &[u8]) -> Result<()> {
@@ -247,11 +235,21 @@ fn validate(name: &[u8]) -> Result<()> {
         )));
     }
     // Control characters would make `ss` and `/proc/net/unix` (one socket per
-    // line) unreadable.
+    // line) unreadable, and reach terminals. C1 controls (U+0080..U+009F,
+    // in UTF-8 0xC2 0x80..0x9F) act as escape sequences on many terminals.
     if let Some(pos) = name.iter().position(|&b| b < 0x20 || b == 0x7f) {
         return Err(Error::InvalidName(format!(
             "lock name has a control character (0x{:02x}) at offset {pos}",
             name[pos]
+        )));
+    }
+    if let Some(pos) = name
+        .windows(2)
+        .position(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
+    {
+        return Err(Error::InvalidName(format!(
+            "lock name has a C1 control character (U+{:04X}) at offset {pos}",
+            u32::from(name[pos + 1])
         )));
     }
     Ok(())
@@ -324,7 +322,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        for bad in [&b""[..], b"a\0b", b"line\nbreak", b"\x7f"] {
+        for bad in [&b""[..], b"a\0b", b"line\nbreak", b"\x7f", b"csi\xc2\x9b2J"] {
             assert!(matches!(LockName::system(bad), Err(Error::InvalidName(_))));
         }
         assert!(LockName::raw(b"").is_err());

@@ -7,53 +7,100 @@
 //! these cases apart using the lock: a pid is current only if that process
 //! keeps the lock now.
 
-use std::fs;
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use rustix::fs::{FileType, OFlags};
+use rustix::io::Errno;
+
+use crate::access::Access;
 use crate::error::{Error, Result};
+use crate::escape::escape;
 use crate::procfs;
+use crate::safe_path::{self, Dir};
 
-/// A PID file this process wrote; [`PidFile::remove`] (or drop) deletes it
-/// if it still holds our pid.
+/// How many bytes of a PID file are read at most: a pid and a newline fit
+/// many times over, and a hostile "PID file" (`/dev/zero`, a huge file)
+/// costs nothing more.
+const MAX_READ: usize = 64;
+
+/// A PID file: its directory, reached without untrusted symlinks when
+/// [`PidFile::at`] was called, and the pid this process wrote there, if
+/// any. Dropping it (or [`PidFile::remove`]) deletes the file if it still
+/// holds that pid.
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
-    pid: u32,
+    dir: Dir,
+    pid: Option<u32>,
 }
 
 impl PidFile {
-    /// Writes `pid` and a newline to `path` atomically: to a temporary file
-    /// in the same directory, then `rename(2)` over `path`, so a reader
-    /// sees the old content or the new, never a partial one. An existing
-    /// file is replaced without being read: it is advisory.
+    /// Resolves the directory of the PID file at `path` now, following
+    /// only symlinks owned by root or by our uid, so that no other user
+    /// can redirect where it is written later (a symlinked directory
+    /// pointing at `/etc`, say).
+    ///
+    /// # Errors
+    /// [`Error::UnsafePath`] for a symlink owned by another user;
+    /// [`Error::PathIo`] if the directory cannot be opened.
+    pub fn at(path: impl Into<PathBuf>) -> Result<PidFile> {
+        let path = path.into();
+        let dir = safe_path::open_parent(&path, &Access::same_user())?;
+        Ok(PidFile {
+            path,
+            dir,
+            pid: None,
+        })
+    }
+
+    /// [`PidFile::at`], then [`PidFile::record`].
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn write(path: impl Into<PathBuf>, pid: u32) -> Result<PidFile> {
+        let mut file = PidFile::at(path)?;
+        file.record(pid)?;
+        Ok(file)
+    }
+
+    /// Writes `pid` and a newline atomically: to a new temporary file in
+    /// the same directory (`O_EXCL | O_NOFOLLOW`), then `renameat(2)` over
+    /// the PID file, so a reader sees the old content or the new, never a
+    /// partial one, and the file written is always a new one of ours. An
+    /// existing file is replaced without being read: it is advisory.
     ///
     /// # Errors
     /// If the temporary file cannot be written or renamed.
-    pub fn write(path: impl Into<PathBuf>, pid: u32) -> Result<PidFile> {
-        let path = path.into();
-        let file_name = path.file_name().ok_or_else(|| {
-            Error::InvalidName(format!("PID file {} has no file name", path.display()))
-        })?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(file_name);
-        tmp_name.push(format!(".{}.tmp", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let written = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            writeln!(f, "{pid}")?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
+    pub fn record(&mut self, pid: u32) -> Result<()> {
+        let mut tmp = OsString::from(".");
+        tmp.push(&self.dir.name);
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let written = (|| -> rustix::io::Result<()> {
+            let fd = rustix::fs::openat(
+                &self.dir.fd,
+                &tmp,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                rustix::fs::Mode::from_raw_mode(0o644),
+            )?;
+            let mut f = std::fs::File::from(fd);
+            writeln!(f, "{pid}").map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+            f.sync_all()
+                .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+            rustix::fs::renameat(&self.dir.fd, &tmp, &self.dir.fd, &self.dir.name)
         })();
         if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io("writing the PID file")(e));
+            let _ = rustix::fs::unlinkat(&self.dir.fd, &tmp, rustix::fs::AtFlags::empty());
+            return Err(Error::PathIo {
+                path: escape(self.path.as_os_str().as_bytes()),
+                source: e.into(),
+            });
         }
-        Ok(PidFile { path, pid })
+        self.pid = Some(pid);
+        Ok(())
     }
 
     /// The file's path.
@@ -69,8 +116,9 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        if read_pid(&self.path).ok() == Some(self.pid) {
-            let _ = fs::remove_file(&self.path);
+        if self.pid.is_some() && read(&self.dir).ok().and_then(|(pid, _)| pid.ok()) == self.pid {
+            let _ =
+                rustix::fs::unlinkat(&self.dir.fd, &self.dir.name, rustix::fs::AtFlags::empty());
         }
     }
 }
@@ -80,7 +128,8 @@ impl Drop for PidFile {
 pub enum PidFileState {
     /// There is no PID file.
     Missing,
-    /// The content is not a pid; the reason says what is wrong.
+    /// The content is not a pid, or the path is not a regular file; the
+    /// reason says what is wrong.
     Malformed(String),
     /// The process keeps the lock: the file is right.
     Current(u32),
@@ -92,7 +141,7 @@ pub enum PidFileState {
     NotHolder {
         /// The pid in the file.
         pid: u32,
-        /// What runs under that pid now.
+        /// What runs under that pid now, escaped for a terminal.
         command: String,
         /// Started after the file was written.
         reused: bool,
@@ -102,23 +151,43 @@ pub enum PidFileState {
 /// Reads the PID file at `path` and judges it against `keepers`, the
 /// processes that keep the lock (empty if it is free).
 ///
+/// The file is opened with `O_NOFOLLOW | O_NONBLOCK` through a directory
+/// reached without untrusted symlinks; only a regular file is read, and at
+/// most 64 bytes of it, so a FIFO, a device or a symlink to a secret file
+/// is reported as malformed, not read.
+///
 /// # Errors
-/// If the file exists but cannot be read.
+/// If the file exists but cannot be read; [`Error::UnsafePath`] for a
+/// symlink owned by another user on the way.
 pub fn check(path: &Path, keepers: &[u32]) -> Result<PidFileState> {
-    let written = match fs::metadata(path) {
-        Ok(meta) => meta.modified().ok(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PidFileState::Missing),
-        Err(e) => return Err(Error::io("reading the PID file")(e)),
+    let dir = match safe_path::open_parent(path, &Access::same_user()) {
+        Ok(dir) => dir,
+        Err(Error::PathIo { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(PidFileState::Missing)
+        }
+        Err(e) => return Err(e),
     };
-    let pid = match read_pid(path) {
-        Ok(pid) => pid,
-        Err(Some(e)) => return Err(Error::io("reading the PID file")(e)),
-        Err(None) => {
-            let text = fs::read(path).unwrap_or_default();
-            let shown = String::from_utf8_lossy(&text[..text.len().min(40)])
-                .trim()
-                .to_string();
-            return Ok(PidFileState::Malformed(format!("'{shown}' is not a pid")));
+    let (pid, written) = match read(&dir) {
+        Ok((Ok(pid), written)) => (pid, written),
+        Ok((Err(start), _)) => {
+            return Ok(PidFileState::Malformed(format!("'{start}' is not a pid")))
+        }
+        Err(Errno::NOENT) => return Ok(PidFileState::Missing),
+        Err(Errno::LOOP) => {
+            return Ok(PidFileState::Malformed(
+                "it is a symbolic link (not followed)".into(),
+            ))
+        }
+        Err(Errno::NOTSUP) => {
+            return Ok(PidFileState::Malformed(
+                "not a regular file (not read)".into(),
+            ))
+        }
+        Err(e) => {
+            return Err(Error::PathIo {
+                path: escape(path.as_os_str().as_bytes()),
+                source: e.into(),
+            })
         }
     };
     if keepers.contains(&pid) {
@@ -139,25 +208,44 @@ pub fn check(path: &Path, keepers: &[u32]) -> Result<PidFileState> {
 fn later(started: SystemTime, written: SystemTime) -> bool {
     started
         .duration_since(written)
-        .is_ok_and(|d| d > std::time::Duration::from_secs(1))
+        .is_ok_and(|d| d > Duration::from_secs(1))
 }
 
-/// The pid in the file; `Err(None)` if the content is not one.
-fn read_pid(path: &Path) -> std::result::Result<u32, Option<std::io::Error>> {
-    let text = fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => None,
-        _ => Some(e),
-    })?;
-    text.trim()
-        .parse::<u32>()
+/// The pid in the file (or, if the content is not one, its start,
+/// escaped) and when it was written. `NOTSUP` for anything but a regular
+/// file.
+fn read(dir: &Dir) -> rustix::io::Result<(std::result::Result<u32, String>, Option<SystemTime>)> {
+    let fd = dir.open_file(OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
+    let stat = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(Errno::NOTSUP);
+    }
+    let mut buf = [0u8; MAX_READ];
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let content = &buf[..len];
+    let pid = std::str::from_utf8(content)
         .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
         .filter(|&p| p > 0)
-        .ok_or(None)
+        .ok_or_else(|| escape(&content[..len.min(40)]).trim().to_string());
+    let written = u64::try_from(stat.st_mtime)
+        .ok()
+        .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)));
+    Ok((pid, written))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn temp(tag: &str) -> PathBuf {
         let dir =
@@ -201,5 +289,43 @@ mod tests {
             other => panic!("{other:?}"),
         }
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn hostile_files_are_not_read() {
+        let path = temp("hostile");
+        let dir = path.parent().unwrap().to_path_buf();
+        // A FIFO would block a plain read forever.
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        assert!(matches!(
+            check(&path, &[]).unwrap(),
+            PidFileState::Malformed(_)
+        ));
+        fs::remove_file(&path).unwrap();
+        // A symlink to a secret is neither followed nor quoted.
+        fs::write(dir.join("secret"), "hunter2\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("secret"), &path).unwrap();
+        match check(&path, &[]).unwrap() {
+            PidFileState::Malformed(why) => assert!(!why.contains("hunter2"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        fs::remove_file(&path).unwrap();
+        // A huge file is read only as far as a pid can reach.
+        fs::write(&path, "7".repeat(1 << 20)).unwrap();
+        assert!(matches!(
+            check(&path, &[]).unwrap(),
+            PidFileState::Malformed(_)
+        ));
+        // Devices are not read at all.
+        assert!(matches!(
+            check(Path::new("/dev/zero"), &[]).unwrap(),
+            PidFileState::Malformed(_)
+        ));
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

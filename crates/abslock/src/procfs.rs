@@ -6,6 +6,9 @@
 //!   bytes, with every NUL shown as `@` (kernel `unix_seq_show`).
 //!   Accepted connections carry their listener's address too, so the holder
 //!   of a name is the *unconnected* socket with that path.
+//! * `sock_diag` (see [`crate::diag`]) lists the same sockets with the
+//!   exact name bytes and the owning uid; [`sockets`] prefers it, and
+//!   [`owner_of`] never takes a look-alike name for the real one.
 //! * `/proc/PID/fd/N` is a link whose target is `socket:[INODE]` for a
 //!   socket. Reading another user's links needs privilege
 //!   (`ptrace_may_access`); without it such processes are not found.
@@ -23,7 +26,13 @@ const SO_ACCEPTCON: u32 = 1 << 16;
 /// `SOCK_STREAM` in the Type column.
 pub const SOCK_STREAM: u16 = 1;
 /// `SS_UNCONNECTED` in the St column.
-const SS_UNCONNECTED: u8 = 1;
+pub(crate) const SS_UNCONNECTED: u8 = 1;
+/// `SS_CONNECTING` in the St column.
+pub(crate) const SS_CONNECTING: u8 = 2;
+/// `SS_CONNECTED` in the St column.
+pub(crate) const SS_CONNECTED: u8 = 3;
+/// `SOCK_DGRAM` in the Type column.
+pub const SOCK_DGRAM: u16 = 2;
 
 /// One line of `/proc/net/unix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +46,45 @@ pub struct UnixSocket {
     pub state: u8,
     /// Whether the socket called `listen(2)`.
     pub listening: bool,
-    /// The abstract name (without the leading `@`), with NUL bytes shown as
-    /// `@`, or `None` for a filesystem or unnamed socket.
+    /// The abstract name (without the leading NUL or `@`), or `None` for a
+    /// filesystem or unnamed socket. Exact when [`UnixSocket::exact`];
+    /// from `/proc/net/unix`, NUL bytes are shown as `@`.
     pub abstract_name: Option<Vec<u8>>,
+    /// The uid owning the socket (`sock_diag`, Linux 5.3 and later).
+    pub uid: Option<u32>,
+    /// Whether `abstract_name` holds the exact bytes (from `sock_diag`)
+    /// rather than `/proc/net/unix`'s rendering.
+    pub exact: bool,
 }
 
 impl UnixSocket {
     /// Whether this socket is the one that owns its name: bound and not a
-    /// connection (accepted connections inherit their listener's address).
+    /// connection (accepted stream and seqpacket connections inherit their
+    /// listener's address; datagram sockets are never accepted).
     pub fn owns_name(&self) -> bool {
-        self.abstract_name.is_some() && self.state == SS_UNCONNECTED
+        self.abstract_name.is_some()
+            && (self.state == SS_UNCONNECTED || self.socket_type == SOCK_DGRAM)
     }
+
+    /// Whether this socket is bound to exactly `address`. From
+    /// `/proc/net/unix` (no `sock_diag`), names with a NUL or `@` byte
+    /// cannot be told apart, so they never match.
+    pub fn is_named(&self, address: &[u8]) -> bool {
+        match &self.abstract_name {
+            Some(name) if self.exact => name == address,
+            Some(name) => !address.contains(&b'@') && !address.contains(&0) && name == address,
+            None => false,
+        }
+    }
+}
+
+/// Every Unix socket of this network namespace, from `sock_diag` (exact
+/// names, owners) or, where the kernel lacks it, `/proc/net/unix`.
+///
+/// # Errors
+/// If neither can be read.
+pub fn sockets() -> io::Result<Vec<UnixSocket>> {
+    crate::diag::unix_sockets().or_else(|_| unix_sockets())
 }
 
 /// Reads `/proc/net/unix` of the calling thread's network namespace.
@@ -98,6 +135,8 @@ fn parse_line(line: &[u8]) -> Option<UnixSocket> {
         state,
         listening: flags & SO_ACCEPTCON != 0,
         abstract_name,
+        uid: None,
+        exact: false,
     })
 }
 
@@ -117,19 +156,17 @@ pub fn proc_form(address: &[u8]) -> Vec<u8> {
 /// `sk_type`), so a datagram socket bound to the same bytes does not hold a
 /// stream name.
 ///
-/// Names that differ only in NUL versus `@` bytes print alike in
-/// `/proc/net/unix`; such a name may match the other's socket.
+/// The name is compared byte for byte (see [`UnixSocket::is_named`]), so
+/// `db\0prod` is never taken for `db@prod`, though `/proc/net/unix` prints
+/// both alike (test `a_look_alike_name_is_not_the_lock`).
 ///
 /// # Errors
-/// If `/proc/net/unix` cannot be read.
+/// If neither `sock_diag` nor `/proc/net/unix` can be read.
 pub fn owner_of(address: &[u8]) -> io::Result<Option<UnixSocket>> {
     debug_assert!(address.len() <= MAX_ADDRESS_LEN);
-    let wanted = proc_form(address);
-    Ok(unix_sockets()?.into_iter().find(|s| {
-        s.socket_type == SOCK_STREAM
-            && s.owns_name()
-            && s.abstract_name.as_deref() == Some(&wanted[..])
-    }))
+    Ok(sockets()?
+        .into_iter()
+        .find(|s| s.socket_type == SOCK_STREAM && s.owns_name() && s.is_named(address)))
 }
 
 /// The socket that owns `address` (see [`owner_of`]) and the pids, in
@@ -229,13 +266,15 @@ pub struct ProcessInfo {
 }
 
 impl ProcessInfo {
-    /// The command line joined with spaces, or `[comm]` when it is empty.
+    /// The command line joined with spaces, or `[comm]` when it is empty,
+    /// escaped for a terminal ([`crate::escape`]): the process's owner
+    /// chose every byte of it.
     pub fn command(&self) -> String {
-        if self.cmdline.is_empty() {
+        crate::escape::escape_str(&if self.cmdline.is_empty() {
             format!("[{}]", self.comm)
         } else {
             self.cmdline.join(" ")
-        }
+        })
     }
 }
 

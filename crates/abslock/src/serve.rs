@@ -11,6 +11,7 @@
 //! application if it asked for them with [`Guard::requests`](crate::Guard::requests),
 //! and are otherwise answered "not serving".
 
+use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,14 +29,23 @@ use crate::name::LockName;
 use crate::protocol::{frame_len, Info, Message, Request, Response, HEADER_LEN};
 use crate::sys;
 
-/// Connections kept open at most. Past this, the oldest idle one (a waiter)
-/// is closed to make room once it is [`EVICT_AGE`] old; its owner sees the
-/// hang-up, finds the lock still held and connects again.
+/// Connections kept open at most, and never more than half the soft
+/// `RLIMIT_NOFILE` (see [`capacity`]), so that the holder never runs out of
+/// descriptors for the requests it must answer.
 const MAX_KEPT: usize = 1024;
 
-/// How old an idle connection must be before it may be evicted. Bounds the
-/// churn when more than [`MAX_KEPT`] waiters queue.
+/// How old an idle connection of the busiest uid must be before a newcomer
+/// of that same uid may evict it. Bounds the churn when more waiters queue
+/// than are kept. A newcomer of a uid with fewer connections evicts at
+/// once: one user cannot starve another's requests.
 const EVICT_AGE: Duration = Duration::from_secs(1);
+
+/// Rejected clients logged one by one per [`LOG_WINDOW`]; the rest are
+/// counted and summed up in one line when the window ends.
+const LOG_BURST: u32 = 20;
+
+/// See [`LOG_BURST`].
+const LOG_WINDOW: Duration = Duration::from_secs(10);
 
 /// How long a client may take to send a request once it sent its first
 /// byte.
@@ -277,7 +287,42 @@ pub(crate) struct Shared {
     access: Mutex<Access>,
     sink: Mutex<Option<Sink>>,
     log: Mutex<RejectLog>,
+    rejects: Mutex<RejectCount>,
     closing: AtomicBool,
+}
+
+/// The rate limit of the reject log: a hostile client must not be able to
+/// flood the holder's stderr (or journal) one line per connection.
+#[derive(Debug, Default)]
+struct RejectCount {
+    window_start: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl RejectCount {
+    /// Counts a rejected client at `now`; whether to log it.
+    fn admit(&mut self, now: Instant) -> bool {
+        self.window_start.get_or_insert(now);
+        if self.logged >= LOG_BURST {
+            self.suppressed += 1;
+            return false;
+        }
+        self.logged += 1;
+        true
+    }
+
+    /// Ends the window if it is over at `now`; how many clients went
+    /// unlogged in it, if any.
+    fn flush(&mut self, now: Instant) -> Option<u64> {
+        let start = self.window_start?;
+        if now.saturating_duration_since(start) < LOG_WINDOW {
+            return None;
+        }
+        let suppressed = self.suppressed;
+        *self = RejectCount::default();
+        (suppressed > 0).then_some(suppressed)
+    }
 }
 
 impl fmt::Debug for Shared {
@@ -303,6 +348,7 @@ impl Shared {
             access: Mutex::new(Access::same_user()),
             sink: Mutex::new(None),
             log: Mutex::new(Arc::new(|line: &str| eprintln!("{line}"))),
+            rejects: Mutex::new(RejectCount::default()),
             closing: AtomicBool::new(false),
         }
     }
@@ -343,19 +389,57 @@ impl Shared {
         lock(&self.sink).take();
     }
 
+    /// Logs one line for a turned-away client, at most [`LOG_BURST`] per
+    /// [`LOG_WINDOW`]; the others are counted for [`Shared::flush_rejects`].
     fn reject(&self, peer: Option<Peer>, why: &str) {
+        let now = Instant::now();
+        self.flush_rejects(now);
+        if !lock(&self.rejects).admit(now) {
+            return;
+        }
         let who = peer.map_or_else(|| "unknown credentials".to_string(), |p| p.to_string());
-        let log = Arc::clone(&lock(&self.log));
-        log(&format!(
-            "abslock: {}: rejected a client ({who}): {why}",
-            self.name
+        self.log_line(&format!(
+            "abslock: {}: rejected a client ({who}): {}",
+            self.name,
+            crate::escape::escape_str(why)
         ));
+    }
+
+    /// Ends the log window once it is over: one summary line for the
+    /// clients not logged one by one.
+    fn flush_rejects(&self, now: Instant) {
+        let suppressed = lock(&self.rejects).flush(now);
+        if let Some(n) = suppressed {
+            self.log_line(&format!(
+                "abslock: {}: rejected {n} more clients in the last {} s \
+                 (logged {LOG_BURST} per {} s)",
+                self.name,
+                LOG_WINDOW.as_secs(),
+                LOG_WINDOW.as_secs()
+            ));
+        }
+    }
+
+    /// When the reject log's window ends with clients still to sum up.
+    fn rejects_due(&self) -> Option<Instant> {
+        let count = lock(&self.rejects);
+        (count.suppressed > 0)
+            .then_some(count.window_start)
+            .flatten()
+            .and_then(|start| start.checked_add(LOG_WINDOW))
+    }
+
+    fn log_line(&self, line: &str) {
+        let log = Arc::clone(&lock(&self.log));
+        log(line);
     }
 }
 
 /// One accepted connection and the request it is sending, if any.
 struct Conn {
     fd: OwnedFd,
+    /// The client's uid (`SO_PEERCRED`), for fair eviction.
+    uid: Option<u32>,
     accepted: Instant,
     started: Option<Instant>,
     buf: Vec<u8>,
@@ -375,6 +459,7 @@ enum Progress {
 impl Conn {
     fn new(fd: OwnedFd) -> Conn {
         Conn {
+            uid: sys::peer_cred(fd.as_fd()).ok().map(|c| c.uid),
             fd,
             accepted: Instant::now(),
             started: None,
@@ -434,8 +519,43 @@ impl Conn {
             .is_some_and(|t| now.saturating_duration_since(t) >= READ_TIMEOUT)
     }
 
-    fn evictable(&self, now: Instant) -> bool {
-        self.started.is_none() && now.saturating_duration_since(self.accepted) >= EVICT_AGE
+    fn idle_for(&self, now: Instant) -> Option<Duration> {
+        self.started
+            .is_none()
+            .then(|| now.saturating_duration_since(self.accepted))
+    }
+}
+
+/// How many connections to keep: [`MAX_KEPT`], but at most half the soft
+/// descriptor limit, so that a client flood cannot use up the descriptors
+/// the holder needs to accept and answer a request.
+fn capacity() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let half = soft.map_or(MAX_KEPT, |s| usize::try_from(s / 2).unwrap_or(MAX_KEPT));
+    half.clamp(8, MAX_KEPT)
+}
+
+/// The connection to close to make room for `newcomer` (a uid, if known),
+/// or `None` if the newcomer should rather be turned away. The victim
+/// belongs to the uid with the most connections: the oldest of its
+/// connections, if the newcomer's uid has fewer, so that one user's flood
+/// cannot starve another's requests; otherwise, among that uid's idle
+/// connections, one older than [`EVICT_AGE`].
+fn victim(conns: &[Conn], newcomer: Option<u32>, now: Instant) -> Option<usize> {
+    let mut counts: HashMap<Option<u32>, usize> = HashMap::new();
+    for c in conns {
+        *counts.entry(c.uid).or_default() += 1;
+    }
+    let (&busiest, &most) = counts.iter().max_by_key(|&(_, n)| *n)?;
+    let mine = counts.get(&newcomer).copied().unwrap_or(0);
+    let theirs = conns.iter().enumerate().filter(|(_, c)| c.uid == busiest);
+    if mine + 1 < most {
+        theirs.min_by_key(|(_, c)| c.accepted).map(|(i, _)| i)
+    } else {
+        theirs
+            .filter(|(_, c)| c.idle_for(now).is_some_and(|d| d >= EVICT_AGE))
+            .min_by_key(|(_, c)| c.accepted)
+            .map(|(i, _)| i)
     }
 }
 
@@ -443,11 +563,14 @@ impl Conn {
 pub(crate) fn serve(listener: &OwnedFd, stop: &OwnedFd, shared: &Arc<Shared>) {
     let mut conns: Vec<Conn> = Vec::new();
     let mut paused_until: Option<Instant> = None;
+    let cap = capacity();
     loop {
         let now = Instant::now();
-        let room = conns.len() < MAX_KEPT || conns.iter().any(|c| c.evictable(now));
-        let accepting = room && paused_until.is_none_or(|t| now >= t);
-        let deadline = next_deadline(&conns, accepting, paused_until, now);
+        let accepting = paused_until.is_none_or(|t| now >= t);
+        let deadline = next_deadline(&conns, accepting, paused_until, now)
+            .into_iter()
+            .chain(shared.rejects_due())
+            .min();
         let mut fds = Vec::with_capacity(conns.len() + 2);
         fds.push(PollFd::new(stop, PollFlags::IN));
         fds.push(PollFd::new(
@@ -478,6 +601,7 @@ pub(crate) fn serve(listener: &OwnedFd, stop: &OwnedFd, shared: &Arc<Shared>) {
             .collect();
         drop(fds);
         let now = Instant::now();
+        shared.flush_rejects(now);
         // Back to front, so swap_remove leaves the indices still to visit.
         let mut i = conns.len();
         while i > 0 {
@@ -504,13 +628,13 @@ pub(crate) fn serve(listener: &OwnedFd, stop: &OwnedFd, shared: &Arc<Shared>) {
             }
         }
         if listener_ready {
-            paused_until = accept_all(listener, &mut conns);
+            paused_until = accept_all(listener, &mut conns, cap);
         }
     }
 }
 
 /// When the loop must wake even without events: a request's read timeout,
-/// the end of an accept pause, or an idle connection becoming evictable.
+/// or the end of an accept pause.
 fn next_deadline(
     conns: &[Conn],
     accepting: bool,
@@ -521,42 +645,41 @@ fn next_deadline(
         .iter()
         .filter_map(|c| c.started)
         .map(|t| t + READ_TIMEOUT);
-    let resume = if accepting {
-        None
-    } else if conns.len() >= MAX_KEPT {
-        conns
-            .iter()
-            .filter(|c| c.started.is_none())
-            .map(|c| c.accepted + EVICT_AGE)
-            .min()
-    } else {
-        paused_until
-    };
+    let resume = if accepting { None } else { paused_until };
     reads.chain(resume).min().map(|t| t.max(now))
 }
 
-/// Accepts what is queued; returns when to try again after a failure
-/// other than "nothing queued".
-fn accept_all(listener: &OwnedFd, conns: &mut Vec<Conn>) -> Option<Instant> {
+/// Accepts what is queued, keeping at most `cap` connections (see
+/// [`victim`]); returns when to try again after running out of
+/// descriptors with nothing to evict.
+fn accept_all(listener: &OwnedFd, conns: &mut Vec<Conn>, cap: usize) -> Option<Instant> {
     loop {
-        if conns.len() >= MAX_KEPT {
-            let now = Instant::now();
-            let oldest = conns
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.evictable(now))
-                .min_by_key(|(_, c)| c.accepted)
-                .map(|(i, _)| i);
-            match oldest {
-                Some(i) => drop(conns.swap_remove(i)),
-                None => return None,
-            }
-        }
         match rustix::net::accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
-            Ok(fd) => conns.push(Conn::new(fd)),
+            Ok(fd) => {
+                let conn = Conn::new(fd);
+                if conns.len() < cap {
+                    conns.push(conn);
+                    continue;
+                }
+                // Full: make room, or turn the newcomer away (a waiter
+                // sees the hang-up, backs off and comes back).
+                if let Some(i) = victim(conns, conn.uid, Instant::now()) {
+                    drop(conns.swap_remove(i));
+                    conns.push(conn);
+                }
+            }
             Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::CONNABORTED) => return None,
-            // EMFILE and friends: the connection stays queued and the
-            // listener readable; pause instead of spinning.
+            // Out of descriptors (the application uses the rest): close
+            // one of the busiest uid's connections and accept again.
+            Err(Errno::MFILE | Errno::NFILE) if !conns.is_empty() => {
+                if let Some(i) = victim(conns, None, Instant::now()) {
+                    drop(conns.swap_remove(i));
+                } else {
+                    return Some(Instant::now() + Duration::from_millis(100));
+                }
+            }
+            // Anything else: the connection stays queued and the listener
+            // readable; pause instead of spinning.
             Err(_) => return Some(Instant::now() + Duration::from_millis(100)),
         }
     }
@@ -634,5 +757,58 @@ fn answer_now(conn: &OwnedFd, shared: &Shared, response: &Response) {
             let _ = frame_io::send_all(conn.as_fd(), &frame, Instant::now());
         }
         Err(e) => shared.reject(Peer::of(conn.as_fd()), &format!("cannot answer: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reject_log_is_rate_limited_and_summed_up() {
+        let t0 = Instant::now();
+        let mut count = RejectCount::default();
+        let logged = (0..100).filter(|_| count.admit(t0)).count();
+        assert_eq!(logged, LOG_BURST as usize);
+        assert_eq!(count.flush(t0 + LOG_WINDOW / 2), None, "window not over");
+        assert_eq!(
+            count.flush(t0 + LOG_WINDOW),
+            Some(100 - u64::from(LOG_BURST))
+        );
+        // A new window logs again, and a quiet one sums up nothing.
+        assert!(count.admit(t0 + LOG_WINDOW));
+        assert_eq!(count.flush(t0 + LOG_WINDOW * 2), None);
+    }
+
+    #[test]
+    fn eviction_favours_the_uid_with_fewer_connections() {
+        let now = Instant::now();
+        let old = now.checked_sub(EVICT_AGE * 2).unwrap_or(now);
+        let conn = |uid: u32, accepted: Instant| {
+            let (fd, _) = rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                SocketFlags::CLOEXEC,
+                None,
+            )
+            .unwrap();
+            Conn {
+                fd,
+                uid: Some(uid),
+                accepted,
+                started: None,
+                buf: Vec::new(),
+            }
+        };
+        // uid 7 floods with fresh connections; uid 8 has one.
+        let mut conns: Vec<Conn> = (0..5).map(|_| conn(7, now)).collect();
+        conns.push(conn(8, old));
+        // A newcomer of uid 8 evicts one of uid 7's, however young.
+        let v = victim(&conns, Some(8), now).unwrap();
+        assert_eq!(conns[v].uid, Some(7));
+        // Another of uid 7 must wait until one of its own is old enough.
+        assert_eq!(victim(&conns, Some(7), now), None);
+        conns[2].accepted = old;
+        assert_eq!(victim(&conns, Some(7), now), Some(2));
     }
 }

@@ -9,10 +9,15 @@
 //! raw name bound by a program that never calls `listen(2)`, or a full
 //! backlog) does it fall back to an exponential back-off, from 1 ms up to
 //! [`MAX_BACKOFF`].
+//!
+//! A wait ends early when the holder is a uid the waiter does not trust
+//! (its `SO_PEERCRED`, or the socket's owner from `sock_diag` when it does
+//! not listen): a squatter is reported, never waited for.
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::procfs;
 use crate::sys::{self, Connect};
@@ -30,8 +35,11 @@ const SPURIOUS: Duration = Duration::from_millis(5);
 pub(crate) enum Round {
     /// The holder may be gone: try to bind (or check) again.
     Changed,
-    /// Nobody listens on the name; the caller must check whether it is free.
+    /// Nothing can be connected to (nobody listens, or the backlog is
+    /// full); the caller must check whether the name is free.
     NotListening,
+    /// The holder runs as a uid the caller does not trust.
+    Untrusted,
     /// The deadline passed.
     TimedOut,
 }
@@ -63,14 +71,20 @@ impl Backoff {
     }
 }
 
-/// One round: connect to the holder and sleep until it hangs up.
+/// One round: connect to the holder and sleep until it hangs up. A holder
+/// whose uid (`SO_PEERCRED`) `trusted` does not allow ends the round at
+/// once with [`Round::Untrusted`]: waiting for a squatter is pointless.
 pub(crate) fn round(
     address: &[u8],
     deadline: Option<Instant>,
     backoff: &mut Backoff,
+    trusted: &Access,
 ) -> Result<Round> {
     match sys::connect_abstract(address).map_err(Error::io("connecting to the lock holder"))? {
         Connect::Connected(conn) => {
+            if sys::peer_cred(conn.as_fd()).is_ok_and(|c| !trusted.allows(c.uid)) {
+                return Ok(Round::Untrusted);
+            }
             let start = Instant::now();
             if !sys::wait_event(conn.as_fd(), deadline)
                 .map_err(Error::io("waiting for the lock holder"))?
@@ -84,36 +98,52 @@ pub(crate) fn round(
             }
             Ok(Round::Changed)
         }
-        Connect::Refused => Ok(Round::NotListening),
-        Connect::BacklogFull => Ok(if backoff.sleep(deadline) {
-            Round::Changed
-        } else {
-            Round::TimedOut
-        }),
+        Connect::Refused | Connect::BacklogFull => Ok(Round::NotListening),
     }
 }
 
-/// Waits until nothing is bound to `address`, or `deadline`. Returns whether
-/// the name is free.
-pub(crate) fn until_free(address: &[u8], deadline: Option<Instant>) -> Result<bool> {
+/// After [`Round::NotListening`]: whether the name is bound (by a socket
+/// that does not listen, or whose backlog is full), and whether its owner
+/// (`sock_diag`) is trusted; `None` if the name is free.
+pub(crate) fn bound_by_trusted(address: &[u8], trusted: &Access) -> Result<Option<bool>> {
+    Ok(procfs::owner_of(address)
+        .map_err(Error::io("looking up the lock's socket"))?
+        .map(|owner| owner.uid.is_none_or(|uid| trusted.allows(uid))))
+}
+
+/// Waits until nothing is bound to `address`, or `deadline`. Returns
+/// whether the name is free; [`Wait::Untrusted`] as soon as an untrusted
+/// uid holds it.
+pub(crate) fn until_free(
+    address: &[u8],
+    deadline: Option<Instant>,
+    trusted: &Access,
+) -> Result<Wait> {
     let mut backoff = Backoff::default();
     loop {
-        match round(address, deadline, &mut backoff)? {
-            Round::TimedOut => return Ok(false),
+        match round(address, deadline, &mut backoff, trusted)? {
+            Round::TimedOut => return Ok(Wait::TimedOut),
+            Round::Untrusted => return Ok(Wait::Untrusted),
             Round::Changed => {}
-            Round::NotListening => {
-                if procfs::owner_of(address)
-                    .map_err(Error::io("reading /proc/net/unix"))?
-                    .is_none()
-                {
-                    return Ok(true);
-                }
-                if !backoff.sleep(deadline) {
-                    return Ok(false);
-                }
-            }
+            Round::NotListening => match bound_by_trusted(address, trusted)? {
+                None => return Ok(Wait::Free),
+                Some(false) => return Ok(Wait::Untrusted),
+                Some(true) if !backoff.sleep(deadline) => return Ok(Wait::TimedOut),
+                Some(true) => {}
+            },
         }
     }
+}
+
+/// How a wait for a release ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// The lock is free.
+    Free,
+    /// The deadline passed.
+    TimedOut,
+    /// A uid the caller does not trust holds the lock.
+    Untrusted,
 }
 
 /// Waits until nobody holds a `flock(2)` lock on the file `dev`/`inode`, or
