@@ -235,7 +235,7 @@ fn read(dir: &Dir) -> rustix::io::Result<(std::result::Result<u32, String>, Opti
         .ok()
         .and_then(|t| t.trim().parse::<u32>().ok())
         .filter(|&p| p > 0)
-        .ok_or_else(|| escape(&content[..len.min(40)]).trim().to_string());
+        .ok_or_else(|| escape(content[..len.min(40)].trim_ascii()));
     let written = u64::try_from(stat.st_mtime)
         .ok()
         .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)));
