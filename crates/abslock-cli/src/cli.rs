@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use abslock::combined::CombinedLock;
 use abslock::file::FileLock;
+use abslock::netns::NetnsLock;
 use abslock::AnyLock;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -63,6 +64,20 @@ pub enum Command {
     Wait(WaitArgs),
     /// Signal the holder of a lock through a pidfd and wait for the release.
     Kill(KillArgs),
+    /// Hold a lock for the rest of the calling script.
+    ///
+    /// `--fd N` locks the file the script opened on descriptor N, as
+    /// flock's fd form does (`exec 9>/run/job/lock; abslock lock -n --fd 9`);
+    /// NAME is held by a keeper process until the script exits, however it
+    /// ends.
+    Lock(LockArgs),
+    /// Release the lock that `abslock lock --fd N` took.
+    Unlock(UnlockArgs),
+    /// Exit 0 if the caller or an ancestor holds the lock, 1 if not.
+    ///
+    /// The test of the self-lock idiom:
+    /// `abslock held job || exec abslock run -n job -- "$0" "$@"`.
+    Held(HeldArgs),
     /// Hand arguments to the running instance and print its reply.
     Send(SendArgs),
     /// List the locks held in this network namespace.
@@ -104,12 +119,24 @@ pub struct NameArgs {
     #[arg(long = "backend", value_name = "URL", conflicts_with_all = ["file", "system"])]
     pub backend: Option<String>,
     /// The lock name, @ADDRESS for a raw abstract address, or file:PATH
-    /// for a lock file alone.
+    /// (or a path starting with /, ./ or ../, as flock(1) takes it) for a
+    /// lock file alone.
     #[arg(value_name = "NAME")]
     pub name: String,
 }
 
 impl NameArgs {
+    /// The lock file NAME names: `file:PATH`, or a path as flock(1) takes
+    /// it (`/...`, `./...`, `../...`), never silently a socket name.
+    fn file_path(&self) -> Option<&Path> {
+        let name = &self.name;
+        if let Some(path) = name.strip_prefix("file:") {
+            return Some(Path::new(path));
+        }
+        (name.starts_with('/') || name.starts_with("./") || name.starts_with("../"))
+            .then(|| Path::new(name))
+    }
+
     /// The lock these arguments name, with their trust policy.
     pub fn lock(&self) -> abslock::Result<AnyLock> {
         let file_lock = |path: &Path| {
@@ -120,13 +147,13 @@ impl NameArgs {
                 self.trust_uid.iter().fold(lock, |l, &uid| l.trust_uid(uid))
             }
         };
-        if let Some(path) = self.name.strip_prefix("file:") {
-            if path.is_empty() || self.file.is_some() {
+        if let Some(path) = self.file_path() {
+            if path.as_os_str().is_empty() || self.file.is_some() {
                 return Err(abslock::Error::InvalidName(
                     "file:PATH needs a path, and takes no --file".into(),
                 ));
             }
-            return Ok(AnyLock::File(file_lock(Path::new(path))));
+            return Ok(AnyLock::File(file_lock(path)));
         }
         let lock = abslock::Lock::new(abslock::LockName::parse(&self.name, self.system)?);
         let lock = if self.trust_any {
@@ -134,20 +161,26 @@ impl NameArgs {
         } else {
             self.trust_uid.iter().fold(lock, |l, &uid| l.trust_uid(uid))
         };
-        Ok(match &self.file {
-            Some(path) => AnyLock::Combined(CombinedLock::new(lock, file_lock(path))),
+        if let Some(path) = &self.file {
+            return Ok(AnyLock::Combined(CombinedLock::new(lock, file_lock(path))));
+        }
+        // A per-user name also takes a file in the runtime directory, so
+        // that another network namespace cannot run a second instance.
+        Ok(match crate::netns::file_for(lock.name()) {
+            Some(path) => AnyLock::Netns(NetnsLock::new(lock, file_lock(&path))),
             None => AnyLock::Socket(lock),
         })
     }
 }
 
-/// `abslock run`.
+/// How to take a lock, as flock(1) spells it: shared by `run` and `lock`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct AcquireArgs {
     /// Fail at once if the lock is held (same as -w 0).
     #[arg(short = 'n', long = "nonblock", visible_alias = "nb")]
     pub nonblock: bool,
-    /// Give up after SECS seconds (fractions allowed); 0 is -n.
+    /// Give up after SECS seconds (fractions allowed, or units: 5m,
+    /// 1h30m); 0 is -n.
     #[arg(short = 'w', long = "timeout", visible_alias = "wait", value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
     /// Exit status when the lock is held or the wait times out.
@@ -158,10 +191,45 @@ pub struct RunArgs {
         default_value_t = 1
     )]
     pub conflict_exit_code: u8,
-    /// Exec COMMAND in place of abslock: its pid is the holder's pid.
-    /// Nobody then drains the backlog of the lock socket.
-    #[arg(long)]
+    /// Take a shared lock (lock files only: any number of shared holders,
+    /// none while an exclusive one holds it), as flock -s.
+    #[arg(short = 's', long, visible_alias = "read")]
+    pub shared: bool,
+    /// Take an exclusive lock (the default), as flock -x.
+    #[arg(
+        short = 'x',
+        short_alias = 'e',
+        long,
+        visible_alias = "write",
+        conflicts_with = "shared"
+    )]
+    pub exclusive: bool,
+}
+
+impl AcquireArgs {
+    /// `-n`, or `-w 0`.
+    pub fn nonblocking(&self) -> bool {
+        self.nonblock || self.timeout == Some(Duration::ZERO)
+    }
+}
+
+/// `abslock run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub acquire: AcquireArgs,
+    /// Exec COMMAND in place of abslock: its pid is the holder's pid
+    /// (flock's -F). Nobody then drains the backlog of the lock socket.
+    #[arg(short = 'F', long, visible_alias = "no-fork")]
     pub exec: bool,
+    /// Run COMMAND_STRING with `sh -c`, as flock -c.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "COMMAND_STRING",
+        conflicts_with = "command"
+    )]
+    pub command_string: Option<OsString>,
     /// Do not pass the lock to COMMAND: if abslock dies, the lock is
     /// released while COMMAND is still being killed, and processes COMMAND
     /// started keep running without it.
@@ -186,11 +254,58 @@ pub struct RunArgs {
     /// The command and its arguments.
     #[arg(
         value_name = "COMMAND",
-        required = true,
+        required_unless_present = "command_string",
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
     pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// The command to run: COMMAND, or `sh -c COMMAND_STRING`.
+    pub fn argv(&self) -> Vec<OsString> {
+        match &self.command_string {
+            Some(script) => vec!["sh".into(), "-c".into(), script.clone()],
+            None => self.command.clone(),
+        }
+    }
+}
+
+/// `abslock lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub acquire: AcquireArgs,
+    /// Say who held the lock.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Lock the file open on this descriptor of the calling shell
+    /// (`exec 9>/run/job/lock`), with flock(2): the lock lasts as long as
+    /// that open file, in the shell and every process that inherited it.
+    #[arg(
+        long,
+        value_name = "N",
+        required_unless_present = "name",
+        conflicts_with = "name"
+    )]
+    pub fd: Option<i32>,
+    #[command(flatten)]
+    pub lock: Option<NameArgs>,
+}
+
+/// `abslock unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The descriptor `abslock lock --fd` locked.
+    #[arg(long, value_name = "N")]
+    pub fd: i32,
+}
+
+/// `abslock held`.
+#[derive(Debug, Args)]
+pub struct HeldArgs {
+    #[command(flatten)]
+    pub lock: NameArgs,
 }
 
 /// `abslock status`.
@@ -311,12 +426,18 @@ pub enum Shell {
 /// makes sense, and far from overflowing the clock.
 const MAX_SECS: f64 = 1e9;
 
-/// Seconds as a non-negative, finite decimal number, at most [`MAX_SECS`].
+/// A duration: seconds as a non-negative decimal number (`1.5`), or with
+/// units as `humantime` reads them (`500ms`, `5m`, `1h30m`, `2days`); at
+/// most [`MAX_SECS`].
 pub fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    let secs: f64 = match text.trim().parse() {
+        Ok(secs) => secs,
+        Err(_) => humantime::parse_duration(text.trim())
+            .map_err(|e| {
+                format!("'{text}' is not a duration ({e}); write seconds or e.g. 5m, 1h30m")
+            })?
+            .as_secs_f64(),
+    };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("'{text}': seconds must be a finite number >= 0"));
     }
@@ -342,6 +463,9 @@ mod tests {
     fn seconds_parse_strictly() {
         assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_secs("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_secs("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_secs("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_secs("250ms"), Ok(Duration::from_millis(250)));
         for bad in ["-1", "x", "", "nan", "inf", "1e300", "1e19", "1000000001"] {
             assert!(parse_secs(bad).is_err(), "{bad}");
         }

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::child;
 use crate::cli::{NameArgs, RunArgs, StatusArgs, WaitArgs};
 use crate::exit::{self, Failure};
+use crate::out::outln;
 
 /// The environment variable that carries the fencing token to the command.
 pub const TOKEN_ENV: &str = "ABSLOCK_FENCING_TOKEN";
@@ -24,6 +25,17 @@ fn failure(e: Error) -> Failure {
 
 fn lock(args: &NameArgs, url: &str) -> Result<ClusterLock, Failure> {
     ClusterLock::from_url(url, &args.name).map_err(failure)
+}
+
+/// The pid of the cluster lock's holder, if it runs on this host (same
+/// identity as ours), for `abslock held`.
+pub fn holder_pid_here(args: &NameArgs, url: &str) -> Result<Option<u32>, Failure> {
+    let me = abslock_cluster::Identity::current();
+    Ok(lock(args, url)?
+        .holder()
+        .map_err(failure)?
+        .filter(|h| h.host == me.host)
+        .map(|h| h.pid))
 }
 
 /// `abslock run --backend URL NAME -- COMMAND`.
@@ -54,12 +66,12 @@ pub fn run(args: &RunArgs, url: &str) -> Result<u8, Failure> {
     }
     let lock = lock(&args.lock, url)?;
     let mut pidfile = crate::run::open_pidfile(args)?;
-    let nonblock = args.nonblock || args.timeout == Some(Duration::ZERO);
+    let nonblock = args.acquire.nonblocking();
     let talk = args.verbose || std::io::IsTerminal::is_terminal(&std::io::stderr());
     let got = if nonblock {
         lock.try_acquire()
     } else {
-        lock.acquire(args.timeout)
+        lock.acquire(args.acquire.timeout)
     };
     let guard = match got {
         Ok(guard) => guard,
@@ -67,13 +79,13 @@ pub fn run(args: &RunArgs, url: &str) -> Result<u8, Failure> {
             if talk {
                 eprintln!("abslock: {} is held by {h}", args.lock.name);
             }
-            return Ok(args.conflict_exit_code);
+            return Ok(args.acquire.conflict_exit_code);
         }
         Err(Error::Timeout(None)) => {
             if talk {
                 eprintln!("abslock: timed out waiting for {}", args.lock.name);
             }
-            return Ok(args.conflict_exit_code);
+            return Ok(args.acquire.conflict_exit_code);
         }
         Err(e) => return Err(failure(e)),
     };
@@ -86,7 +98,7 @@ pub fn run(args: &RunArgs, url: &str) -> Result<u8, Failure> {
     let token = guard.fencing_token();
     let lost = guard.lost_flag();
     let status = child::supervise(
-        &args.command,
+        &args.argv(),
         |cmd| {
             if let Some(t) = token {
                 cmd.env(TOKEN_ENV, t.to_string());
@@ -125,7 +137,7 @@ pub fn status(args: &StatusArgs, url: &str) -> Result<u8, Failure> {
     let lock = lock(&args.lock, url)?;
     let holder = lock.holder().map_err(failure)?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "name": args.lock.name,
@@ -151,18 +163,18 @@ pub fn status(args: &StatusArgs, url: &str) -> Result<u8, Failure> {
 
 fn print_human(name: &str, url: &str, holder: Option<&Holder>) {
     let Some(h) = holder else {
-        println!("{name} on {url}: free");
+        outln!("{name} on {url}: free");
         return;
     };
-    println!("{name} on {url}: held");
+    outln!("{name} on {url}: held");
     // Whoever can write the lock's key chose this: escaped.
-    println!("  host:      {}", abslock::escape::escape_str(&h.host));
-    println!("  pid:       {}", h.pid);
+    outln!("  host:      {}", abslock::escape::escape_str(&h.host));
+    outln!("  pid:       {}", h.pid);
     if let Some(t) = h.token {
-        println!("  token:     {t} (fencing token)");
+        outln!("  token:     {t} (fencing token)");
     }
     if let Some(left) = h.lease_left {
-        println!("  lease:     {}s left unless renewed", left.as_secs());
+        outln!("  lease:     {}s left unless renewed", left.as_secs());
     }
 }
 

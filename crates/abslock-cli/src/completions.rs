@@ -13,22 +13,15 @@ pub fn completions(args: &CompletionsArgs) -> Result<u8, Failure> {
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "abslock",
-        &mut std::io::stdout(),
-    );
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "abslock", &mut script);
+    crate::out::write(&script);
     Ok(exit::OK)
 }
 
 /// Prints the man page of `abslock`, or of one subcommand.
 pub fn man(subcommand: Option<&str>) -> Result<u8, Failure> {
-    let page = render_man(subcommand)?;
-    use std::io::Write;
-    std::io::stdout()
-        .write_all(&page)
-        .map_err(|e| Failure::new(exit::OSERR, format!("writing the man page: {e}")))?;
+    crate::out::write(&render_man(subcommand)?);
     Ok(exit::OK)
 }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::cli::DoctorArgs;
 use crate::exit::{self, Failure};
+use crate::out::outln;
 
 /// Runs every check; exit 0 if none failed, 1 otherwise.
 pub fn doctor(args: &DoctorArgs) -> Result<u8, Failure> {
@@ -29,25 +30,25 @@ pub fn doctor(args: &DoctorArgs) -> Result<u8, Failure> {
                 json!({"rule": c.rule, "check": c.id, "claim": c.claim, "status": status, "detail": detail})
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({"kernel": kernel(), "checks": rows, "failed": failed})
         );
     } else {
-        println!(
+        outln!(
             "abslock doctor: kernel {}; rules from docs/semantics.md\n",
             kernel()
         );
-        println!("{:<5} {:<28} {:<6} DETAIL", "RULE", "CHECK", "RESULT");
+        outln!("{:<5} {:<28} {:<6} DETAIL", "RULE", "CHECK", "RESULT");
         for (c, o) in &results {
             let (status, detail) = match o {
                 Outcome::Pass(d) => ("pass", d),
                 Outcome::Fail(d) => ("FAIL", d),
                 Outcome::Skip(d) => ("skip", d),
             };
-            println!("{:<5} {:<28} {:<6} {}", c.rule, c.id, status, detail);
+            outln!("{:<5} {:<28} {:<6} {}", c.rule, c.id, status, detail);
         }
-        println!(
+        outln!(
             "\n{} passed, {} failed, {} skipped in {:.0} ms",
             results
                 .iter()

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::cli::ListArgs;
 use crate::exit::{self, Failure};
+use crate::out::outln;
 use crate::status::process_json;
 use crate::users;
 
@@ -43,11 +44,11 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
         return Ok(exit::OK);
     }
     let row = |address: &str, kind: &str, pid: &str, user: &str, command: &str| {
-        println!("{address:<44} {kind:<9} {pid:>8}  {user:<12} {command}");
+        outln!("{address:<44} {kind:<9} {pid:>8}  {user:<12} {command}");
     };
     row("ADDRESS", "TYPE", "PID", "USER", "COMMAND");
     let mut names = users::Names::default();
@@ -78,7 +79,7 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
         }
     }
     if owners.iter().any(|s| !s.listening) {
-        println!("(* bound but not listening)");
+        outln!("(* bound but not listening)");
     }
     Ok(exit::OK)
 }

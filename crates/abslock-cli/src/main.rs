@@ -8,7 +8,7 @@ mod cluster;
 #[cfg(not(any(feature = "etcd", feature = "postgres")))]
 mod cluster {
     //! Stand-ins for `--backend` in a build without cluster backends.
-    use crate::cli::{RunArgs, StatusArgs, WaitArgs};
+    use crate::cli::{NameArgs, RunArgs, StatusArgs, WaitArgs};
     use crate::exit::{Failure, USAGE};
 
     fn missing() -> Failure {
@@ -29,12 +29,20 @@ mod cluster {
     pub fn wait(_: &WaitArgs, _: &str) -> Result<u8, Failure> {
         Err(missing())
     }
+
+    pub fn holder_pid_here(_: &NameArgs, _: &str) -> Result<Option<u32>, Failure> {
+        Err(missing())
+    }
 }
 mod completions;
 mod doctor;
 mod exit;
+mod held;
 mod kill;
 mod list;
+mod lock;
+mod netns;
+mod out;
 mod progress;
 mod replace;
 mod run;
@@ -45,7 +53,7 @@ mod wait;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command};
 
@@ -71,6 +79,9 @@ fn main() -> ExitCode {
         Command::Send(args) if args.lock.backend.is_some() => Err(local_only("send")),
         Command::Kill(args) => kill::kill(&args),
         Command::Send(args) => send::send(&args),
+        Command::Lock(args) => lock::lock(&args),
+        Command::Unlock(args) => lock::unlock(&args),
+        Command::Held(args) => held::held(&args),
         Command::List(args) => list::list(&args),
         Command::Doctor(args) => doctor::doctor(&args),
         Command::Completions(args) => completions::completions(&args),
@@ -102,7 +113,15 @@ fn usage_error(e: &clap::Error) -> u8 {
             exit::OK
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
+            let names: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .filter(|n| n != "help")
+                .collect();
+            eprintln!(
+                "usage: abslock COMMAND [OPTIONS] NAME ... (COMMAND: {}); see 'abslock --help'",
+                names.join(", ")
+            );
             exit::USAGE
         }
         _ => {

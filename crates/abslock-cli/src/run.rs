@@ -32,7 +32,7 @@ const REPLACE_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs `abslock run`.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
-    let lock = args.lock.lock()?;
+    let lock = shared_if(args.lock.lock()?, args.acquire.shared)?;
     let pidfile = open_pidfile(&args)?;
     if let AnyLock::File(file) = &lock {
         // Alone, a lock file is the user's choice: warn. Combined mode,
@@ -42,27 +42,31 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         }
     }
     if args.replace {
-        replace(&lock, args.timeout.unwrap_or(REPLACE_WAIT), args.verbose)?;
+        replace(
+            &lock,
+            args.acquire.timeout.unwrap_or(REPLACE_WAIT),
+            args.verbose,
+        )?;
     }
     // After a replacement the lock is free; someone faster wins, and that
     // is a conflict like any other.
-    let nonblock = args.nonblock || args.replace || args.timeout == Some(Duration::ZERO);
+    let nonblock = args.acquire.nonblocking() || args.replace;
     let talk = args.verbose || std::io::stderr().is_terminal();
     let start = Instant::now();
-    let (guard, waited_for) = match acquire(&lock, nonblock, args.timeout) {
+    let (guard, waited_for) = match acquire(&lock, nonblock, args.acquire.timeout) {
         Ok(acquired) => acquired,
         Err(Error::Held(holder)) | Err(Error::Timeout(Some(holder))) => {
             if talk {
                 let what = if nonblock { "is held" } else { "is still held" };
                 eprintln!("abslock: {} {what} by {}", lock, describe_holder(&holder));
             }
-            return Ok(args.conflict_exit_code);
+            return Ok(args.acquire.conflict_exit_code);
         }
         Err(Error::Timeout(None)) => {
             if talk {
                 eprintln!("abslock: timed out waiting for {}", lock);
             }
-            return Ok(args.conflict_exit_code);
+            return Ok(args.acquire.conflict_exit_code);
         }
         Err(e) => return Err(e.into()),
     };
@@ -93,6 +97,21 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     }
 }
 
+/// `-s`: a shared lock, which only a lock file can be.
+pub fn shared_if(lock: AnyLock, shared: bool) -> Result<AnyLock, Failure> {
+    match lock {
+        AnyLock::File(file) if shared => Ok(AnyLock::File(file.shared(true))),
+        lock if shared => Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "--shared needs a lock file alone (file:PATH, or a path): {lock} \
+                 is a socket name, which has one holder at a time"
+            ),
+        )),
+        lock => Ok(lock),
+    }
+}
+
 /// Takes the lock as the options say; returns the guard and, if it had to
 /// wait, who held the lock at first.
 fn acquire(
@@ -117,7 +136,7 @@ fn acquire(
 
 /// `--exec`: the command replaces abslock and inherits the lock socket.
 fn exec(guard: AnyGuard, mut pidfile: Option<PidFile>, args: &RunArgs) -> Result<u8, Failure> {
-    let command = &args.command[..];
+    let command = &args.argv()[..];
     // The pid stays the same across exec; nobody is left to remove the
     // file afterwards, which `status --pidfile` then reports as stale.
     record_pid(&mut pidfile, std::process::id());
@@ -137,7 +156,8 @@ fn supervise(
     mut pidfile: Option<PidFile>,
     args: &RunArgs,
 ) -> Result<u8, Failure> {
-    let (command, close) = (&args.command[..], args.close);
+    let argv = args.argv();
+    let (command, close) = (&argv[..], args.close);
     let requests = guard.socket().map(|socket| {
         socket.set_version(concat!("abslock-run ", env!("CARGO_PKG_VERSION")));
         socket.set_metadata("command", shell_words(command));

@@ -1,7 +1,6 @@
 //! `abslock send`: hand an argv to the running instance, print its reply,
 //! exit with the status it chose.
 
-use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 
 use abslock::{Message, Reply};
@@ -37,10 +36,7 @@ pub fn send(args: &SendArgs) -> Result<u8, Failure> {
     let Reply { status, payload } = lock
         .send(&message, args.timeout)
         .map_err(|e| Failure::from(e).context(lock.name()))?;
-    std::io::stdout()
-        .write_all(&payload)
-        .and_then(|()| std::io::stdout().flush())
-        .map_err(|e| Failure::new(exit::OSERR, format!("writing the reply: {e}")))?;
+    crate::out::write(&payload);
     Ok(u8::try_from(status).unwrap_or_else(|_| {
         eprintln!("abslock: the holder replied with status {status}, outside 0-255; exiting 1");
         exit::CONFLICT

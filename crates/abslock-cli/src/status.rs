@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::cli::StatusArgs;
 use crate::exit::{self, Failure};
+use crate::out::outln;
 use crate::users;
 
 /// Runs `abslock status`: exit 0 when held, 1 when free, 3 when held by a
@@ -35,11 +36,11 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
         if let Some((path, state)) = &pidfile {
             json["pidfile"] = pidfile_json(path, state);
         }
-        println!("{json}");
+        outln!("{json}");
     } else {
         print_human(&lock, holder.as_ref(), &processes, info.as_ref());
         if let Some((path, state)) = &pidfile {
-            println!(
+            outln!(
                 "  pidfile:   {}: {}",
                 escape(path.as_os_str().as_bytes()),
                 explain(state)
@@ -136,13 +137,13 @@ fn print_human(
     reported: Option<&Info>,
 ) {
     let Some(h) = holder else {
-        println!("{lock}: free");
+        outln!("{lock}: free");
         return;
     };
-    println!("{lock}: held");
+    outln!("{lock}: held");
     match h.pid() {
-        Some(pid) => println!("  holder:    pid {pid}"),
-        None => println!("  holder:    pid not visible from here"),
+        Some(pid) => outln!("  holder:    pid {pid}"),
+        None => outln!("  holder:    pid not visible from here"),
     }
     if let Some(uid) = h.uid() {
         let trust = if lock.trusts(uid) {
@@ -150,37 +151,41 @@ fn print_human(
         } else {
             "  (not trusted: possibly squatted)"
         };
-        println!("  user:      {}{trust}", users::describe(uid));
+        outln!("  user:      {}{trust}", users::describe(uid));
     }
     let info = h.pid().and_then(|p| processes.iter().find(|i| i.pid == p));
     if let Some(info) = info {
-        println!("  command:   {}", info.command());
+        outln!("  command:   {}", info.command());
         if let Some(started) = info.started {
-            println!("  started:   {} ago", age(started));
+            outln!("  started:   {} ago", age(started));
         }
     }
     match h.source() {
-        Source::PeerCred => println!("  socket:    listening (SO_PEERCRED)"),
-        Source::Procfs => println!("  socket:    bound, not listening (found through /proc)"),
-        Source::ProcLocks => println!(
-            "  lock:      FLOCK WRITE on {} (as lslocks shows it; from /proc/locks)",
-            abslock::display_address(h.address())
-        ),
+        Source::PeerCred => outln!("  socket:    listening (SO_PEERCRED)"),
+        Source::Procfs => outln!("  socket:    bound, not listening (found through /proc)"),
+        Source::ProcLocks => {
+            let (kind, shared) = h.file_lock().unwrap_or(("FLOCK", false));
+            outln!(
+                "  lock:      {kind} {} on {} (as lslocks shows it; from /proc/locks)",
+                if shared { "READ (shared)" } else { "WRITE" },
+                abslock::escape::escape(h.address())
+            )
+        }
     }
     if let Some(i) = reported {
-        println!("  acquired:  {} ago", age(i.acquired()));
+        outln!("  acquired:  {} ago", age(i.acquired()));
         // The holder chose these: escaped, never raw on a terminal.
         if !i.version.is_empty() {
-            println!("  version:   {}", escape_str(&i.version));
+            outln!("  version:   {}", escape_str(&i.version));
         }
         for (key, value) in &i.metadata {
-            println!("  meta:      {} = {}", escape_str(key), escape_str(value));
+            outln!("  meta:      {} = {}", escape_str(key), escape_str(value));
         }
     }
     if processes.len() > 1 || info.is_none() {
-        println!("  kept open by:");
+        outln!("  kept open by:");
         for p in processes {
-            println!(
+            outln!(
                 "    {:>7}  {}  {}",
                 p.pid,
                 users::describe(p.uid),
@@ -188,7 +193,7 @@ fn print_human(
             );
         }
         if processes.is_empty() {
-            println!("    (no process visible: other users' processes need root)");
+            outln!("    (no process visible: other users' processes need root)");
         }
     }
 }
@@ -208,6 +213,7 @@ fn to_json(
             "gid": h.gid(),
             "trusted": h.uid().map(|u| lock.trusts(u)),
             "listening": h.is_listening(),
+            "lock": h.file_lock().map(|(kind, shared)| json!({"kind": kind, "shared": shared})),
             "source": match h.source() {
                 Source::PeerCred => "peercred",
                 Source::Procfs => "procfs",

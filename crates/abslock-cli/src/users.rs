@@ -1,21 +1,19 @@
-//! User names for uids, from `/etc/passwd` (no NSS: enough for local users,
-//! and the uid is always shown too). Names are escaped in human-readable
-//! output: whoever controls the user database chose them.
+//! User names for uids, asked of NSS (`getpwuid_r(3)`), so that users from
+//! LDAP or SSSD are named like local ones; the uid is always shown too.
+//! Names are escaped in human-readable output: whoever controls the user
+//! database chose them.
 
 use abslock::escape::escape_str;
 
-/// The login name of `uid`, if `/etc/passwd` has one.
+/// The login name of `uid`, if the user database has one.
 pub fn name_of(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id: u32 = fields.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_string())
-    })
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.name)
 }
 
-/// User names read from `/etc/passwd` once, for output with many rows.
+/// User names looked up once per uid, for output with many rows.
 #[derive(Default)]
 pub struct Names(std::collections::HashMap<u32, String>);
 

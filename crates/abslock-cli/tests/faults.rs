@@ -96,29 +96,79 @@ fn a_holder_outside_our_pid_namespace_has_no_pid_rather_than_a_wrong_one() {
 }
 
 #[test]
-fn another_network_namespace_does_not_see_the_lock() {
+fn two_network_namespaces_do_not_both_run() {
     if !have_unshare() {
         eprintln!("skipped: needs root and unshare(1)");
         return;
     }
+    // Each namespace has its own abstract names (rule 3); the per-user
+    // lock's runtime file, in a directory both see, keeps them apart.
+    let runtime = std::env::temp_dir().join(format!("abslock-netns-{}", std::process::id()));
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let lock = name("netns");
-    let mut run = background(&["run", &lock, "--", "sleep", "30"]);
-    wait_held(&lock);
-    abslock()
-        .args(["run", "-n", &lock, "--", "true"])
-        .assert()
-        .code(1);
-    let inside = Command::new("unshare")
-        .args(["-n", BIN, "run", "-n", &lock, "--", "true"])
-        .status()
+    let mut run = Command::new(BIN)
+        .args(["run", &lock, "--", "sleep", "30"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .spawn()
         .unwrap();
+    wait_held(&lock);
+    let inside = |args: &[&str]| {
+        Command::new("unshare")
+            .arg("-n")
+            .arg(BIN)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .unwrap()
+    };
+    let out = inside(&["run", "-n", "-v", &lock, "--", "true"]);
     assert_eq!(
-        inside.code(),
-        Some(0),
-        "a new network namespace has its own names"
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    // The holder outside is named, though its socket is not visible here.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("pid {}", run.id())),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = inside(&["status", &lock]);
+    assert_eq!(out.status.code(), Some(0), "held, seen from inside");
     run.kill().unwrap();
     run.wait().unwrap();
+    // And the other way round: held inside, refused outside.
+    let mut inner = Command::new("unshare")
+        .arg("-n")
+        .arg(BIN)
+        .args(["run", &lock, "--", "sleep", "30"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .spawn()
+        .unwrap();
+    eventually("the lock inside", || {
+        Command::new(BIN)
+            .args(["status", &lock])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .status()
+            .unwrap()
+            .code()
+            == Some(0)
+    });
+    let out = Command::new(BIN)
+        .args(["run", "-n", &lock, "--", "true"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    inner.kill().unwrap();
+    inner.wait().unwrap();
+    std::fs::remove_dir_all(&runtime).unwrap();
 }
 
 #[test]

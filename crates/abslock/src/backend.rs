@@ -15,6 +15,7 @@ use crate::file::{FileGuard, FileLock};
 use crate::guard::Guard;
 use crate::holder::Holder;
 use crate::lock::Lock;
+use crate::netns::{NetnsGuard, NetnsLock};
 use crate::procfs::ProcessInfo;
 
 /// A lock on any backend. Each method does what the backend's own does.
@@ -26,6 +27,8 @@ pub enum AnyLock {
     File(FileLock),
     /// A lock file plus a socket name ([`CombinedLock`]).
     Combined(CombinedLock),
+    /// A socket name that other network namespaces see ([`NetnsLock`]).
+    Netns(NetnsLock),
 }
 
 /// A held [`AnyLock`].
@@ -37,6 +40,8 @@ pub enum AnyGuard {
     File(FileGuard),
     /// See [`CombinedGuard`].
     Combined(CombinedGuard),
+    /// See [`NetnsGuard`].
+    Netns(NetnsGuard),
 }
 
 impl AnyLock {
@@ -49,6 +54,7 @@ impl AnyLock {
             AnyLock::Socket(l) => AnyGuard::Socket(l.try_acquire()?),
             AnyLock::File(l) => AnyGuard::File(l.try_acquire()?),
             AnyLock::Combined(l) => AnyGuard::Combined(l.try_acquire()?),
+            AnyLock::Netns(l) => AnyGuard::Netns(l.try_acquire()?),
         })
     }
 
@@ -61,6 +67,7 @@ impl AnyLock {
             AnyLock::Socket(l) => AnyGuard::Socket(l.acquire()?),
             AnyLock::File(l) => AnyGuard::File(l.acquire()?),
             AnyLock::Combined(l) => AnyGuard::Combined(l.acquire()?),
+            AnyLock::Netns(l) => AnyGuard::Netns(l.acquire()?),
         })
     }
 
@@ -73,6 +80,7 @@ impl AnyLock {
             AnyLock::Socket(l) => AnyGuard::Socket(l.acquire_timeout(timeout)?),
             AnyLock::File(l) => AnyGuard::File(l.acquire_timeout(timeout)?),
             AnyLock::Combined(l) => AnyGuard::Combined(l.acquire_timeout(timeout)?),
+            AnyLock::Netns(l) => AnyGuard::Netns(l.acquire_timeout(timeout)?),
         })
     }
 
@@ -85,6 +93,7 @@ impl AnyLock {
             AnyLock::Socket(l) => l.holder(),
             AnyLock::File(l) => l.holder(),
             AnyLock::Combined(l) => l.holder(),
+            AnyLock::Netns(l) => l.holder(),
         }
     }
 
@@ -97,6 +106,7 @@ impl AnyLock {
             AnyLock::Socket(l) => l.wait_released(timeout),
             AnyLock::File(l) => l.wait_released(timeout),
             AnyLock::Combined(l) => l.wait_released(timeout),
+            AnyLock::Netns(l) => l.wait_released(timeout),
         }
     }
 
@@ -106,6 +116,7 @@ impl AnyLock {
             AnyLock::Socket(l) => l.trusts(uid),
             AnyLock::File(l) => l.trusts(uid),
             AnyLock::Combined(l) => l.file().trusts(uid),
+            AnyLock::Netns(l) => l.socket().trusts(uid),
         }
     }
 
@@ -115,6 +126,7 @@ impl AnyLock {
             AnyLock::Socket(l) => Some(l),
             AnyLock::File(_) => None,
             AnyLock::Combined(l) => Some(l.socket()),
+            AnyLock::Netns(l) => Some(l.socket()),
         }
     }
 }
@@ -126,6 +138,8 @@ impl fmt::Display for AnyLock {
         let path = |l: &FileLock| escape(l.path().as_os_str().as_bytes());
         match self {
             AnyLock::Socket(l) => write!(f, "{}", l.name()),
+            // The file is an implementation detail of the name.
+            AnyLock::Netns(l) => write!(f, "{}", l.socket().name()),
             AnyLock::File(l) => write!(f, "file:{}", path(l)),
             AnyLock::Combined(l) => write!(f, "{} + file:{}", l.socket().name(), path(l.file())),
         }
@@ -140,6 +154,7 @@ impl AnyGuard {
             AnyGuard::Socket(g) => g.pass_to(command),
             AnyGuard::File(g) => g.pass_to(command),
             AnyGuard::Combined(g) => g.pass_to(command),
+            AnyGuard::Netns(g) => g.pass_to(command),
         }
     }
 
@@ -150,9 +165,10 @@ impl AnyGuard {
     /// As the backend's `into_fd`.
     pub fn into_fds(self) -> Result<Vec<OwnedFd>> {
         match self {
-            AnyGuard::Socket(g) => Ok(vec![g.into_fd()?]),
+            AnyGuard::Socket(g) => g.into_fds(),
             AnyGuard::File(g) => Ok(vec![g.into_fd()?]),
             AnyGuard::Combined(g) => g.into_fds(),
+            AnyGuard::Netns(g) => g.into_fds(),
         }
     }
 
@@ -162,6 +178,7 @@ impl AnyGuard {
             AnyGuard::Socket(g) => Some(g),
             AnyGuard::File(_) => None,
             AnyGuard::Combined(g) => g.socket(),
+            AnyGuard::Netns(g) => Some(g.socket()),
         }
     }
 
@@ -179,6 +196,7 @@ impl AnyGuard {
                 drop(socket);
                 file.release_and_list_keepers()
             }
+            AnyGuard::Netns(g) => g.release_and_list_keepers(),
         }
     }
 
@@ -191,6 +209,7 @@ impl AnyGuard {
             AnyGuard::Socket(g) => g.processes(),
             AnyGuard::File(g) => g.processes(),
             AnyGuard::Combined(g) => g.file().processes(),
+            AnyGuard::Netns(g) => g.socket().processes(),
         }
     }
 }

@@ -182,7 +182,7 @@ impl CombinedGuard {
     pub fn into_fds(self) -> Result<Vec<OwnedFd>> {
         let mut fds = vec![self.file.into_fd()?];
         if let Some(socket) = self.socket {
-            fds.push(socket.into_fd()?);
+            fds.extend(socket.into_fds()?);
         }
         Ok(fds)
     }

@@ -125,16 +125,23 @@ impl fmt::Display for Error {
             Error::Refused(why) => write!(f, "the holder refused: {}", escape_str(why)),
             Error::Protocol(why) => write!(f, "protocol error: {}", escape_str(why)),
             Error::UnsafePath(why) | Error::InvalidRequest(why) => f.write_str(why),
-            Error::PathIo { path, source } => write!(f, "{path}: {source}"),
+            Error::PathIo { path, source } => {
+                write!(f, "{path}: {source}")?;
+                emfile_hint(f, source)
+            }
             Error::Io { context, source } => {
                 write!(f, "{context}: {source}")?;
-                if source.raw_os_error() == Some(libc::EMFILE) {
-                    write!(f, " (raise the open-files limit, `ulimit -n`)")?;
-                }
-                Ok(())
+                emfile_hint(f, source)
             }
         }
     }
+}
+
+fn emfile_hint(f: &mut fmt::Formatter<'_>, source: &io::Error) -> fmt::Result {
+    if source.raw_os_error() == Some(libc::EMFILE) {
+        write!(f, " (raise the open-files limit, `ulimit -n`)")?;
+    }
+    Ok(())
 }
 
 impl std::error::Error for Error {

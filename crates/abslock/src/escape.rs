@@ -35,13 +35,13 @@ pub fn escape_str(text: &str) -> String {
 }
 
 /// [`escape`], with `special` choosing another rendering for some
-/// characters (for example NUL as `@`, as `ss` shows abstract names).
-pub(crate) fn escape_with(text: &[u8], special: impl Fn(char) -> Option<char>) -> String {
+/// characters (for example NUL as `\0` in abstract names).
+pub(crate) fn escape_with(text: &[u8], special: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(text.len());
     for chunk in text.utf8_chunks() {
         for c in chunk.valid().chars() {
             match special(c) {
-                Some(shown) => out.push(shown),
+                Some(shown) => out.push_str(shown),
                 None if needs_escape(c) => push_escaped(&mut out, c),
                 None => out.push(c),
             }

@@ -25,8 +25,11 @@
 //!   [`FileGuard::is_linked`] tells a holder whether its file was removed.
 //! * **Permissions:** new files get mode 0600 ([`DEFAULT_MODE`]): `flock`
 //!   needs only read access, so a world-readable lock file can be squatted
-//!   by any user. A file we may not write is locked read-only, as
-//!   `flock(1)` does.
+//!   by any user. A file we may not write, or a directory, is locked
+//!   read-only, as `flock(1)` does.
+//! * **fcntl locks:** Linux keeps `flock(2)` and POSIX/OFD `fcntl(2)` locks
+//!   apart; a file locked with `fcntl` (by `lckdo`, `setlock`, a
+//!   database) counts as held here too, and is shown with its kind.
 //! * **Symlinks and writable directories:** the path is resolved one
 //!   component at a time, following only symlinks owned by root or a
 //!   trusted uid, and the file is opened with `O_NOFOLLOW` and must be a
@@ -88,6 +91,7 @@ pub struct FileLock {
     path: PathBuf,
     mode: u32,
     trusted: Access,
+    shared: bool,
 }
 
 /// A held file lock. Dropping it closes the descriptor, which releases the
@@ -108,7 +112,21 @@ impl FileLock {
             path: path.into(),
             mode: DEFAULT_MODE,
             trusted: Access::same_user(),
+            shared: false,
         }
+    }
+
+    /// Takes a shared lock (`LOCK_SH`, `flock -s`) instead of an exclusive
+    /// one: any number of shared holders at once, none while an exclusive
+    /// one holds it.
+    pub fn shared(mut self, shared: bool) -> FileLock {
+        self.shared = shared;
+        self
+    }
+
+    /// Whether this takes a shared lock.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Sets the mode for a newly created lock file (the umask applies).
@@ -170,9 +188,15 @@ impl FileLock {
             Err(Error::Held(_) | Error::Timeout(None)) => {}
             other => return other,
         }
+        let mut backoff = Backoff::default();
         loop {
-            if let Some(guard) = self.lock(true)? {
-                return Ok(guard);
+            match self.lock(true)? {
+                Some(guard) => return Ok(guard),
+                // Only an fcntl lock (which flock(2) does not wait for)
+                // or a replaced file gets here: poll for those.
+                None => {
+                    backoff.sleep(None);
+                }
             }
         }
     }
@@ -279,16 +303,20 @@ impl FileLock {
     fn lock(&self, blocking: bool) -> Result<Option<FileGuard>> {
         loop {
             let (dir, fd) = self.open()?;
-            let op = if blocking {
-                FlockOperation::LockExclusive
-            } else {
-                FlockOperation::NonBlockingLockExclusive
+            let op = match (blocking, self.shared) {
+                (true, false) => FlockOperation::LockExclusive,
+                (false, false) => FlockOperation::NonBlockingLockExclusive,
+                (true, true) => FlockOperation::LockShared,
+                (false, true) => FlockOperation::NonBlockingLockShared,
             };
             match rustix::fs::flock(&fd, op) {
                 Ok(()) => {}
                 Err(Errno::WOULDBLOCK) => return Ok(None),
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(Error::io("locking the lock file")(e.into())),
+            }
+            if self.fcntl_conflict(fd.as_fd())? {
+                return Ok(None);
             }
             if is_linked(fd.as_fd(), &dir)? {
                 return Ok(Some(FileGuard {
@@ -302,14 +330,28 @@ impl FileLock {
         }
     }
 
+    /// Whether another process holds a POSIX or OFD `fcntl(2)` lock on the
+    /// file that ours conflicts with. Linux keeps those apart from
+    /// `flock(2)` locks, so a `lckdo` or `setlock` holder would not stop us
+    /// otherwise.
+    fn fcntl_conflict(&self, fd: BorrowedFd<'_>) -> Result<bool> {
+        let stat =
+            rustix::fs::fstat(fd).map_err(|e| Error::io("examining the lock file")(e.into()))?;
+        let me = std::process::id();
+        Ok(crate::procfs::locks_on(stat.st_dev, stat.st_ino)
+            .map_err(Error::io("reading /proc/locks"))?
+            .iter()
+            .any(|e| e.kind != "FLOCK" && e.pid != Some(me) && !(self.shared && e.is_shared())))
+    }
+
     /// Opens the lock file, creating it, through a directory reached
-    /// without untrusted symlinks ([`safe_path`]). A file we may not write
-    /// is opened read-only, as `flock(1)` does: `flock(2)` needs no write
-    /// access.
+    /// without untrusted symlinks ([`safe_path`]). A file we may not write,
+    /// or a directory, is opened read-only, as `flock(1)` does: `flock(2)`
+    /// needs no write access.
     fn open(&self) -> Result<(safe_path::Dir, OwnedFd)> {
         let dir = safe_path::open_parent(&self.path, &self.trusted)?;
         let opened = match dir.open_file(OFlags::RDWR | OFlags::CREATE, self.mode) {
-            Err(e @ (Errno::ACCESS | Errno::ROFS | Errno::PERM)) => {
+            Err(e @ (Errno::ACCESS | Errno::ROFS | Errno::PERM | Errno::ISDIR)) => {
                 dir.open_file(OFlags::RDONLY, 0).map_err(|_| e)
             }
             other => other,
@@ -325,9 +367,12 @@ impl FileLock {
             Err(e) => return Err(Error::io("opening the lock file")(e.into())),
         };
         let stat = safe_path::fstat(&fd, &self.path)?;
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        if !matches!(
+            rustix::fs::FileType::from_raw_mode(stat.st_mode),
+            rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory
+        ) {
             return Err(Error::InvalidName(format!(
-                "lock file {} is not a regular file",
+                "lock file {} is neither a regular file nor a directory",
                 escape(self.path.as_os_str().as_bytes())
             )));
         }

@@ -39,6 +39,8 @@ pub const FD_ENV: &str = "ABSLOCK_FD";
 pub struct Guard {
     name: LockName,
     socket: Arc<OwnedFd>,
+    /// For a raw name: the datagram and seqpacket sockets bound to it too.
+    others: Arc<Vec<OwnedFd>>,
     shared: Arc<Shared>,
     server: Option<Server>,
 }
@@ -53,8 +55,14 @@ struct Server {
 }
 
 impl Guard {
-    pub(crate) fn new(name: LockName, socket: OwnedFd, serving: bool) -> Result<Guard> {
+    pub(crate) fn new(
+        name: LockName,
+        socket: OwnedFd,
+        others: Vec<OwnedFd>,
+        serving: bool,
+    ) -> Result<Guard> {
         let socket = Arc::new(socket);
+        let others = Arc::new(others);
         let info = Info {
             pid: std::process::id(),
             uid: rustix::process::getuid().as_raw(),
@@ -70,6 +78,7 @@ impl Guard {
             return Ok(Guard {
                 name,
                 socket,
+                others,
                 shared,
                 server: None,
             });
@@ -85,6 +94,7 @@ impl Guard {
         Ok(Guard {
             name,
             socket,
+            others,
             shared,
             server: Some(Server {
                 stop,
@@ -133,15 +143,19 @@ impl Guard {
     /// uses it.
     pub fn pass_to(&self, command: &mut Command) {
         let socket = Arc::clone(&self.socket);
+        let others = Arc::clone(&self.others);
         let raw = socket.as_raw_fd();
         command.env(FD_ENV, raw.to_string());
         // SAFETY: the closure runs between fork and exec and only calls
-        // fcntl(2), which is async-signal-safe; it captures the Arc so the
-        // descriptor number stays valid while the Command lives.
+        // fcntl(2), which is async-signal-safe; it captures the Arcs so the
+        // descriptor numbers stay valid while the Command lives.
         unsafe {
             command.pre_exec(move || {
-                let keep = &socket;
-                sys::clear_cloexec_in_child(keep.as_raw_fd())
+                sys::clear_cloexec_in_child(socket.as_raw_fd())?;
+                for other in others.iter() {
+                    sys::clear_cloexec_in_child(other.as_raw_fd())?;
+                }
+                Ok(())
             });
         }
     }
@@ -153,16 +167,38 @@ impl Guard {
     ///
     /// # Errors
     /// If `fcntl(2)` or `dup(2)` fails.
-    pub fn into_fd(mut self) -> Result<OwnedFd> {
+    pub fn into_fd(self) -> Result<OwnedFd> {
+        let mut fds = self.into_fds()?;
+        Ok(fds.swap_remove(0))
+    }
+
+    /// [`Guard::into_fd`], plus, for a raw name, the datagram and seqpacket
+    /// sockets that hold it for the other socket types, all inheritable:
+    /// exec'd with them, the program holds the name in every type.
+    ///
+    /// # Errors
+    /// If `fcntl(2)` or `dup(2)` fails.
+    pub fn into_fds(mut self) -> Result<Vec<OwnedFd>> {
         self.stop_serving();
         let socket = Arc::clone(&self.socket);
+        let others = Arc::clone(&self.others);
         drop(self);
         let fd = Arc::try_unwrap(socket)
             .or_else(|shared| shared.try_clone())
             .map_err(Error::io("duplicating the lock socket"))?;
-        sys::set_cloexec(fd.as_fd(), false).map_err(Error::io("clearing close-on-exec"))?;
         sys::set_blocking(fd.as_fd()).map_err(Error::io("clearing O_NONBLOCK"))?;
-        Ok(fd)
+        let mut fds = vec![fd];
+        for other in others.iter() {
+            fds.push(
+                other
+                    .try_clone()
+                    .map_err(Error::io("duplicating the lock socket"))?,
+            );
+        }
+        for fd in &fds {
+            sys::set_cloexec(fd.as_fd(), false).map_err(Error::io("clearing close-on-exec"))?;
+        }
+        Ok(fds)
     }
 
     /// Releases this process's hold and returns the processes that still

@@ -34,7 +34,13 @@ pub enum Source {
 #[derive(Debug, Clone)]
 enum Target {
     Socket(Vec<u8>),
-    File { path: PathBuf, dev: u64, inode: u64 },
+    File {
+        path: PathBuf,
+        dev: u64,
+        inode: u64,
+        kind: String,
+        shared: bool,
+    },
 }
 
 /// The process holding a lock, as seen when it was discovered.
@@ -123,29 +129,43 @@ impl Holder {
         }))
     }
 
-    /// Finds who holds the `flock(2)` lock on the file `dev`/`inode`
-    /// (found at `path`), or `None` if nobody does.
+    /// Finds who holds a lock on the file `dev`/`inode` (found at `path`):
+    /// a `flock(2)` lock, or else a POSIX or OFD `fcntl(2)` lock; `None` if
+    /// nobody does.
     pub(crate) fn discover_file(path: &Path, dev: u64, inode: u64) -> Result<Option<Holder>> {
-        let Some(entry) = procfs::flock_on(dev, inode).map_err(Error::io("reading /proc/locks"))?
+        let entries = procfs::locks_on(dev, inode).map_err(Error::io("reading /proc/locks"))?;
+        let Some(entry) = entries
+            .iter()
+            .find(|e| e.kind == "FLOCK")
+            .or_else(|| entries.first())
         else {
             return Ok(None);
         };
-        // /proc/locks records the pid of the flock() call; that process may
-        // be gone while a child keeps the description, or its pid reused.
-        let recorded = entry.pid.filter(|&p| procfs::holds_flock(p, dev, inode));
-        let pid = recorded.or_else(|| {
-            procfs::flock_holders(dev, inode)
-                .first()
-                .copied()
-                // Other users' fds are unreadable without root: trust the
-                // record if that process still exists.
-                .or(entry.pid.filter(|&p| procfs::uid_of(p).is_some()))
-        });
+        let pid = if entry.kind == "FLOCK" {
+            // /proc/locks records the pid of the flock() call; that process
+            // may be gone while a child keeps the description, or its pid
+            // reused.
+            let recorded = entry.pid.filter(|&p| procfs::holds_flock(p, dev, inode));
+            recorded.or_else(|| {
+                procfs::flock_holders(dev, inode)
+                    .first()
+                    .copied()
+                    // Other users' fds are unreadable without root: trust
+                    // the record if that process still exists.
+                    .or(entry.pid.filter(|&p| procfs::uid_of(p).is_some()))
+            })
+        } else {
+            // A POSIX lock belongs to the process that took it (none is
+            // recorded for an OFD lock).
+            entry.pid.filter(|&p| procfs::uid_of(p).is_some())
+        };
         Ok(Some(Holder {
             target: Target::File {
                 path: path.to_path_buf(),
                 dev,
                 inode,
+                kind: entry.kind.clone(),
+                shared: entry.is_shared(),
             },
             pid,
             uid: pid.and_then(procfs::uid_of),
@@ -154,6 +174,15 @@ impl Holder {
             pidfd: pid.and_then(open_pidfd),
             pidfd_exact: false,
         }))
+    }
+
+    /// For a file lock: its kind as `/proc/locks` shows it (`FLOCK`,
+    /// `POSIX`, `OFDLCK`) and whether it is shared (`READ`).
+    pub fn file_lock(&self) -> Option<(&str, bool)> {
+        match &self.target {
+            Target::File { kind, shared, .. } => Some((kind, *shared)),
+            Target::Socket(_) => None,
+        }
     }
 
     /// The holder's pid, as seen from our pid namespace; `None` when it is

@@ -74,6 +74,7 @@ mod guard;
 mod holder;
 mod lock;
 mod name;
+pub mod netns;
 pub mod pidfile;
 pub mod procfs;
 pub mod protocol;

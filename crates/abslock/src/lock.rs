@@ -1,13 +1,15 @@
 //! Taking a lock: try, block, or block with a timeout.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::net::SocketType;
 use std::time::{Duration, Instant};
 
 use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::guard::Guard;
 use crate::holder::Holder;
-use crate::name::LockName;
+use crate::name::{LockName, Scope};
 use crate::sys::{self, Bind};
 use crate::wait::{self, Backoff, Round, Wait};
 
@@ -233,9 +235,12 @@ impl Lock {
         {
             Bind::InUse => Ok(None),
             Bind::Bound(fd) => {
+                let Some(others) = self.bind_other_types()? else {
+                    return Ok(None);
+                };
                 sys::listen_on(fd.as_fd(), self.backlog)
                     .map_err(Error::io("listening on the lock socket"))?;
-                Guard::new(self.name.clone(), fd, self.serving).map(Some)
+                Guard::new(self.name.clone(), fd, others, self.serving).map(Some)
             }
         }
     }
@@ -260,6 +265,28 @@ impl Lock {
     /// Whether `holder` runs as a trusted uid (or one that is unknown).
     fn trusts_holder(&self, holder: &Holder) -> bool {
         holder.uid().is_none_or(|uid| self.trusts(uid))
+    }
+
+    /// For a raw name, which other programs bind with any socket type:
+    /// the name bound as a datagram and a seqpacket socket too, so that a
+    /// program holding it with either excludes us and we exclude it (each
+    /// type has its own abstract namespace, rule 9 of `docs/semantics.md`).
+    /// `None` if one of them is taken. abslock's own names need only the
+    /// stream socket.
+    fn bind_other_types(&self) -> Result<Option<Vec<OwnedFd>>> {
+        if self.name.scope() != Scope::Raw {
+            return Ok(Some(Vec::new()));
+        }
+        let mut others = Vec::with_capacity(2);
+        for kind in [SocketType::DGRAM, SocketType::SEQPACKET] {
+            match sys::bind_abstract_as(self.name.address(), kind)
+                .map_err(Error::io("binding the lock name"))?
+            {
+                Bind::Bound(fd) => others.push(fd),
+                Bind::InUse => return Ok(None),
+            }
+        }
+        Ok(Some(others))
     }
 
     fn held(&self, holder: Holder) -> Error {

@@ -130,14 +130,16 @@ impl LockName {
     }
 
     /// Parses a name as the command line writes it: `@address` is
-    /// [`LockName::raw`], anything else is [`LockName::system`] if `system`
-    /// is set and [`LockName::user`] otherwise.
+    /// [`LockName::raw`] (with the escapes of [`display_address`]: `\0` or
+    /// `\x00` for a NUL byte, `\\` for a backslash, a final `\0*` for NUL
+    /// padding up to 107 bytes), anything else is [`LockName::system`] if
+    /// `system` is set and [`LockName::user`] otherwise.
     ///
     /// # Errors
     /// As the constructor it delegates to.
     pub fn parse(text: &str, system: bool) -> Result<Self> {
         match text.strip_prefix('@') {
-            Some(raw) => Self::raw(raw),
+            Some(raw) => Self::raw(unescape_address(raw)?),
             None if system => Self::system(text),
             None => Self::user(text),
         }
@@ -218,11 +220,84 @@ impl fmt::Display for LockName {
     }
 }
 
-/// Renders an abstract address readably and safely for a terminal: NUL as
-/// `@`, like `ss`; control characters and invalid UTF-8 escaped as
-/// [`crate::escape::escape`] does.
+/// Renders an abstract address exactly, readably and safely for a
+/// terminal, in the form `@ADDRESS` arguments take back: a NUL byte as
+/// `\0` (`ss -xa` shows it as `@`, which is ambiguous), a backslash as
+/// `\\`, control characters and invalid UTF-8 as `\xNN`, and a name padded
+/// with NULs to the full 107 bytes (as C programs that pass
+/// `sizeof(struct sockaddr_un)` bind) as its text followed by `\0*`.
+///
+/// ```
+/// use abslock::display_address;
+///
+/// assert_eq!(display_address(b"db\0prod"), "db\\0prod");
+/// let mut padded = b"mydaemon".to_vec();
+/// padded.resize(107, 0);
+/// assert_eq!(display_address(&padded), "mydaemon\\0*");
+/// ```
 pub fn display_address(address: &[u8]) -> String {
-    crate::escape::escape_with(address, |c| (c == '\0').then_some('@'))
+    let body_len = address.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let padded = address.len() == MAX_ADDRESS_LEN && MAX_ADDRESS_LEN - body_len >= 2;
+    let body = if padded {
+        &address[..body_len]
+    } else {
+        address
+    };
+    let mut shown = crate::escape::escape_with(body, |c| match c {
+        '\0' => Some("\\0"),
+        '\\' => Some("\\\\"),
+        _ => None,
+    });
+    if padded {
+        shown.push_str("\\0*");
+    }
+    shown
+}
+
+/// Reads an address as [`display_address`] writes it.
+fn unescape_address(text: &str) -> Result<Vec<u8>> {
+    let bad = |why: &str| Error::InvalidName(format!("@{text}: {why}"));
+    let mut out = Vec::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        match bytes.get(i + 1) {
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'0') if bytes.get(i + 2) == Some(&b'*') => {
+                if i + 3 != bytes.len() {
+                    return Err(bad("\\0* (NUL padding) must come last"));
+                }
+                if out.len() > MAX_ADDRESS_LEN {
+                    return Err(bad("too long to pad"));
+                }
+                out.resize(MAX_ADDRESS_LEN, 0);
+                return Ok(out);
+            }
+            Some(b'0') => out.push(0),
+            Some(b'x') => {
+                let hex = bytes
+                    .get(i + 2..i + 4)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| bad("\\x needs two hex digits"))?;
+                out.push(hex);
+                i += 4;
+                continue;
+            }
+            _ => {
+                return Err(bad(
+                    "unknown escape; use \\0 (NUL), \\xNN, \\\\ or a final \\0* (NUL padding)",
+                ))
+            }
+        }
+        i += 2;
+    }
+    Ok(out)
 }
 
 fn validate(name: &[u8]) -> Result<()> {
@@ -375,8 +450,22 @@ mod tests {
     }
 
     #[test]
-    fn display_escapes_like_ss() {
-        let n = LockName::raw(b"a\0b\x01\xff").unwrap();
-        assert_eq!(n.to_string(), "@a@b\\x01\\xff");
+    fn display_escapes_exactly_and_parses_back() {
+        let n = LockName::raw(b"a\0b\x01\xff\\").unwrap();
+        assert_eq!(n.to_string(), "@a\\0b\\x01\\xff\\\\");
+        let mut padded = b"daemon".to_vec();
+        padded.resize(MAX_ADDRESS_LEN, 0);
+        for address in [&b"a\0b\x01\xff\\"[..], &padded, b"x\0\0", b"@at@"] {
+            let shown = LockName::raw(address).unwrap().to_string();
+            let back = LockName::parse(&shown, false).unwrap();
+            assert_eq!(back.address(), address, "{shown}");
+        }
+        assert_eq!(
+            LockName::parse("@d\\0*", false).unwrap().address().len(),
+            107
+        );
+        for bad in ["@a\\q", "@a\\x1", "@a\\0*b", "@a\\"] {
+            assert!(LockName::parse(bad, false).is_err(), "{bad}");
+        }
     }
 }

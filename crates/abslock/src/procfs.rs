@@ -148,13 +148,13 @@ pub fn proc_form(address: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// The `SOCK_STREAM` socket that owns the abstract `address`, if one is
-/// bound in this network namespace.
-///
-/// Only stream sockets count: the kernel keeps one abstract namespace per
-/// socket type (`unix_bind_abstract` hashes the name together with
-/// `sk_type`), so a datagram socket bound to the same bytes does not hold a
-/// stream name.
+/// The socket that owns the abstract `address`, if one is bound in this
+/// network namespace: a stream socket if there is one, else a datagram or
+/// seqpacket socket. The kernel keeps one abstract namespace per socket
+/// type (`unix_bind_abstract` hashes the name together with `sk_type`), so
+/// a program holding a name with a datagram socket (the common Python
+/// recipe) does not conflict with a stream `bind`; abslock counts it as the
+/// holder anyway, and takes raw names in every type (`Lock`).
 ///
 /// The name is compared byte for byte (see [`UnixSocket::is_named`]), so
 /// `db\0prod` is never taken for `db@prod`, though `/proc/net/unix` prints
@@ -164,9 +164,13 @@ pub fn proc_form(address: &[u8]) -> Vec<u8> {
 /// If neither `sock_diag` nor `/proc/net/unix` can be read.
 pub fn owner_of(address: &[u8]) -> io::Result<Option<UnixSocket>> {
     debug_assert!(address.len() <= MAX_ADDRESS_LEN);
-    Ok(sockets()?
+    let mut owners: Vec<UnixSocket> = sockets()?
         .into_iter()
-        .find(|s| s.socket_type == SOCK_STREAM && s.owns_name() && s.is_named(address)))
+        .filter(|s| s.owns_name() && s.is_named(address))
+        .collect();
+    // The stream socket first: that is abslock's, and the one to ask.
+    owners.sort_by_key(|s| s.socket_type != SOCK_STREAM);
+    Ok(owners.into_iter().next())
 }
 
 /// The socket that owns `address` (see [`owner_of`]) and the pids, in
@@ -455,7 +459,18 @@ impl FileLockEntry {
     /// Whether this is a granted `flock(2)` lock on the file `dev`/`inode`
     /// (`st_dev`, `st_ino`).
     pub fn is_flock_on(&self, dev: u64, inode: u64) -> bool {
-        !self.blocked && self.kind == "FLOCK" && self.inode == inode && self.dev == dev_parts(dev)
+        self.kind == "FLOCK" && self.is_lock_on(dev, inode)
+    }
+
+    /// Whether this is a granted lock of any kind (`flock(2)`, POSIX
+    /// `fcntl(2)`, OFD) on the file `dev`/`inode`.
+    pub fn is_lock_on(&self, dev: u64, inode: u64) -> bool {
+        !self.blocked && self.inode == inode && self.dev == dev_parts(dev)
+    }
+
+    /// Whether the lock is shared (`READ`), not exclusive (`WRITE`).
+    pub fn is_shared(&self) -> bool {
+        self.mode == "READ"
     }
 }
 
@@ -507,6 +522,19 @@ pub fn flock_on(dev: u64, inode: u64) -> io::Result<Option<FileLockEntry>> {
     Ok(parse_locks(&fs::read("/proc/locks")?)
         .into_iter()
         .find(|e| e.is_flock_on(dev, inode)))
+}
+
+/// Every granted lock on file `dev`/`inode`: `flock(2)` locks and POSIX
+/// and OFD `fcntl(2)` locks (which `lckdo`, `setlock -f` or databases
+/// take), from `/proc/locks`.
+///
+/// # Errors
+/// If `/proc/locks` cannot be read.
+pub fn locks_on(dev: u64, inode: u64) -> io::Result<Vec<FileLockEntry>> {
+    Ok(parse_locks(&fs::read("/proc/locks")?)
+        .into_iter()
+        .filter(|e| e.is_lock_on(dev, inode))
+        .collect())
 }
 
 /// Every process with a descriptor of the open file description that

@@ -4,8 +4,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
+use crate::sys;
 
-/// A standard Linux signal, as accepted by `pidfd_send_signal(2)`.
+/// A standard or real-time Linux signal, as accepted by
+/// `pidfd_send_signal(2)`.
 ///
 /// ```
 /// use abslock::Signal;
@@ -14,7 +16,12 @@ use crate::error::Error;
 /// assert_eq!("sigkill".parse::<Signal>()?, Signal::KILL);
 /// assert_eq!("9".parse::<Signal>()?, Signal::KILL);
 /// assert_eq!(Signal::HUP.to_string(), "SIGHUP");
+/// assert_eq!("RTMIN+1".parse::<Signal>()?, Signal::rt(1).unwrap());
+/// assert_eq!("SIGRTMAX-0".parse::<Signal>()?.to_string(), format!("SIGRTMIN+{}", libc::SIGRTMAX() - libc::SIGRTMIN()));
+/// assert_eq!("34".parse::<Signal>()?, Signal::rt(34 - libc::SIGRTMIN()).unwrap());
 /// assert!("NOPE".parse::<Signal>().is_err());
+/// assert!("RTMAX+1".parse::<Signal>().is_err());
+/// assert!("RTMIN-1".parse::<Signal>().is_err());
 /// # Ok::<(), abslock::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,11 +48,27 @@ signals! {
     PROF = SIGPROF, WINCH = SIGWINCH, IO = SIGIO, PWR = SIGPWR, SYS = SIGSYS,
 }
 
+/// The real-time signals applications may use: libc's `SIGRTMIN` to
+/// `SIGRTMAX` (`signal(7)`; glibc keeps 32 and 33 for itself).
+fn rt_range() -> std::ops::RangeInclusive<i32> {
+    libc::SIGRTMIN()..=libc::SIGRTMAX()
+}
+
 impl Signal {
-    /// The signal with this number, if it is one of the named standard
-    /// signals.
+    /// The signal with this number: a named standard signal, or a
+    /// real-time signal (`SIGRTMIN` to `SIGRTMAX`).
     pub fn from_raw(raw: i32) -> Option<Signal> {
-        Self::ALL.iter().map(|&(_, s)| s).find(|s| s.0 == raw)
+        Self::ALL
+            .iter()
+            .map(|&(_, s)| s)
+            .find(|s| s.0 == raw)
+            .or_else(|| rt_range().contains(&raw).then_some(Signal(raw)))
+    }
+
+    /// `SIGRTMIN+offset`, if that is at most `SIGRTMAX`.
+    pub fn rt(offset: i32) -> Option<Signal> {
+        let raw = libc::SIGRTMIN().checked_add(offset)?;
+        (offset >= 0 && rt_range().contains(&raw)).then_some(Signal(raw))
     }
 
     /// The signal number.
@@ -53,16 +76,22 @@ impl Signal {
         self.0
     }
 
-    /// The name without the `SIG` prefix, such as `TERM`.
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|&&(_, s)| s == self)
-            .map_or("?", |&(n, _)| n)
+    /// The name without the `SIG` prefix, such as `TERM` or `RTMIN+1`.
+    pub fn name(self) -> String {
+        match Self::ALL.iter().find(|&&(_, s)| s == self) {
+            Some(&(n, _)) => n.to_string(),
+            None if self.0 == libc::SIGRTMIN() => "RTMIN".into(),
+            None => format!("RTMIN+{}", self.0 - libc::SIGRTMIN()),
+        }
     }
 
     pub(crate) fn to_rustix(self) -> Option<rustix::process::Signal> {
-        rustix::process::Signal::from_named_raw(self.0)
+        rustix::process::Signal::from_named_raw(self.0).or_else(|| {
+            rt_range()
+                .contains(&self.0)
+                .then(|| sys::rt_signal(self.0))
+                .flatten()
+        })
     }
 }
 
@@ -72,7 +101,8 @@ impl fmt::Display for Signal {
     }
 }
 
-/// Accepts `TERM`, `SIGTERM`, `sigterm` or `15`.
+/// Accepts `TERM`, `SIGTERM`, `sigterm`, `15`, and real-time signals as
+/// `kill(1)` writes them: `RTMIN`, `RTMIN+3`, `SIGRTMAX-1`, `34`.
 impl FromStr for Signal {
     type Err = Error;
 
@@ -87,6 +117,28 @@ impl FromStr for Signal {
         }
         let upper = s.to_ascii_uppercase();
         let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+        // RTMIN, RTMIN+N, RTMAX, RTMAX-N, as kill(1) writes them.
+        let rt = |offset: &str, sign: char, base: i32| {
+            let n: i32 = match offset.strip_prefix(sign) {
+                None if offset.is_empty() => 0,
+                Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    digits.parse().ok()?
+                }
+                _ => return None,
+            };
+            let raw = if sign == '+' {
+                base.checked_add(n)?
+            } else {
+                base.checked_sub(n)?
+            };
+            Signal::from_raw(raw).filter(|s| rt_range().contains(&s.0))
+        };
+        if let Some(offset) = bare.strip_prefix("RTMIN") {
+            return rt(offset, '+', libc::SIGRTMIN()).ok_or_else(unknown);
+        }
+        if let Some(offset) = bare.strip_prefix("RTMAX") {
+            return rt(offset, '-', libc::SIGRTMAX()).ok_or_else(unknown);
+        }
         Self::ALL
             .iter()
             .find(|&&(n, _)| n == bare)

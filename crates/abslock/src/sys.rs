@@ -54,7 +54,19 @@ fn unix_stream(flags: SocketFlags) -> io::Result<OwnedFd> {
 /// Creates a close-on-exec, non-blocking stream socket and binds it to the
 /// abstract `address`.
 pub(crate) fn bind_abstract(address: &[u8]) -> io::Result<Bind> {
-    let fd = unix_stream(SocketFlags::NONBLOCK)?;
+    bind_abstract_as(address, SocketType::STREAM)
+}
+
+/// [`bind_abstract`] with a socket of type `kind`: each type has its own
+/// abstract namespace (rule 9), so a name is only fully ours once bound in
+/// every type.
+pub(crate) fn bind_abstract_as(address: &[u8], kind: SocketType) -> io::Result<Bind> {
+    let fd = socket_with(
+        AddressFamily::UNIX,
+        kind,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
     match bind(&fd, &addr(address)?) {
         Ok(()) => Ok(Bind::Bound(fd)),
         Err(Errno::ADDRINUSE) => Ok(Bind::InUse),
@@ -204,4 +216,18 @@ pub(crate) unsafe fn clear_cloexec_in_child(raw: libc::c_int) -> io::Result<()> 
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A real-time signal (`raw` within libc's `SIGRTMIN..=SIGRTMAX`) as a
+/// rustix `Signal`, which rustix builds only unchecked.
+pub(crate) fn rt_signal(raw: i32) -> Option<rustix::process::Signal> {
+    if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&raw) {
+        return None;
+    }
+    // SAFETY: `raw` is a valid, non-zero signal number (checked just
+    // above). rustix's caveat for libc's real-time range is about using such
+    // a signal inside this process (handlers, masks) where libc may own
+    // it; we only send it to another process with pidfd_send_signal(2),
+    // as kill(1) does.
+    Some(unsafe { rustix::process::Signal::from_raw_unchecked(raw) })
 }

@@ -146,16 +146,17 @@ pub(crate) enum Wait {
     Untrusted,
 }
 
-/// Waits until nobody holds a `flock(2)` lock on the file `dev`/`inode`, or
+/// Waits until nobody holds a lock (`flock(2)` or `fcntl(2)`) on the file
+/// `dev`/`inode`, or
 /// `deadline`; returns whether it is free. Polls `/proc/locks` with the
 /// back-off: unlike a socket, a file lock has no event a bystander can
 /// sleep on without queueing for the lock itself.
 pub(crate) fn until_unlocked(dev: u64, inode: u64, deadline: Option<Instant>) -> Result<bool> {
     let mut backoff = Backoff::default();
     loop {
-        if procfs::flock_on(dev, inode)
+        if procfs::locks_on(dev, inode)
             .map_err(Error::io("reading /proc/locks"))?
-            .is_none()
+            .is_empty()
         {
             return Ok(true);
         }

@@ -1,0 +1,56 @@
+//! `abslock held NAME`: whether the caller runs under the lock already,
+//! for a script that locks itself:
+//!
+//! ```sh
+//! abslock held job || exec abslock run -n job -- "$0" "$@"
+//! ```
+//!
+//! The first run takes the lock and runs the script again as its child;
+//! there `held` finds the lock's holder among the script's ancestors and
+//! says yes. Unlike an environment variable, this cannot be fooled by
+//! nesting: a script called from a script that holds another lock, or a
+//! process left over after the lock was released, is told no. It works
+//! with every backend: for a cluster lock the holder must be on this host.
+
+use std::collections::HashSet;
+
+use abslock::procfs;
+
+use crate::cli::HeldArgs;
+use crate::exit::{self, Failure};
+
+/// Runs `abslock held`: 0 if the caller or an ancestor holds the lock.
+pub fn held(args: &HeldArgs) -> Result<u8, Failure> {
+    let ancestors = ancestors();
+    let holds = match &args.lock.backend {
+        Some(url) => crate::cluster::holder_pid_here(&args.lock, url)?
+            .is_some_and(|pid| ancestors.contains(&pid)),
+        None => {
+            let lock = args.lock.lock()?;
+            match lock.holder()? {
+                None => false,
+                Some(holder) => {
+                    holder.pid().is_some_and(|p| ancestors.contains(&p))
+                        || holder
+                            .processes()?
+                            .iter()
+                            .any(|p| ancestors.contains(&p.pid))
+                }
+            }
+        }
+    };
+    Ok(if holds { exit::OK } else { exit::CONFLICT })
+}
+
+/// Our parent, its parent, and so on up to pid 1.
+fn ancestors() -> HashSet<u32> {
+    let mut found = HashSet::new();
+    let mut pid = std::os::unix::process::parent_id();
+    while pid > 1 && found.insert(pid) {
+        match procfs::process_info(pid) {
+            Ok(info) => pid = info.ppid,
+            Err(_) => break,
+        }
+    }
+    found
+}
