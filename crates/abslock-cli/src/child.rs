@@ -1,42 +1,75 @@
-//! Running the command under supervision, for every backend: the kernel
-//! SIGKILLs it if abslock dies (`PR_SET_PDEATHSIG`), and the signals sent to
-//! abslock are passed on to it.
+//! Running the command under supervision, for every backend, in one
+//! thread: one `poll(2)` over the command's pidfd (readable when it exits),
+//! a `signalfd(2)` for the signals abslock passes on, and the lock's
+//! requests. The kernel SIGKILLs the command if abslock dies
+//! (`PR_SET_PDEATHSIG`).
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus};
 
-use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::iterator::SignalsInfo;
-use signal_hook::low_level::siginfo::Cause;
+use nix::sys::signal::{SigSet, Signal as NixSignal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::process::{pidfd_send_signal, Signal};
 
 use crate::exit::{self, Failure};
 
 /// The signals a supervising abslock passes on to its command.
-const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+const FORWARDED: [NixSignal; 6] = [
+    NixSignal::SIGINT,
+    NixSignal::SIGTERM,
+    NixSignal::SIGHUP,
+    NixSignal::SIGQUIT,
+    NixSignal::SIGUSR1,
+    NixSignal::SIGUSR2,
+];
+
+/// `si_code` of a signal the kernel itself sent: a terminal's ^C or ^\,
+/// which went to the whole foreground process group, the command included.
+const SI_KERNEL: i32 = 0x80;
 
 /// Runs `command` as abslock's child and returns how it ended. `prepare`
 /// adjusts the `Command` before the spawn (descriptors, environment);
-/// `started` gets the child's pid once it runs.
+/// `started` gets the child's pid once it runs. Stop requests in
+/// `requests` get the command SIGTERM; messages are refused (the command
+/// has no way to receive them).
 pub fn supervise(
     command: &[OsString],
     prepare: impl FnOnce(&mut Command),
     started: impl FnOnce(u32),
+    requests: Option<&abslock::Requests>,
 ) -> Result<ExitStatus, Failure> {
-    // Registered before the spawn so that no signal can end abslock between
-    // the spawn and the forwarding; early ones wait in the queue.
-    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)
-        .map_err(|e| Failure::new(exit::OSERR, format!("installing signal handlers: {e}")))?;
+    let oserr =
+        |what: &str, e: &dyn std::fmt::Display| Failure::new(exit::OSERR, format!("{what}: {e}"));
+    // Blocked before the spawn, so that no signal can end abslock between
+    // the spawn and the forwarding; they wait in the signalfd. (The
+    // library's threads block every signal; the command starts with an
+    // empty mask, below.)
+    let mut mask = SigSet::empty();
+    for signal in FORWARDED {
+        mask.add(signal);
+    }
+    mask.thread_block()
+        .map_err(|e| oserr("blocking signals", &e))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| oserr("creating a signalfd", &e))?;
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
     prepare(&mut cmd);
     let parent = std::process::id() as libc::pid_t;
-    // SAFETY: runs between fork and exec and calls only prctl, getppid and
-    // raise, which are async-signal-safe; it touches no shared state.
+    // SAFETY: runs between fork and exec and calls only sigemptyset,
+    // pthread_sigmask, prctl, getppid and raise, which are
+    // async-signal-safe; it touches no shared state.
     unsafe {
         cmd.pre_exec(move || {
+            // The command starts with no signal blocked (ours are, for the
+            // signalfd; a mask survives exec).
+            let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            libc::sigemptyset(none.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut());
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -49,25 +82,82 @@ pub fn supervise(
     }
     let mut child = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
     drop(cmd);
-    let child_pid = child.id() as libc::pid_t;
+    // Our unreaped child: its pid cannot be reused before we wait for it.
+    let pidfd =
+        pidfd(child.id()).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
     started(child.id());
-    let handle = signals.handle();
-    let forwarder = std::thread::spawn(move || {
-        for origin in signals.forever() {
-            // A terminal's ^C or ^\ (sent by the kernel to the whole
-            // foreground process group) already reached the command.
-            if origin.cause == Cause::Kernel {
-                continue;
-            }
-            // SAFETY: kill(2) has no memory-safety preconditions. The pid
-            // cannot be reused while we have not reaped the child.
-            unsafe { libc::kill(child_pid, origin.signal) };
+    let mut serving = requests;
+    loop {
+        let ready = serving.and_then(abslock::Requests::readiness);
+        let mut fds = vec![
+            PollFd::new(&pidfd, PollFlags::IN),
+            PollFd::new(&signals, PollFlags::IN),
+        ];
+        if let Some(ready) = &ready {
+            fds.push(PollFd::new(ready, PollFlags::IN));
         }
-    });
+        match poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(oserr("waiting for the command", &e)),
+        }
+        let exited = !fds[0].revents().is_empty();
+        let signalled = !fds[1].revents().is_empty();
+        let asked = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+        drop(fds);
+        if signalled {
+            forward(&signals, &pidfd);
+        }
+        if asked {
+            if let Some(requests) = serving {
+                if !answer(requests, &pidfd) {
+                    serving = None;
+                }
+            }
+        }
+        if exited {
+            break;
+        }
+    }
     let status = child.wait();
-    handle.close();
-    let _ = forwarder.join();
-    status.map_err(|e| Failure::new(exit::OSERR, format!("waiting for the command: {e}")))
+    let _ = mask.thread_unblock();
+    status.map_err(|e| oserr("waiting for the command", &e))
+}
+
+/// Passes the queued signals on to the command, except those the kernel
+/// sent the whole terminal process group, which the command already got.
+fn forward(signals: &SignalFd, child: &OwnedFd) {
+    while let Ok(Some(info)) = signals.read_signal() {
+        if info.ssi_code == SI_KERNEL {
+            continue;
+        }
+        let signal = i32::try_from(info.ssi_signo)
+            .ok()
+            .and_then(Signal::from_named_raw);
+        if let Some(signal) = signal {
+            let _ = pidfd_send_signal(child, signal);
+        }
+    }
+}
+
+/// Answers the requests waiting; `false` once the stream has ended.
+fn answer(requests: &abslock::Requests, child: &OwnedFd) -> bool {
+    loop {
+        let request = match requests.try_recv() {
+            Ok(request) => request,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+        };
+        match request {
+            abslock::Incoming::Stop(stop) => {
+                let _ = pidfd_send_signal(child, Signal::TERM);
+                stop.accept();
+            }
+            abslock::Incoming::Message(m) => {
+                let _ = m.refuse("'abslock run' has no way to pass messages to its command");
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A pidfd for our child `pid`, for signalling it later without the risk

@@ -27,7 +27,7 @@ pub fn write(bytes: &[u8]) {
     }
 }
 
-/// `println!` through [`write`].
+/// `println!` through [`write()`].
 macro_rules! outln {
     () => { $crate::out::write(b"\n") };
     ($($arg:tt)*) => {{

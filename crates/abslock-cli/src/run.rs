@@ -170,12 +170,8 @@ fn supervise(
                 guard.pass_to(cmd);
             }
         },
-        |pid| {
-            if let Some(requests) = requests {
-                serve_stop_requests(requests, pid);
-            }
-            record_pid(&mut pidfile, pid);
-        },
+        |pid| record_pid(&mut pidfile, pid),
+        requests.as_ref(),
     )?;
     drop(pidfile);
     if close {
@@ -203,30 +199,6 @@ pub fn record_pid(pidfile: &mut Option<PidFile>, pid: u32) {
             *pidfile = None;
         }
     }
-}
-
-/// Answers stop requests by sending the command SIGTERM (through a pidfd,
-/// so a late request cannot hit a recycled pid), as `abslock kill` would.
-/// Messages are refused: the command has no way to receive them.
-fn serve_stop_requests(requests: abslock::Requests, child: u32) {
-    let pidfd = child::pidfd(child);
-    std::thread::spawn(move || {
-        for request in requests {
-            match request {
-                abslock::Incoming::Stop(stop) => {
-                    if let Some(fd) = &pidfd {
-                        let _ =
-                            rustix::process::pidfd_send_signal(fd, rustix::process::Signal::TERM);
-                    }
-                    stop.accept();
-                }
-                abslock::Incoming::Message(m) => {
-                    let _ = m.refuse("'abslock run' has no way to pass messages to its command");
-                }
-                _ => {}
-            }
-        }
-    });
 }
 
 /// The command as one line, arguments with spaces quoted.

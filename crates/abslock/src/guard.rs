@@ -89,7 +89,10 @@ impl Guard {
         let thread = std::thread::Builder::new()
             .name("abslock-serve".into())
             .stack_size(128 * 1024)
-            .spawn(move || serve::serve(&listener, &wake, &state))
+            .spawn(move || {
+                sys::block_signals_in_this_thread();
+                serve::serve(&listener, &wake, &state)
+            })
             .map_err(Error::io("starting the serving thread"))?;
         Ok(Guard {
             name,

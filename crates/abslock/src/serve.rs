@@ -231,9 +231,32 @@ impl Drop for Answerer {
 #[derive(Debug)]
 pub struct Requests {
     rx: mpsc::Receiver<Incoming>,
+    ready: Option<Arc<OwnedFd>>,
 }
 
 impl Requests {
+    /// An `eventfd(2)` that polls readable when a request may be waiting
+    /// or the stream has ended, for an event loop that polls it next to
+    /// its other descriptors; then call [`Requests::try_recv`] until it
+    /// returns `None`. `None` if the eventfd could not be created (out of
+    /// descriptors): then only the blocking calls work.
+    pub fn readiness(&self) -> Option<BorrowedFd<'_>> {
+        self.ready.as_deref().map(AsFd::as_fd)
+    }
+
+    /// The next request if one is waiting, without blocking. Resets
+    /// [`Requests::readiness`].
+    ///
+    /// # Errors
+    /// `Empty` if none is waiting, `Disconnected` once the guard is
+    /// released and the stream has ended.
+    pub fn try_recv(&self) -> std::result::Result<Incoming, mpsc::TryRecvError> {
+        if let Some(ready) = &self.ready {
+            let _ = rustix::io::read(&**ready, &mut [0u8; 8]);
+        }
+        self.rx.try_recv()
+    }
+
     /// The next request; `None` once the guard is released.
     pub fn recv(&self) -> Option<Incoming> {
         self.rx.recv().ok()
@@ -260,7 +283,7 @@ impl Iterator for Requests {
 
 /// Where requests for the application go.
 enum Sink {
-    Std(mpsc::Sender<Incoming>),
+    Std(StdSink),
     #[cfg(feature = "tokio")]
     Tokio(tokio::sync::mpsc::UnboundedSender<Incoming>),
 }
@@ -269,10 +292,35 @@ impl Sink {
     /// Hands over `request`; gives it back if nobody listens any more.
     fn send(&self, request: Incoming) -> Option<Incoming> {
         match self {
-            Sink::Std(tx) => tx.send(request).err().map(|e| e.0),
+            Sink::Std(std) => {
+                let unsent = std.tx.send(request).err().map(|e| e.0);
+                std.wake();
+                unsent
+            }
             #[cfg(feature = "tokio")]
             Sink::Tokio(tx) => tx.send(request).err().map(|e| e.0),
         }
+    }
+}
+
+/// A channel plus the eventfd that makes [`Requests`] pollable.
+struct StdSink {
+    tx: mpsc::Sender<Incoming>,
+    ready: Option<Arc<OwnedFd>>,
+}
+
+impl StdSink {
+    fn wake(&self) {
+        if let Some(ready) = &self.ready {
+            let _ = rustix::io::write(&**ready, &1u64.to_ne_bytes());
+        }
+    }
+}
+
+impl Drop for StdSink {
+    /// The stream ends: wake a poller so that it sees it.
+    fn drop(&mut self) {
+        self.wake();
     }
 }
 
@@ -371,8 +419,18 @@ impl Shared {
 
     pub(crate) fn requests(&self) -> Requests {
         let (tx, rx) = mpsc::channel();
-        *lock(&self.sink) = Some(Sink::Std(tx));
-        Requests { rx }
+        let ready = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .ok()
+        .map(Arc::new);
+        let sink = StdSink {
+            tx,
+            ready: ready.clone(),
+        };
+        *lock(&self.sink) = Some(Sink::Std(sink));
+        Requests { rx, ready }
     }
 
     #[cfg(feature = "tokio")]

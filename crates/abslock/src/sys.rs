@@ -231,3 +231,18 @@ pub(crate) fn rt_signal(raw: i32) -> Option<rustix::process::Signal> {
     // as kill(1) does.
     Some(unsafe { rustix::process::Signal::from_raw_unchecked(raw) })
 }
+
+/// Blocks every signal in the calling thread: the library's own threads
+/// must not take process-directed signals meant for the application (a
+/// program that waits for SIGTERM with `signalfd(2)` blocks it in its own
+/// threads only; the kernel would otherwise deliver it to ours, where the
+/// default action kills the process).
+pub(crate) fn block_signals_in_this_thread() {
+    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises the set it is given; pthread_sigmask
+    // reads that initialised set and changes only this thread's mask.
+    unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
+    }
+}
