@@ -4,7 +4,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,7 +14,8 @@ use crate::procfs::{self, ProcessInfo};
 use crate::protocol::Info;
 #[cfg(feature = "tokio")]
 use crate::serve::Incoming;
-use crate::serve::{self, Requests, Shared};
+use crate::serve::{Requests, Shared};
+use crate::server;
 use crate::sys;
 
 /// The environment variable [`Guard::pass_to`] sets in the child: the number
@@ -30,11 +30,14 @@ pub const FD_ENV: &str = "ABSLOCK_FD";
 /// so. A plain `fork(2)` child does inherit it (descriptors are copied), and
 /// then the name lives until both have closed it.
 ///
-/// While the guard lives, a background thread serves the lock's socket
-/// (see [`crate::serve`]): it keeps waiters' connections until release, so
-/// the backlog never fills and each waiter is woken by the hang-up; it
-/// answers `info` requests with [`Guard::info`]; and it hands messages and
-/// stop requests to the application once [`Guard::requests`] was called.
+/// While the guard lives, the process's one serving thread serves the
+/// lock's socket (see [`crate::serve`] and `server.rs`): it keeps waiters'
+/// connections until release, so the backlog never fills and each waiter
+/// is woken by the hang-up; it answers `info` requests with
+/// [`Guard::info`]; and it hands messages and stop requests to the
+/// application once [`Guard::requests`] was called. The thread is started
+/// once per process, not per guard: taking and releasing a lock cost the
+/// system calls and one `epoll_ctl` each.
 #[derive(Debug)]
 pub struct Guard {
     name: LockName,
@@ -42,16 +45,7 @@ pub struct Guard {
     /// For a raw name: the datagram and seqpacket sockets bound to it too.
     others: Arc<Vec<OwnedFd>>,
     shared: Arc<Shared>,
-    server: Option<Server>,
-}
-
-#[derive(Debug)]
-struct Server {
-    stop: OwnedFd,
-    thread: JoinHandle<()>,
-    /// Only the process that started the thread may stop it: a `fork(2)`
-    /// child has a copy of this guard but not the thread.
-    owner: u32,
+    server: Option<server::Registration>,
 }
 
 impl Guard {
@@ -83,27 +77,13 @@ impl Guard {
                 server: None,
             });
         }
-        let (wake, stop) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| Error::io("creating the serving thread's pipe")(e.into()))?;
-        let (listener, state) = (Arc::clone(&socket), Arc::clone(&shared));
-        let thread = std::thread::Builder::new()
-            .name("abslock-serve".into())
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                sys::block_signals_in_this_thread();
-                serve::serve(&listener, &wake, &state)
-            })
-            .map_err(Error::io("starting the serving thread"))?;
+        let server = server::register(Arc::clone(&socket), Arc::clone(&shared))?;
         Ok(Guard {
             name,
             socket,
             others,
             shared,
-            server: Some(Server {
-                stop,
-                thread,
-                owner: std::process::id(),
-            }),
+            server: Some(server),
         })
     }
 
@@ -308,15 +288,7 @@ impl Guard {
 
     fn stop_serving(&mut self) {
         if let Some(server) = self.server.take() {
-            if server.owner != std::process::id() {
-                return;
-            }
-            self.shared.close();
-            // A byte, not a close: a fork child may hold a copy of the
-            // pipe's write end, and then closing ours would not wake anyone.
-            if rustix::io::write(&server.stop, &[1]).is_ok() {
-                let _ = server.thread.join();
-            }
+            server.release();
         }
     }
 }

@@ -18,9 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
-use rustix::net::SocketFlags;
 
 use crate::access::Access;
 use crate::error::{Error, Result};
@@ -384,7 +382,7 @@ impl fmt::Debug for Shared {
 
 /// Poisoning only means another thread panicked mid-update of plain data;
 /// the data is still usable.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -465,7 +463,7 @@ impl Shared {
 
     /// Ends the log window once it is over: one summary line for the
     /// clients not logged one by one.
-    fn flush_rejects(&self, now: Instant) {
+    pub(crate) fn flush_rejects(&self, now: Instant) {
         let suppressed = lock(&self.rejects).flush(now);
         if let Some(n) = suppressed {
             self.log_line(&format!(
@@ -479,7 +477,7 @@ impl Shared {
     }
 
     /// When the reject log's window ends with clients still to sum up.
-    fn rejects_due(&self) -> Option<Instant> {
+    pub(crate) fn rejects_due(&self) -> Option<Instant> {
         let count = lock(&self.rejects);
         (count.suppressed > 0)
             .then_some(count.window_start)
@@ -494,16 +492,16 @@ impl Shared {
 }
 
 /// One accepted connection and the request it is sending, if any.
-struct Conn {
-    fd: OwnedFd,
+pub(crate) struct Conn {
+    pub(crate) fd: OwnedFd,
     /// The client's uid (`SO_PEERCRED`), for fair eviction.
-    uid: Option<u32>,
+    pub(crate) uid: Option<u32>,
     accepted: Instant,
-    started: Option<Instant>,
+    pub(crate) started: Option<Instant>,
     buf: Vec<u8>,
 }
 
-enum Progress {
+pub(crate) enum Progress {
     /// Nothing more to read now.
     Pending,
     /// A whole frame is in `buf`.
@@ -515,7 +513,7 @@ enum Progress {
 }
 
 impl Conn {
-    fn new(fd: OwnedFd) -> Conn {
+    pub(crate) fn new(fd: OwnedFd) -> Conn {
         Conn {
             uid: sys::peer_cred(fd.as_fd()).ok().map(|c| c.uid),
             fd,
@@ -541,7 +539,7 @@ impl Conn {
 
     /// Reads what is there, never past the end of one frame, so a flood
     /// costs at most one frame of memory and reading.
-    fn read(&mut self) -> Progress {
+    pub(crate) fn read(&mut self) -> Progress {
         let mut chunk = [0u8; 4096];
         loop {
             let want = match self.wanted() {
@@ -572,7 +570,12 @@ impl Conn {
         }
     }
 
-    fn overdue(&self, now: Instant) -> bool {
+    /// How many bytes of a request it has sent.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn overdue(&self, now: Instant) -> bool {
         self.started
             .is_some_and(|t| now.saturating_duration_since(t) >= READ_TIMEOUT)
     }
@@ -587,7 +590,7 @@ impl Conn {
 /// How many connections to keep: [`MAX_KEPT`], but at most half the soft
 /// descriptor limit, so that a client flood cannot use up the descriptors
 /// the holder needs to accept and answer a request.
-fn capacity() -> usize {
+pub(crate) fn capacity() -> usize {
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     let half = soft.map_or(MAX_KEPT, |s| usize::try_from(s / 2).unwrap_or(MAX_KEPT));
     half.clamp(8, MAX_KEPT)
@@ -599,147 +602,35 @@ fn capacity() -> usize {
 /// connections, if the newcomer's uid has fewer, so that one user's flood
 /// cannot starve another's requests; otherwise, among that uid's idle
 /// connections, one older than [`EVICT_AGE`].
-fn victim(conns: &[Conn], newcomer: Option<u32>, now: Instant) -> Option<usize> {
+pub(crate) fn victim(
+    conns: &HashMap<u32, Conn>,
+    newcomer: Option<u32>,
+    now: Instant,
+) -> Option<u32> {
     let mut counts: HashMap<Option<u32>, usize> = HashMap::new();
-    for c in conns {
+    for c in conns.values() {
         *counts.entry(c.uid).or_default() += 1;
     }
     let (&busiest, &most) = counts.iter().max_by_key(|&(_, n)| *n)?;
     let mine = counts.get(&newcomer).copied().unwrap_or(0);
-    let theirs = conns.iter().enumerate().filter(|(_, c)| c.uid == busiest);
+    let theirs = conns.iter().filter(|(_, c)| c.uid == busiest);
     if mine + 1 < most {
-        theirs.min_by_key(|(_, c)| c.accepted).map(|(i, _)| i)
+        theirs.min_by_key(|(_, c)| c.accepted).map(|(&t, _)| t)
     } else {
         theirs
             .filter(|(_, c)| c.idle_for(now).is_some_and(|d| d >= EVICT_AGE))
             .min_by_key(|(_, c)| c.accepted)
-            .map(|(i, _)| i)
+            .map(|(&t, _)| t)
     }
 }
 
-/// The serving loop; returns once `stop` becomes readable.
-pub(crate) fn serve(listener: &OwnedFd, stop: &OwnedFd, shared: &Arc<Shared>) {
-    let mut conns: Vec<Conn> = Vec::new();
-    let mut paused_until: Option<Instant> = None;
-    let cap = capacity();
-    loop {
-        let now = Instant::now();
-        let accepting = paused_until.is_none_or(|t| now >= t);
-        let deadline = next_deadline(&conns, accepting, paused_until, now)
-            .into_iter()
-            .chain(shared.rejects_due())
-            .min();
-        let mut fds = Vec::with_capacity(conns.len() + 2);
-        fds.push(PollFd::new(stop, PollFlags::IN));
-        fds.push(PollFd::new(
-            listener,
-            if accepting {
-                PollFlags::IN
-            } else {
-                PollFlags::empty()
-            },
-        ));
-        fds.extend(
-            conns
-                .iter()
-                .map(|c| PollFd::new(&c.fd, PollFlags::IN | PollFlags::RDHUP)),
-        );
-        if sys::poll_many(&mut fds, deadline).is_err() {
-            return;
-        }
-        if !fds[0].revents().is_empty() {
-            return;
-        }
-        let listener_ready = fds[1].revents().contains(PollFlags::IN);
-        let ready: Vec<usize> = fds[2..]
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !p.revents().is_empty())
-            .map(|(i, _)| i)
-            .collect();
-        drop(fds);
-        let now = Instant::now();
-        shared.flush_rejects(now);
-        // Back to front, so swap_remove leaves the indices still to visit.
-        let mut i = conns.len();
-        while i > 0 {
-            i -= 1;
-            let progress = if ready.binary_search(&i).is_ok() {
-                conns[i].read()
-            } else if conns[i].overdue(now) {
-                Progress::Reject(format!(
-                    "sent {} bytes, not a whole request, in {} s",
-                    conns[i].buf.len(),
-                    READ_TIMEOUT.as_secs()
-                ))
-            } else {
-                Progress::Pending
-            };
-            match progress {
-                Progress::Pending => {}
-                Progress::Gone => drop(conns.swap_remove(i)),
-                Progress::Complete => dispatch(conns.swap_remove(i), shared),
-                Progress::Reject(why) => {
-                    let conn = conns.swap_remove(i);
-                    turn_away(&conn.fd, shared, &why);
-                }
-            }
-        }
-        if listener_ready {
-            paused_until = accept_all(listener, &mut conns, cap);
-        }
-    }
-}
-
-/// When the loop must wake even without events: a request's read timeout,
-/// or the end of an accept pause.
-fn next_deadline(
-    conns: &[Conn],
-    accepting: bool,
-    paused_until: Option<Instant>,
-    now: Instant,
-) -> Option<Instant> {
-    let reads = conns
-        .iter()
-        .filter_map(|c| c.started)
-        .map(|t| t + READ_TIMEOUT);
-    let resume = if accepting { None } else { paused_until };
-    reads.chain(resume).min().map(|t| t.max(now))
-}
-
-/// Accepts what is queued, keeping at most `cap` connections (see
-/// [`victim`]); returns when to try again after running out of
-/// descriptors with nothing to evict.
-fn accept_all(listener: &OwnedFd, conns: &mut Vec<Conn>, cap: usize) -> Option<Instant> {
-    loop {
-        match rustix::net::accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
-            Ok(fd) => {
-                let conn = Conn::new(fd);
-                if conns.len() < cap {
-                    conns.push(conn);
-                    continue;
-                }
-                // Full: make room, or turn the newcomer away (a waiter
-                // sees the hang-up, backs off and comes back).
-                if let Some(i) = victim(conns, conn.uid, Instant::now()) {
-                    drop(conns.swap_remove(i));
-                    conns.push(conn);
-                }
-            }
-            Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::CONNABORTED) => return None,
-            // Out of descriptors (the application uses the rest): close
-            // one of the busiest uid's connections and accept again.
-            Err(Errno::MFILE | Errno::NFILE) if !conns.is_empty() => {
-                if let Some(i) = victim(conns, None, Instant::now()) {
-                    drop(conns.swap_remove(i));
-                } else {
-                    return Some(Instant::now() + Duration::from_millis(100));
-                }
-            }
-            // Anything else: the connection stays queued and the listener
-            // readable; pause instead of spinning.
-            Err(_) => return Some(Instant::now() + Duration::from_millis(100)),
-        }
+/// Ends a connection the server is done with: a request to answer or hand
+/// on, a client to turn away, or a waiter that left.
+pub(crate) fn finish(conn: Conn, progress: Progress, shared: &Arc<Shared>) {
+    match progress {
+        Progress::Pending | Progress::Gone => {}
+        Progress::Complete => dispatch(conn, shared),
+        Progress::Reject(why) => turn_away(&conn.fd, shared, &why),
     }
 }
 
@@ -846,7 +737,7 @@ mod tests {
             let (fd, _) = rustix::net::socketpair(
                 rustix::net::AddressFamily::UNIX,
                 rustix::net::SocketType::STREAM,
-                SocketFlags::CLOEXEC,
+                rustix::net::SocketFlags::CLOEXEC,
                 None,
             )
             .unwrap();
@@ -859,14 +750,14 @@ mod tests {
             }
         };
         // uid 7 floods with fresh connections; uid 8 has one.
-        let mut conns: Vec<Conn> = (0..5).map(|_| conn(7, now)).collect();
-        conns.push(conn(8, old));
+        let mut conns: HashMap<u32, Conn> = (0..5).map(|t| (t, conn(7, now))).collect();
+        conns.insert(5, conn(8, old));
         // A newcomer of uid 8 evicts one of uid 7's, however young.
         let v = victim(&conns, Some(8), now).unwrap();
-        assert_eq!(conns[v].uid, Some(7));
+        assert_eq!(conns[&v].uid, Some(7));
         // Another of uid 7 must wait until one of its own is old enough.
         assert_eq!(victim(&conns, Some(7), now), None);
-        conns[2].accepted = old;
+        conns.get_mut(&2).unwrap().accepted = old;
         assert_eq!(victim(&conns, Some(7), now), Some(2));
     }
 }

@@ -1,0 +1,389 @@
+//! The one thread that serves every guard of the process.
+//!
+//! A guard's socket must be served (`crate::serve`): waiters past the
+//! backlog, `info`, messages and stop requests. A thread per guard would
+//! cost a thread's start and join on every acquire and release, many times
+//! the system calls themselves. Instead the process starts one thread, the
+//! first time a guard is taken, and registers each guard's listening socket
+//! with its `epoll(7)` instance: taking a lock costs one `epoll_ctl` more
+//! than the bare system calls, releasing one `epoll_ctl` and closing the
+//! kept connections, both in the caller's thread, so that waiters are woken
+//! the moment the guard is dropped (BENCHMARKS.md has the figures).
+//!
+//! A guard's state sits behind its own mutex; the serving thread takes it
+//! for each event, and a release takes it to unregister and close
+//! everything, so the thread never uses a descriptor the guard has closed.
+//! A process forked from one that served guards gets a server of its own
+//! when it takes its first lock (the thread does not survive `fork(2)`).
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::io::Errno;
+use rustix::net::SocketFlags;
+
+use crate::error::{Error, Result};
+use crate::serve::{self, lock, Conn, Progress, Shared};
+use crate::sys;
+
+/// The token of a guard's listening socket; connections count up from 1.
+const LISTENER: u32 = 0;
+
+/// The id of the server's own eventfd, which wakes it to recompute
+/// deadlines.
+const WAKE: u64 = u64::MAX;
+
+/// How long to stop accepting after running out of descriptors with
+/// nothing to evict.
+const PAUSE: Duration = Duration::from_millis(100);
+
+/// The server of this process: `(pid, server)`, replaced after a fork.
+static SERVER: Mutex<Option<(u32, &'static Server)>> = Mutex::new(None);
+
+struct Server {
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    guards: Mutex<HashMap<u32, Arc<Served>>>,
+    next_id: AtomicU32,
+}
+
+/// One guard, as the server sees it.
+struct Served {
+    shared: Arc<Shared>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// `None` once released.
+    listener: Option<Arc<OwnedFd>>,
+    conns: HashMap<u32, Conn>,
+    next_token: u32,
+    paused_until: Option<Instant>,
+    cap: usize,
+}
+
+/// A guard's place in the server; [`Registration::release`] ends it.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    server: &'static Server,
+    id: u32,
+    served: Arc<Served>,
+    /// Only the process that registered may release: a fork child has a
+    /// copy of the guard but not the server's thread.
+    owner: u32,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served").finish_non_exhaustive()
+    }
+}
+
+/// Starts serving `listener` for `shared`, starting the server first if
+/// this process has none.
+pub(crate) fn register(listener: Arc<OwnedFd>, shared: Arc<Shared>) -> Result<Registration> {
+    let server = server()?;
+    let id = server.next_id.fetch_add(1, Ordering::Relaxed);
+    let served = Arc::new(Served {
+        shared,
+        state: Mutex::new(State {
+            listener: None,
+            conns: HashMap::new(),
+            next_token: LISTENER + 1,
+            paused_until: None,
+            cap: serve::capacity(),
+        }),
+    });
+    lock(&server.guards).insert(id, Arc::clone(&served));
+    epoll::add(
+        &server.epoll,
+        &*listener,
+        EventData::new_u64(data(id, LISTENER)),
+        EventFlags::IN,
+    )
+    .map_err(|e| {
+        lock(&server.guards).remove(&id);
+        Error::io("registering the lock socket")(e.into())
+    })?;
+    lock(&served.state).listener = Some(listener);
+    Ok(Registration {
+        server,
+        id,
+        served,
+        owner: std::process::id(),
+    })
+}
+
+impl Registration {
+    /// Stops serving the guard: unregisters and closes its listener's
+    /// copy and every kept connection (waking those waiters), and ends the
+    /// application's request stream. Synchronous: when it returns, the
+    /// server holds nothing of the guard.
+    pub(crate) fn release(&self) {
+        if self.owner != std::process::id() {
+            return;
+        }
+        let mut state = lock(&self.served.state);
+        if let Some(listener) = state.listener.take() {
+            let _ = epoll::delete(&self.server.epoll, &*listener);
+        }
+        for (_, conn) in state.conns.drain() {
+            let _ = epoll::delete(&self.server.epoll, &conn.fd);
+        }
+        drop(state);
+        self.served.shared.close();
+        lock(&self.server.guards).remove(&self.id);
+    }
+}
+
+fn data(id: u32, token: u32) -> u64 {
+    (u64::from(id) << 32) | u64::from(token)
+}
+
+/// This process's server, started on first use.
+fn server() -> Result<&'static Server> {
+    let me = std::process::id();
+    let mut slot = lock(&SERVER);
+    if let Some((pid, server)) = *slot {
+        if pid == me {
+            return Ok(server);
+        }
+    }
+    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+        .map_err(|e| Error::io("creating the serving epoll")(e.into()))?;
+    let wake = rustix::event::eventfd(
+        0,
+        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+    )
+    .map_err(|e| Error::io("creating the serving eventfd")(e.into()))?;
+    epoll::add(&epoll, &wake, EventData::new_u64(WAKE), EventFlags::IN)
+        .map_err(|e| Error::io("registering the serving eventfd")(e.into()))?;
+    // Leaked on purpose: the server lives as long as the process.
+    let server: &'static Server = Box::leak(Box::new(Server {
+        epoll,
+        wake,
+        guards: Mutex::new(HashMap::new()),
+        next_id: AtomicU32::new(0),
+    }));
+    std::thread::Builder::new()
+        .name("abslock-serve".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            sys::block_signals_in_this_thread();
+            server.run();
+        })
+        .map_err(Error::io("starting the serving thread"))?;
+    *slot = Some((me, server));
+    Ok(server)
+}
+
+impl Server {
+    fn run(&self) {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            let timeout = self
+                .next_deadline()
+                .map(|d| sys::timespec(d.saturating_duration_since(now)));
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                timeout.as_ref(),
+            ) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => std::thread::sleep(PAUSE),
+            }
+            let now = Instant::now();
+            for event in &events {
+                let data = event.data.u64();
+                if data == WAKE {
+                    let _ = rustix::io::read(&self.wake, &mut [0u8; 8]);
+                    continue;
+                }
+                let (id, token) = ((data >> 32) as u32, data as u32);
+                let served = lock(&self.guards).get(&id).cloned();
+                if let Some(served) = served {
+                    self.on_event(id, &served, token, now);
+                }
+            }
+            self.tick(Instant::now());
+        }
+    }
+
+    /// The earliest moment a guard needs attention without an event.
+    fn next_deadline(&self) -> Option<Instant> {
+        let guards: Vec<Arc<Served>> = lock(&self.guards).values().cloned().collect();
+        guards
+            .iter()
+            .filter_map(|served| {
+                let state = lock(&served.state);
+                let reads = state
+                    .conns
+                    .values()
+                    .filter_map(|c| c.started)
+                    .map(|t| t + serve::READ_TIMEOUT);
+                reads
+                    .chain(state.paused_until)
+                    .chain(served.shared.rejects_due())
+                    .min()
+            })
+            .min()
+    }
+
+    /// One event of guard `id`: its listener, or connection `token`.
+    fn on_event(&self, id: u32, served: &Served, token: u32, now: Instant) {
+        let mut done = Vec::new();
+        {
+            let mut guard = lock(&served.state);
+            let state = &mut *guard;
+            // A copy of the Arc, dropped before the lock is: a release
+            // (which takes the lock) always finds the server's copy gone.
+            let Some(listener) = state.listener.clone() else {
+                return;
+            };
+            if token == LISTENER {
+                if state.paused_until.is_none() {
+                    self.accept_all(id, &listener, state, now);
+                }
+                return;
+            }
+            let Some(conn) = state.conns.get_mut(&token) else {
+                return;
+            };
+            match conn.read() {
+                Progress::Pending => {}
+                progress => {
+                    if let Some(conn) = state.conns.remove(&token) {
+                        let _ = epoll::delete(&self.epoll, &conn.fd);
+                        done.push((conn, progress));
+                    }
+                }
+            }
+        }
+        // Answered outside the guard's lock: dispatch hands requests to the
+        // application.
+        for (conn, progress) in done {
+            serve::finish(conn, progress, &served.shared);
+        }
+    }
+
+    /// Accepts what is queued for guard `id`, keeping at most its
+    /// capacity (see `serve::victim`).
+    fn accept_all(&self, id: u32, listener: &OwnedFd, state: &mut State, now: Instant) {
+        loop {
+            match rustix::net::accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)
+            {
+                Ok(fd) => {
+                    let conn = Conn::new(fd);
+                    if state.conns.len() >= state.cap {
+                        // Full: make room, or turn the newcomer away (a
+                        // waiter sees the hang-up, backs off, comes back).
+                        match serve::victim(&state.conns, conn.uid, now) {
+                            Some(token) => self.evict(state, token),
+                            None => continue,
+                        }
+                    }
+                    let token = state.next_token;
+                    state.next_token = state.next_token.wrapping_add(1).max(LISTENER + 1);
+                    let added = epoll::add(
+                        &self.epoll,
+                        &conn.fd,
+                        EventData::new_u64(data(id, token)),
+                        EventFlags::IN | EventFlags::RDHUP,
+                    );
+                    if added.is_ok() {
+                        state.conns.insert(token, conn);
+                    }
+                }
+                Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::CONNABORTED) => return,
+                // Out of descriptors (the application uses the rest): close
+                // one of the busiest uid's connections and accept again.
+                Err(Errno::MFILE | Errno::NFILE) if !state.conns.is_empty() => {
+                    match serve::victim(&state.conns, None, now) {
+                        Some(token) => self.evict(state, token),
+                        None => return self.pause(id, listener, state, now),
+                    }
+                }
+                // Anything else: the connection stays queued and the
+                // listener readable; pause instead of spinning.
+                Err(_) => return self.pause(id, listener, state, now),
+            }
+        }
+    }
+
+    fn evict(&self, state: &mut State, token: u32) {
+        if let Some(conn) = state.conns.remove(&token) {
+            let _ = epoll::delete(&self.epoll, &conn.fd);
+        }
+    }
+
+    /// Stops polling the listener until [`PAUSE`] has passed (`tick`).
+    fn pause(&self, id: u32, listener: &OwnedFd, state: &mut State, now: Instant) {
+        state.paused_until = Some(now + PAUSE);
+        let _ = epoll::modify(
+            &self.epoll,
+            listener,
+            EventData::new_u64(data(id, LISTENER)),
+            EventFlags::empty(),
+        );
+    }
+
+    /// Timers: requests not read in time, accept pauses that are over, the
+    /// reject log's summary.
+    fn tick(&self, now: Instant) {
+        let guards: Vec<(u32, Arc<Served>)> = lock(&self.guards)
+            .iter()
+            .map(|(&id, s)| (id, Arc::clone(s)))
+            .collect();
+        for (id, served) in guards {
+            let mut overdue = Vec::new();
+            {
+                let mut guard = lock(&served.state);
+                let state = &mut *guard;
+                let late: Vec<u32> = state
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.overdue(now))
+                    .map(|(&t, _)| t)
+                    .collect();
+                for token in late {
+                    if let Some(conn) = state.conns.remove(&token) {
+                        let _ = epoll::delete(&self.epoll, &conn.fd);
+                        overdue.push(conn);
+                    }
+                }
+                if state.paused_until.is_some_and(|t| now >= t) {
+                    state.paused_until = None;
+                    if let Some(listener) = state.listener.as_ref() {
+                        let _ = epoll::modify(
+                            &self.epoll,
+                            &**listener,
+                            EventData::new_u64(data(id, LISTENER)),
+                            EventFlags::IN,
+                        );
+                    }
+                }
+            }
+            for conn in overdue {
+                let why = format!(
+                    "sent {} bytes, not a whole request, in {} s",
+                    conn.buffered(),
+                    serve::READ_TIMEOUT.as_secs()
+                );
+                serve::finish(conn, Progress::Reject(why), &served.shared);
+            }
+            served.shared.flush_rejects(now);
+        }
+    }
+}
