@@ -1,7 +1,8 @@
 //! Running the command under supervision, for every backend, in one
 //! thread: one `poll(2)` over the command's pidfd (readable when it exits),
-//! a `signalfd(2)` for the signals abslock passes on, and the lock's
-//! requests. The kernel SIGKILLs the command if abslock dies
+//! a `signalfd(2)` for the signals abslock passes on, the lock socket's
+//! connections (the library's serving loop, driven from here:
+//! `abslock::server::OwnLoop`) and the requests they bring. The kernel SIGKILLs the command if abslock dies
 //! (`PR_SET_PDEATHSIG`).
 
 use std::ffi::OsString;
@@ -41,6 +42,7 @@ pub fn supervise(
     prepare: impl FnOnce(&mut Command),
     started: impl FnOnce(u32),
     requests: Option<&abslock::Requests>,
+    server: Option<abslock::server::OwnLoop>,
 ) -> Result<ExitStatus, Failure> {
     let oserr =
         |what: &str, e: &dyn std::fmt::Display| Failure::new(exit::OSERR, format!("{what}: {e}"));
@@ -89,21 +91,29 @@ pub fn supervise(
     let mut serving = requests;
     loop {
         let ready = serving.and_then(abslock::Requests::readiness);
+        let lock_socket = server.as_ref().map(abslock::server::OwnLoop::readiness);
         let mut fds = vec![
             PollFd::new(&pidfd, PollFlags::IN),
             PollFd::new(&signals, PollFlags::IN),
         ];
-        if let Some(ready) = &ready {
-            fds.push(PollFd::new(ready, PollFlags::IN));
+        for fd in lock_socket.iter().chain(ready.iter()) {
+            fds.push(PollFd::new(fd, PollFlags::IN));
         }
-        match poll(&mut fds, None) {
+        let timeout = server
+            .and_then(|s| s.deadline())
+            .map(|d| timespec(d.saturating_duration_since(std::time::Instant::now())));
+        match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(oserr("waiting for the command", &e)),
         }
         let exited = !fds[0].revents().is_empty();
         let signalled = !fds[1].revents().is_empty();
-        let asked = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+        let asked = ready.is_some() && fds.last().is_some_and(|f| !f.revents().is_empty());
         drop(fds);
+        // The lock's socket: connections to keep, requests to read.
+        if let Some(server) = server {
+            server.turn();
+        }
         if signalled {
             forward(&signals, &pidfd);
         }
@@ -176,4 +186,11 @@ pub fn cannot_execute(program: &OsString, err: &std::io::Error) -> Failure {
             abslock::escape::escape(std::os::unix::ffi::OsStrExt::as_bytes(program.as_os_str()))
         ),
     )
+}
+
+fn timespec(d: std::time::Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
 }

@@ -118,6 +118,7 @@ pub fn run(args: &RunArgs, url: &str) -> Result<u8, Failure> {
             crate::run::record_pid(&mut pidfile, pid);
         },
         None,
+        None,
     )?;
     drop(pidfile);
     let was_lost = guard.is_lost();

@@ -32,6 +32,8 @@ const REPLACE_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs `abslock run`.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    // The supervisor's loop serves the lock socket too: no serving thread.
+    let server = abslock::server::own_loop().ok();
     let lock = shared_if(args.lock.lock()?, args.acquire.shared)?;
     let pidfile = open_pidfile(&args)?;
     if let AnyLock::File(file) = &lock {
@@ -93,7 +95,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     if args.exec {
         exec(guard, pidfile, &args)
     } else {
-        supervise(&lock, guard, pidfile, &args)
+        supervise(&lock, guard, pidfile, &args, server)
     }
 }
 
@@ -155,6 +157,7 @@ fn supervise(
     guard: AnyGuard,
     mut pidfile: Option<PidFile>,
     args: &RunArgs,
+    server: Option<abslock::server::OwnLoop>,
 ) -> Result<u8, Failure> {
     let argv = args.argv();
     let (command, close) = (&argv[..], args.close);
@@ -172,6 +175,7 @@ fn supervise(
         },
         |pid| record_pid(&mut pidfile, pid),
         requests.as_ref(),
+        server,
     )?;
     drop(pidfile);
     if close {

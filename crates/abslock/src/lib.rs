@@ -81,7 +81,7 @@ pub mod protocol;
 mod safe_path;
 pub mod semantics;
 pub mod serve;
-mod server;
+pub mod server;
 mod signal;
 mod sys;
 pub mod wait;

@@ -168,9 +168,16 @@ impl Lock {
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Result<Guard> {
         let mut backoff = Backoff::default();
+        let mut prepared = !self.serving;
         loop {
             if let Some(guard) = self.bind()? {
                 return Ok(guard);
+            }
+            if !prepared {
+                // While we wait: start the serving thread now rather than
+                // in the hand-over.
+                crate::server::prepare();
+                prepared = true;
             }
             match wait::round(self.name.address(), deadline, &mut backoff, &self.trusted)? {
                 Round::Changed => {}

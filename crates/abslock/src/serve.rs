@@ -332,7 +332,8 @@ pub(crate) struct Shared {
     info: Mutex<Info>,
     access: Mutex<Access>,
     sink: Mutex<Option<Sink>>,
-    log: Mutex<RejectLog>,
+    /// `None`: stderr (no allocation for the common case).
+    log: Mutex<Option<RejectLog>>,
     rejects: Mutex<RejectCount>,
     closing: AtomicBool,
 }
@@ -393,7 +394,7 @@ impl Shared {
             info: Mutex::new(info),
             access: Mutex::new(Access::same_user()),
             sink: Mutex::new(None),
-            log: Mutex::new(Arc::new(|line: &str| eprintln!("{line}"))),
+            log: Mutex::new(None),
             rejects: Mutex::new(RejectCount::default()),
             closing: AtomicBool::new(false),
         }
@@ -412,7 +413,7 @@ impl Shared {
     }
 
     pub(crate) fn set_log(&self, log: RejectLog) {
-        *lock(&self.log) = log;
+        *lock(&self.log) = Some(log);
     }
 
     pub(crate) fn requests(&self) -> Requests {
@@ -486,8 +487,11 @@ impl Shared {
     }
 
     fn log_line(&self, line: &str) {
-        let log = Arc::clone(&lock(&self.log));
-        log(line);
+        let log = lock(&self.log).clone();
+        match log {
+            Some(log) => log(line),
+            None => eprintln!("{line}"),
+        }
     }
 }
 

@@ -6,9 +6,9 @@
 //! the system calls themselves. Instead the process starts one thread, the
 //! first time a guard is taken, and registers each guard's listening socket
 //! with its `epoll(7)` instance: taking a lock costs one `epoll_ctl` more
-//! than the bare system calls, releasing one `epoll_ctl` and closing the
-//! kept connections, both in the caller's thread, so that waiters are woken
-//! the moment the guard is dropped (BENCHMARKS.md has the figures).
+//! than the bare system calls; releasing closes the kept connections in the
+//! caller's thread, so that waiters are woken the moment the guard is
+//! dropped (BENCHMARKS.md has the figures).
 //!
 //! A guard's state sits behind its own mutex; the serving thread takes it
 //! for each event, and a release takes it to unregister and close
@@ -37,6 +37,12 @@ const LISTENER: u32 = 0;
 /// deadlines.
 const WAKE: u64 = u64::MAX;
 
+/// How a listener is registered: one-shot, re-armed after each accept
+/// round, so that a release need not unregister it (closing it does, and
+/// should a fork child still hold a copy, a stale registration fires at
+/// most once).
+const LISTENING: EventFlags = EventFlags::IN.union(EventFlags::ONESHOT);
+
 /// How long to stop accepting after running out of descriptors with
 /// nothing to evict.
 const PAUSE: Duration = Duration::from_millis(100);
@@ -44,9 +50,16 @@ const PAUSE: Duration = Duration::from_millis(100);
 /// The server of this process: `(pid, server)`, replaced after a fork.
 static SERVER: Mutex<Option<(u32, &'static Server)>> = Mutex::new(None);
 
+/// The pid that asked to drive its server from its own loop
+/// ([`own_loop`]); 0 for none.
+static OWN_LOOP: AtomicU32 = AtomicU32::new(0);
+
+/// A process's `epoll` instance and the guards registered with it.
 struct Server {
     epoll: OwnedFd,
     wake: OwnedFd,
+    /// Connections each guard keeps at most (`serve::capacity`).
+    cap: usize,
     guards: Mutex<HashMap<u32, Arc<Served>>>,
     next_id: AtomicU32,
 }
@@ -101,7 +114,7 @@ pub(crate) fn register(listener: Arc<OwnedFd>, shared: Arc<Shared>) -> Result<Re
             conns: HashMap::new(),
             next_token: LISTENER + 1,
             paused_until: None,
-            cap: serve::capacity(),
+            cap: server.cap,
         }),
     });
     lock(&server.guards).insert(id, Arc::clone(&served));
@@ -109,7 +122,7 @@ pub(crate) fn register(listener: Arc<OwnedFd>, shared: Arc<Shared>) -> Result<Re
         &server.epoll,
         &*listener,
         EventData::new_u64(data(id, LISTENER)),
-        EventFlags::IN,
+        LISTENING,
     )
     .map_err(|e| {
         lock(&server.guards).remove(&id);
@@ -134,9 +147,8 @@ impl Registration {
             return;
         }
         let mut state = lock(&self.served.state);
-        if let Some(listener) = state.listener.take() {
-            let _ = epoll::delete(&self.server.epoll, &*listener);
-        }
+        // Not unregistered: closing the listener does that (LISTENING).
+        state.listener = None;
         for (_, conn) in state.conns.drain() {
             let _ = epoll::delete(&self.server.epoll, &conn.fd);
         }
@@ -174,51 +186,111 @@ fn server() -> Result<&'static Server> {
         wake,
         guards: Mutex::new(HashMap::new()),
         next_id: AtomicU32::new(0),
+        cap: serve::capacity(),
     }));
-    std::thread::Builder::new()
-        .name("abslock-serve".into())
-        .stack_size(128 * 1024)
-        .spawn(move || {
-            sys::block_signals_in_this_thread();
-            server.run();
-        })
-        .map_err(Error::io("starting the serving thread"))?;
+    if OWN_LOOP.load(Ordering::Relaxed) != me {
+        std::thread::Builder::new()
+            .name("abslock-serve".into())
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                sys::block_signals_in_this_thread();
+                loop {
+                    let timeout = server
+                        .next_deadline()
+                        .map(|d| sys::timespec(d.saturating_duration_since(Instant::now())));
+                    server.turn(timeout.as_ref());
+                }
+            })
+            .map_err(Error::io("starting the serving thread"))?;
+    }
     *slot = Some((me, server));
     Ok(server)
 }
 
+/// Starts the server now, if it is not running, so that the first guard
+/// taken after a wait does not pay for it (the hand-over path).
+pub(crate) fn prepare() {
+    let _ = server();
+}
+
+/// The serving loop of this process, driven by the application's own event
+/// loop instead of a thread: for a program that polls anyway and wants no
+/// thread of abslock's (the `abslock run` supervisor does this).
+///
+/// Call [`own_loop`] before the first lock is taken; then poll
+/// [`OwnLoop::readiness`] for input, wake at [`OwnLoop::deadline`], and
+/// call [`OwnLoop::turn`] each time. While nobody calls `turn`, waiters
+/// still queue in the backlog and are woken by the release, but `info`,
+/// messages and stop requests wait.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnLoop {
+    server: &'static Server,
+}
+
+/// Switches this process to serving from its own loop (see [`OwnLoop`]).
+///
+/// # Errors
+/// [`Error::InvalidRequest`] if this process already serves guards from
+/// the serving thread; [`Error::Io`] if the `epoll` instance cannot be
+/// made.
+pub fn own_loop() -> Result<OwnLoop> {
+    let me = std::process::id();
+    let running = matches!(*lock(&SERVER), Some((pid, _)) if pid == me);
+    if running && OWN_LOOP.load(Ordering::Relaxed) != me {
+        return Err(Error::InvalidRequest(
+            "own_loop() must come before the first lock is taken".into(),
+        ));
+    }
+    OWN_LOOP.store(me, Ordering::Relaxed);
+    Ok(OwnLoop { server: server()? })
+}
+
+impl OwnLoop {
+    /// The `epoll(7)` descriptor to poll for input.
+    pub fn readiness(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.server.epoll.as_fd()
+    }
+
+    /// When [`OwnLoop::turn`] must run even without input (request read
+    /// timeouts, the reject log's summary).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.server.next_deadline()
+    }
+
+    /// Serves what is ready, without blocking.
+    pub fn turn(&self) {
+        self.server.turn(Some(&sys::timespec(Duration::ZERO)));
+    }
+}
+
 impl Server {
-    fn run(&self) {
-        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
-        loop {
-            let now = Instant::now();
-            let timeout = self
-                .next_deadline()
-                .map(|d| sys::timespec(d.saturating_duration_since(now)));
-            events.clear();
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                timeout.as_ref(),
-            ) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(_) => std::thread::sleep(PAUSE),
-            }
-            let now = Instant::now();
-            for event in &events {
-                let data = event.data.u64();
-                if data == WAKE {
-                    let _ = rustix::io::read(&self.wake, &mut [0u8; 8]);
-                    continue;
-                }
-                let (id, token) = ((data >> 32) as u32, data as u32);
-                let served = lock(&self.guards).get(&id).cloned();
-                if let Some(served) = served {
-                    self.on_event(id, &served, token, now);
-                }
-            }
-            self.tick(Instant::now());
+    /// One round: waits at most `timeout` for events, handles them, runs
+    /// the timers.
+    fn turn(&self, timeout: Option<&rustix::event::Timespec>) {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        match epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            timeout,
+        ) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) => std::thread::sleep(PAUSE),
         }
+        let now = Instant::now();
+        for event in &events {
+            let data = event.data.u64();
+            if data == WAKE {
+                let _ = rustix::io::read(&self.wake, &mut [0u8; 8]);
+                continue;
+            }
+            let (id, token) = ((data >> 32) as u32, data as u32);
+            let served = lock(&self.guards).get(&id).cloned();
+            if let Some(served) = served {
+                self.on_event(id, &served, token, now);
+            }
+        }
+        self.tick(Instant::now());
     }
 
     /// The earliest moment a guard needs attention without an event.
@@ -256,6 +328,9 @@ impl Server {
                 if state.paused_until.is_none() {
                     self.accept_all(id, &listener, state, now);
                 }
+                if state.paused_until.is_none() {
+                    self.arm(id, &listener);
+                }
                 return;
             }
             let Some(conn) = state.conns.get_mut(&token) else {
@@ -282,8 +357,7 @@ impl Server {
     /// capacity (see `serve::victim`).
     fn accept_all(&self, id: u32, listener: &OwnedFd, state: &mut State, now: Instant) {
         loop {
-            match rustix::net::accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)
-            {
+            match rustix::net::accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
                 Ok(fd) => {
                     let conn = Conn::new(fd);
                     if state.conns.len() >= state.cap {
@@ -322,6 +396,16 @@ impl Server {
         }
     }
 
+    /// Re-arms the one-shot listener registration.
+    fn arm(&self, id: u32, listener: &OwnedFd) {
+        let _ = epoll::modify(
+            &self.epoll,
+            listener,
+            EventData::new_u64(data(id, LISTENER)),
+            LISTENING,
+        );
+    }
+
     fn evict(&self, state: &mut State, token: u32) {
         if let Some(conn) = state.conns.remove(&token) {
             let _ = epoll::delete(&self.epoll, &conn.fd);
@@ -329,14 +413,9 @@ impl Server {
     }
 
     /// Stops polling the listener until [`PAUSE`] has passed (`tick`).
-    fn pause(&self, id: u32, listener: &OwnedFd, state: &mut State, now: Instant) {
+    fn pause(&self, _id: u32, _listener: &OwnedFd, state: &mut State, now: Instant) {
+        // The one-shot registration stays disarmed until `tick` re-arms it.
         state.paused_until = Some(now + PAUSE);
-        let _ = epoll::modify(
-            &self.epoll,
-            listener,
-            EventData::new_u64(data(id, LISTENER)),
-            EventFlags::empty(),
-        );
     }
 
     /// Timers: requests not read in time, accept pauses that are over, the
@@ -366,12 +445,7 @@ impl Server {
                 if state.paused_until.is_some_and(|t| now >= t) {
                     state.paused_until = None;
                     if let Some(listener) = state.listener.as_ref() {
-                        let _ = epoll::modify(
-                            &self.epoll,
-                            &**listener,
-                            EventData::new_u64(data(id, LISTENER)),
-                            EventFlags::IN,
-                        );
+                        self.arm(id, listener);
                     }
                 }
             }
