@@ -177,7 +177,7 @@ fn library(md: &mut String, config: &Config, results: &Path) {
         ("raw_syscalls", "raw socket+bind+listen+close (floor)"),
         (
             "abslock",
-            "abslock `Lock::try_acquire` + drop (default: serving thread)",
+            "abslock `Lock::try_acquire` + drop (default: served by the process's one thread)",
         ),
         ("abslock_unserved", "abslock with `Lock::serving(false)`"),
         ("flock_open_close", "open + flock(LOCK_EX|LOCK_NB) + close"),
@@ -231,16 +231,24 @@ fn library(md: &mut String, config: &Config, results: &Path) {
         (Some((m, ..)), Some(f)) => format!("{:.2}×", m / f),
         _ => "n/a".into(),
     };
+    let default_ratio = match (criterion_estimate(dir, "abslock"), floor) {
+        (Some((m, ..)), Some(f)) => m / f,
+        _ => f64::NAN,
+    };
     let _ = writeln!(
         md,
         "\n![library](bench/results/library.svg)\n\n\
-         **Target (≤ 1.3× the floor):** met by `serving(false)` ({}); **missed by the default** ({}). \
-         What limits it: the default guard starts a thread (the one that answers `info`, messages and stop requests and keeps waiters' \
-         connections) and joins it on release; a thread's creation and join cost more than the four system calls. \
-         A lock taken at high frequency as an inter-process mutex should use `Lock::serving(false)`: waiters still wake at once \
-         (they wait in the backlog, which the kernel resets on close), but the holder answers no requests.\n",
-        verdict("abslock_unserved"),
+         **Target (default ≤ 1.3× the floor): {}** ({}; `serving(false)`: {}). \
+         The default guard is served by one thread per process, started with the first lock, not by a thread per guard; \
+         a guard joins its `epoll` set only once it has been held for 1 ms, so a lock taken and released sooner costs the \
+         four system calls, a mutex and a few allocations (the `Info` it would answer with).{}\n",
+        if default_ratio <= 1.3 { "met" } else { "missed" },
         verdict("abslock"),
+        verdict("abslock_unserved"),
+        if default_ratio <= 1.3 { "" } else {
+            " What is left above the floor is measured by the gap to `serving(false)`, which skips only the \
+             registration with the serving thread."
+        }
     );
 }
 
@@ -258,16 +266,17 @@ fn whole_command(md: &mut String, env: &Env, pairs: usize) {
         "{} paired runs, alternating which goes first; time from spawn to exit.\n\n\
          | command | median | p25–p75 |\n|---|---:|---:|\n\
          | `abslock run -n NAME true` | {} | {}–{} |\n| `flock -n FILE true` | {} | {}–{} |\n\n\
-         Ratio of medians: **{:.2}** (per-pair ratio: median {:.2}, p25–p75 {:.2}–{:.2}). Target ≤ 1.1: **{}**.{}\n",
+         Ratio of medians: **{:.2}** (per-pair ratio: median {:.2}, p25–p75 {:.2}–{:.2}). Target ≤ 1.0: **{}**.{}\n",
         a.n,
         fmt_us(a.median), fmt_us(a.p25), fmt_us(a.p75),
         fmt_us(f.median), fmt_us(f.p25), fmt_us(f.p75),
         a.median / f.median, r.median, r.p25, r.p75,
-        if a.median / f.median <= 1.1 { "met" } else { "missed" },
-        if a.median / f.median <= 1.1 { "" } else {
-            " What limits it: `abslock run` is a larger binary than flock(1) (Rust std, clap), starts a serving thread, \
-             installs signal handlers and sets PR_SET_PDEATHSIG before the command; flock(1) only opens, locks and execs. \
-             Dynamic loading and page faults of the larger binary dominate; see the memory table below."
+        if a.median / f.median <= 1.0 { "met" } else { "missed" },
+        if a.median / f.median <= 1.0 { "" } else {
+            " What limits it: `abslock run` supervises in one thread (a poll over the command's pidfd, a signalfd \
+             and the lock socket) but still does more than flock(1): it parses a larger command line (clap), takes the \
+             per-user runtime file (which keeps other network namespaces out) as well as the socket, sets \
+             PR_SET_PDEATHSIG, and maps a larger binary; `abslock --version` alone is timed in section 5."
         }
     );
 }
@@ -281,10 +290,11 @@ fn handover(md: &mut String, env: &Env, results: &Path, rounds: usize) {
          | method | holder ends by | median | p25–p75 | p99 | max |\n|---|---|---:|---:|---:|---:|"
     );
     let mut plot_rows = Vec::new();
-    let mut abslock_median = f64::NAN;
+    let mut medians: Vec<(Method, Ending, f64)> = Vec::new();
     for method in [Method::Abslock, Method::Flock, Method::PidFile] {
         for ending in [Ending::Sigkill, Ending::Exit] {
             let s: Summary = summary(measure::handover(env, method, ending, rounds));
+            medians.push((method, ending, s.median));
             let how = if ending == Ending::Sigkill {
                 "SIGKILL"
             } else {
@@ -301,15 +311,30 @@ fn handover(md: &mut String, env: &Env, results: &Path, rounds: usize) {
                 fmt_us(s.max)
             );
             plot_rows.push((format!("{} / {how}", method.arg()), s.median));
-            if method == Method::Abslock {
-                abslock_median = if abslock_median.is_nan() {
-                    s.median
-                } else {
-                    abslock_median.max(s.median)
-                };
-            }
         }
     }
+    let median_of = |m: Method, e: Ending| {
+        medians
+            .iter()
+            .find(|(mm, ee, _)| *mm == m && *ee == e)
+            .map_or(f64::NAN, |x| x.2)
+    };
+    let verdicts: Vec<(bool, String)> = [Ending::Sigkill, Ending::Exit]
+        .into_iter()
+        .map(|e| {
+            let (a, f) = (median_of(Method::Abslock, e), median_of(Method::Flock, e));
+            let how = if e == Ending::Sigkill {
+                "after SIGKILL"
+            } else {
+                "after exit"
+            };
+            (
+                a <= f,
+                format!("{how}: abslock {} vs flock(2) {}", fmt_us(a), fmt_us(f)),
+            )
+        })
+        .collect();
+    let all_met = verdicts.iter().all(|v| v.0);
     let _ = plot::bars(
         &results.join("handover.svg"),
         "hand-over latency, median (log scale)",
@@ -318,11 +343,13 @@ fn handover(md: &mut String, env: &Env, results: &Path, rounds: usize) {
     );
     let _ = writeln!(
         md,
-        "\n![hand-over](bench/results/handover.svg)\n\n**Target (abslock median under 1 ms):** {} (worst of the two rows: {}). \
-         abslock's waiter sleeps in poll(2) on a connection to the holder and is woken by the hang-up; flock(2) waiters sleep in the kernel too; \
-         the PID-file loop can only notice on its next 100 ms tick, and after SIGKILL only because it also checks `kill(pid, 0)`.\n",
-        if abslock_median < 1000.0 { "met" } else { "missed" },
-        fmt_us(abslock_median)
+        "\n![hand-over](bench/results/handover.svg)\n\n**Target (abslock median no slower than flock(2)'s, per ending): {}** ({}). \
+         abslock's waiter sleeps in poll(2) on a connection to the holder and is woken by the hang-up, then binds; flock(2) \
+         waiters sleep in the kernel and are handed the lock. The waiting process starts its serving thread while it waits, \
+         not after the wake-up. The PID-file loop can only notice on its next 100 ms tick, and after SIGKILL only because it \
+         also checks `kill(pid, 0)`.\n",
+        if all_met { "met" } else { "missed" },
+        verdicts.iter().map(|v| v.1.clone()).collect::<Vec<_>>().join("; ")
     );
 }
 
@@ -423,8 +450,9 @@ fn memory(md: &mut String, env: &Env, runs: usize) {
         "Peak RSS (VmHWM) of the locking process while it supervises `sleep 0.3`, sampled from /proc/PID/status, {} runs.\n\n\
          | command | median peak RSS | max |\n|---|---:|---:|\n| `abslock run NAME -- sleep 0.3` | {:.0} KiB | {:.0} KiB |\n\
          | `flock FILE sleep 0.3` | {:.0} KiB | {:.0} KiB |\n\n\
-         Ratio of medians: {:.2}. flock(1) forks the command and waits; abslock also runs a serving thread, a signal-forwarding \
-         thread and a stop-request thread, and carries the Rust standard library and clap.\n",
-        a.n, a.median, a.max, f.median, f.max, a.median / f.median
+         Ratio of medians: {:.2}. Target ≤ 1.25: **{}**. flock(1) forks the command and waits; abslock supervises in one \
+         thread too (no serving, signal or request threads), and carries the Rust standard library and clap.\n",
+        a.n, a.median, a.max, f.median, f.max, a.median / f.median,
+        if a.median / f.median <= 1.25 { "met" } else { "missed" }
     );
 }

@@ -167,7 +167,8 @@ impl NameArgs {
         // A per-user name also takes a file in the runtime directory, so
         // that another network namespace cannot run a second instance.
         Ok(match crate::netns::file_for(lock.name()) {
-            Some(path) => AnyLock::Netns(NetnsLock::new(lock, file_lock(&path))),
+            // Only abslock locks these files: no fcntl locks to look for.
+            Some(path) => AnyLock::Netns(NetnsLock::new(lock, file_lock(&path).fcntl_aware(false))),
             None => AnyLock::Socket(lock),
         })
     }

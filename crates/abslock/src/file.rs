@@ -92,6 +92,7 @@ pub struct FileLock {
     mode: u32,
     trusted: Access,
     shared: bool,
+    fcntl_aware: bool,
 }
 
 /// A held file lock. Dropping it closes the descriptor, which releases the
@@ -113,7 +114,16 @@ impl FileLock {
             mode: DEFAULT_MODE,
             trusted: Access::same_user(),
             shared: false,
+            fcntl_aware: true,
         }
+    }
+
+    /// Whether a POSIX or OFD `fcntl(2)` lock on the file counts as held
+    /// (default `true`), which costs a read of `/proc/locks` per acquire.
+    /// Turn it off for a file only abslock locks.
+    pub fn fcntl_aware(mut self, aware: bool) -> FileLock {
+        self.fcntl_aware = aware;
+        self
     }
 
     /// Takes a shared lock (`LOCK_SH`, `flock -s`) instead of an exclusive
@@ -335,6 +345,9 @@ impl FileLock {
     /// `flock(2)` locks, so a `lckdo` or `setlock` holder would not stop us
     /// otherwise.
     fn fcntl_conflict(&self, fd: BorrowedFd<'_>) -> Result<bool> {
+        if !self.fcntl_aware {
+            return Ok(false);
+        }
         let stat =
             rustix::fs::fstat(fd).map_err(|e| Error::io("examining the lock file")(e.into()))?;
         let me = std::process::id();

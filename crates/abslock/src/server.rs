@@ -5,10 +5,11 @@
 //! cost a thread's start and join on every acquire and release, many times
 //! the system calls themselves. Instead the process starts one thread, the
 //! first time a guard is taken, and registers each guard's listening socket
-//! with its `epoll(7)` instance: taking a lock costs one `epoll_ctl` more
-//! than the bare system calls; releasing closes the kept connections in the
-//! caller's thread, so that waiters are woken the moment the guard is
-//! dropped (BENCHMARKS.md has the figures).
+//! with its `epoll(7)` instance once the guard has been held for [`DEFER`]
+//! (1 ms): a lock taken and released sooner costs the bare system calls and
+//! a mutex; releasing closes the kept connections in the caller's thread,
+//! so that waiters are woken the moment the guard is dropped
+//! (BENCHMARKS.md has the figures).
 //!
 //! A guard's state sits behind its own mutex; the serving thread takes it
 //! for each event, and a release takes it to unregister and close
@@ -18,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,16 @@ const WAKE: u64 = u64::MAX;
 /// most once).
 const LISTENING: EventFlags = EventFlags::IN.union(EventFlags::ONESHOT);
 
+/// How long a guard is held before its listener joins the epoll set. A
+/// lock held for less costs no `epoll_ctl` at all; until then clients wait
+/// in the backlog (waiters are woken by the release all the same), so a
+/// fresh holder answers `info` and messages up to this much later.
+const DEFER: Duration = Duration::from_millis(1);
+
+/// How long the serving thread keeps a [`DEFER`] tick after the last guard
+/// was taken, instead of sleeping until woken.
+const LINGER: Duration = Duration::from_millis(50);
+
 /// How long to stop accepting after running out of descriptors with
 /// nothing to evict.
 const PAUSE: Duration = Duration::from_millis(100);
@@ -58,6 +69,14 @@ static OWN_LOOP: AtomicU32 = AtomicU32::new(0);
 struct Server {
     epoll: OwnedFd,
     wake: OwnedFd,
+    /// The serving thread waits without a deadline: a new guard must wake
+    /// it.
+    sleeping: AtomicBool,
+    /// When a guard was last registered, in ns since `born`: the thread
+    /// keeps waking every [`DEFER`] for [`LINGER`] after it, so that
+    /// locks taken in quick succession need no wake-up each.
+    last_guard: AtomicU64,
+    born: Instant,
     /// Connections each guard keeps at most (`serve::capacity`).
     cap: usize,
     guards: Mutex<HashMap<u32, Arc<Served>>>,
@@ -73,6 +92,9 @@ struct Served {
 struct State {
     /// `None` once released.
     listener: Option<Arc<OwnedFd>>,
+    /// Whether the listener is in the epoll set yet (see [`DEFER`]).
+    registered: bool,
+    acquired: Instant,
     conns: HashMap<u32, Conn>,
     next_token: u32,
     paused_until: Option<Instant>,
@@ -110,7 +132,9 @@ pub(crate) fn register(listener: Arc<OwnedFd>, shared: Arc<Shared>) -> Result<Re
     let served = Arc::new(Served {
         shared,
         state: Mutex::new(State {
-            listener: None,
+            listener: Some(listener),
+            registered: false,
+            acquired: Instant::now(),
             conns: HashMap::new(),
             next_token: LISTENER + 1,
             paused_until: None,
@@ -118,17 +142,14 @@ pub(crate) fn register(listener: Arc<OwnedFd>, shared: Arc<Shared>) -> Result<Re
         }),
     });
     lock(&server.guards).insert(id, Arc::clone(&served));
-    epoll::add(
-        &server.epoll,
-        &*listener,
-        EventData::new_u64(data(id, LISTENER)),
-        LISTENING,
-    )
-    .map_err(|e| {
-        lock(&server.guards).remove(&id);
-        Error::io("registering the lock socket")(e.into())
-    })?;
-    lock(&served.state).listener = Some(listener);
+    let since = u64::try_from(server.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    server.last_guard.store(since, Ordering::Relaxed);
+    // The server registers the listener DEFER from now; if it sleeps
+    // without a deadline, it must learn of this guard (SeqCst pairs with
+    // the store in `Server::wait`).
+    if server.sleeping.load(Ordering::SeqCst) {
+        let _ = rustix::io::write(&server.wake, &1u64.to_ne_bytes());
+    }
     Ok(Registration {
         server,
         id,
@@ -187,6 +208,9 @@ fn server() -> Result<&'static Server> {
         guards: Mutex::new(HashMap::new()),
         next_id: AtomicU32::new(0),
         cap: serve::capacity(),
+        sleeping: AtomicBool::new(false),
+        last_guard: AtomicU64::new(0),
+        born: Instant::now(),
     }));
     if OWN_LOOP.load(Ordering::Relaxed) != me {
         std::thread::Builder::new()
@@ -195,10 +219,7 @@ fn server() -> Result<&'static Server> {
             .spawn(move || {
                 sys::block_signals_in_this_thread();
                 loop {
-                    let timeout = server
-                        .next_deadline()
-                        .map(|d| sys::timespec(d.saturating_duration_since(Instant::now())));
-                    server.turn(timeout.as_ref());
+                    server.wait();
                 }
             })
             .map_err(Error::io("starting the serving thread"))?;
@@ -265,6 +286,24 @@ impl OwnLoop {
 }
 
 impl Server {
+    /// The serving thread's round: sleeps until an event or the next
+    /// deadline, then [`Server::turn`].
+    fn wait(&self) {
+        // Announce the sleep before looking for deadlines: a guard
+        // registered meanwhile either is seen below or sees the flag.
+        self.sleeping.store(true, Ordering::SeqCst);
+        let now = Instant::now();
+        let last = self.born + Duration::from_nanos(self.last_guard.load(Ordering::Relaxed));
+        let lingering = (now.saturating_duration_since(last) < LINGER).then(|| now + DEFER);
+        let deadline = self.next_deadline().into_iter().chain(lingering).min();
+        if deadline.is_some() {
+            self.sleeping.store(false, Ordering::SeqCst);
+        }
+        let timeout = deadline.map(|d| sys::timespec(d.saturating_duration_since(Instant::now())));
+        self.turn(timeout.as_ref());
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
     /// One round: waits at most `timeout` for events, handles them, runs
     /// the timers.
     fn turn(&self, timeout: Option<&rustix::event::Timespec>) {
@@ -305,8 +344,11 @@ impl Server {
                     .values()
                     .filter_map(|c| c.started)
                     .map(|t| t + serve::READ_TIMEOUT);
+                let registration =
+                    (!state.registered && state.listener.is_some()).then(|| state.acquired + DEFER);
                 reads
                     .chain(state.paused_until)
+                    .chain(registration)
                     .chain(served.shared.rejects_due())
                     .min()
             })
@@ -440,6 +482,21 @@ impl Server {
                     if let Some(conn) = state.conns.remove(&token) {
                         let _ = epoll::delete(&self.epoll, &conn.fd);
                         overdue.push(conn);
+                    }
+                }
+                if !state.registered && now >= state.acquired + DEFER {
+                    if let Some(listener) = state.listener.as_ref() {
+                        let added = epoll::add(
+                            &self.epoll,
+                            &**listener,
+                            EventData::new_u64(data(id, LISTENER)),
+                            LISTENING,
+                        );
+                        // Failed (out of memory): try again next round.
+                        state.registered = added.is_ok();
+                        if !state.registered {
+                            state.acquired = now;
+                        }
                     }
                 }
                 if state.paused_until.is_some_and(|t| now >= t) {
