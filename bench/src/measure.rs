@@ -175,6 +175,19 @@ pub fn whole_command(env: &Env, pairs: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Start-up alone: `abslock --version` and `flock --version`, in µs, for
+/// `runs` paired runs. The floor under `whole_command`.
+pub fn startup(env: &Env, runs: usize) -> (Vec<f64>, Vec<f64>) {
+    (0..runs)
+        .map(|_| {
+            (
+                time_command(Command::new(&env.abslock).arg("--version")),
+                time_command(Command::new("flock").arg("--version")),
+            )
+        })
+        .unzip()
+}
+
 /// Peak RSS in KiB of the process `program args` (which must live at
 /// least 200 ms): its VmHWM from /proc/PID/status, sampled while it runs.
 /// Not wait4's ru_maxrss: that also counts the pages the child had as a

@@ -46,6 +46,9 @@ pub struct Guard {
     others: Arc<Vec<OwnedFd>>,
     shared: Arc<Shared>,
     server: Option<server::Registration>,
+    /// The connections the server kept, handed back on release; last, so
+    /// that they close after `socket`.
+    kept: Vec<OwnedFd>,
 }
 
 impl Guard {
@@ -75,6 +78,7 @@ impl Guard {
                 others,
                 shared,
                 server: None,
+                kept: Vec::new(),
             });
         }
         let server = server::register(Arc::clone(&socket), Arc::clone(&shared))?;
@@ -84,6 +88,7 @@ impl Guard {
             others,
             shared,
             server: Some(server),
+            kept: Vec::new(),
         })
     }
 
@@ -286,10 +291,12 @@ impl Guard {
         self.shared.requests_async()
     }
 
-    fn stop_serving(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.release();
-        }
+    /// Stops serving; returns the connections it kept, still open.
+    fn stop_serving(&mut self) -> Vec<OwnedFd> {
+        self.server
+            .take()
+            .map(|server| server.release())
+            .unwrap_or_default()
     }
 }
 
@@ -302,6 +309,8 @@ impl AsFd for Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.stop_serving();
+        // Closed after the listener (`kept` is the last field): a waiter
+        // woken by the hang-up of its kept connection finds the name free.
+        self.kept = self.stop_serving();
     }
 }

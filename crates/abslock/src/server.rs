@@ -159,23 +159,33 @@ pub(crate) fn register(listener: Arc<OwnedFd>, shared: Arc<Shared>) -> Result<Re
 }
 
 impl Registration {
-    /// Stops serving the guard: unregisters and closes its listener's
-    /// copy and every kept connection (waking those waiters), and ends the
-    /// application's request stream. Synchronous: when it returns, the
-    /// server holds nothing of the guard.
-    pub(crate) fn release(&self) {
+    /// Stops serving the guard: drops the server's copy of its listener,
+    /// hands back every kept connection, and ends the application's request
+    /// stream. Synchronous: when it returns, the server holds nothing of
+    /// the guard.
+    ///
+    /// The kept connections are returned, not closed: the caller closes
+    /// them after the listener, so that a waiter woken by its hang-up finds
+    /// the name already free.
+    pub(crate) fn release(&self) -> Vec<OwnedFd> {
         if self.owner != std::process::id() {
-            return;
+            return Vec::new();
         }
         let mut state = lock(&self.served.state);
         // Not unregistered: closing the listener does that (LISTENING).
         state.listener = None;
-        for (_, conn) in state.conns.drain() {
-            let _ = epoll::delete(&self.server.epoll, &conn.fd);
-        }
+        let kept = state
+            .conns
+            .drain()
+            .map(|(_, conn)| {
+                let _ = epoll::delete(&self.server.epoll, &conn.fd);
+                conn.fd
+            })
+            .collect();
         drop(state);
         self.served.shared.close();
         lock(&self.server.guards).remove(&self.id);
+        kept
     }
 }
 
