@@ -11,6 +11,8 @@ command -v flock >/dev/null   || need+=(util-linux)
 command -v etcd >/dev/null    || need+=(etcd-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
+# systemd-analyze checks the example unit files (issue 17).
+command -v systemd-analyze >/dev/null || need+=(systemd)
 # A C program that binds a NUL-padded name (issue 14's interop test).
 command -v cc >/dev/null      || need+=(gcc)
 [ -e /usr/include/sys/socket.h ] || need+=(libc6-dev)

@@ -17,6 +17,7 @@ use rustix::io::Errno;
 use rustix::process::{pidfd_send_signal, Signal};
 
 use crate::exit::{self, Failure};
+use crate::systemd::Systemd;
 
 /// The signals a supervising abslock passes on to its command.
 const FORWARDED: [NixSignal; 6] = [
@@ -58,8 +59,8 @@ pub fn supervise(
         .map_err(|e| oserr("blocking signals", &e))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| oserr("creating a signalfd", &e))?;
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
+    let systemd = Systemd::from_env();
+    let mut cmd = systemd.command(command);
     prepare(&mut cmd);
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: runs between fork and exec and calls only sigemptyset,
@@ -96,7 +97,16 @@ pub fn supervise(
             PollFd::new(&pidfd, PollFlags::IN),
             PollFd::new(&signals, PollFlags::IN),
         ];
-        for fd in lock_socket.iter().chain(ready.iter()) {
+        let notify_fd = systemd.readiness();
+        let notify = notify_fd.as_ref().map(|fd| {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+            fds.len() - 1
+        });
+        let asked = ready.as_ref().map(|fd| {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+            fds.len() - 1
+        });
+        if let Some(fd) = &lock_socket {
             fds.push(PollFd::new(fd, PollFlags::IN));
         }
         let timeout = server
@@ -106,9 +116,9 @@ pub fn supervise(
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(oserr("waiting for the command", &e)),
         }
-        let exited = !fds[0].revents().is_empty();
-        let signalled = !fds[1].revents().is_empty();
-        let asked = ready.is_some() && fds.last().is_some_and(|f| !f.revents().is_empty());
+        let woke = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
+        let (exited, signalled) = (woke(Some(0)), woke(Some(1)));
+        let (notified, asked) = (woke(notify), woke(asked));
         drop(fds);
         // The lock's socket: connections to keep, requests to read.
         if let Some(server) = server {
@@ -116,6 +126,9 @@ pub fn supervise(
         }
         if signalled {
             forward(&signals, &pidfd);
+        }
+        if notified {
+            systemd.relay(child.id());
         }
         if asked {
             if let Some(requests) = serving {
@@ -125,6 +138,8 @@ pub fn supervise(
             }
         }
         if exited {
+            // A last word (STOPPING=1) sent just before the exit.
+            systemd.relay(child.id());
             break;
         }
     }

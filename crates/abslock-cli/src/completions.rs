@@ -8,15 +8,20 @@ use crate::exit::{self, Failure};
 
 /// Prints the completion script for a shell.
 pub fn completions(args: &CompletionsArgs) -> Result<u8, Failure> {
-    let shell = match args.shell {
+    crate::out::write(&completion_script(args.shell));
+    Ok(exit::OK)
+}
+
+/// The completion script for `shell`.
+fn completion_script(shell: Shell) -> Vec<u8> {
+    let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "abslock", &mut script);
-    crate::out::write(&script);
-    Ok(exit::OK)
+    script
 }
 
 /// Prints the man page of `abslock`, or of one subcommand.
@@ -37,7 +42,9 @@ pub fn render_man(subcommand: Option<&str>) -> Result<Vec<u8>, Failure> {
                     format!("no subcommand '{name}'; see 'abslock --help'"),
                 )
             })?;
-            sub.clone().name(format!("abslock-{name}"))
+            sub.clone()
+                .name(format!("abslock-{name}"))
+                .version(env!("CARGO_PKG_VERSION"))
         }
     };
     // No `help` subcommand in the pages: there is no abslock-help(1).
@@ -147,6 +154,28 @@ fn examples(subcommand: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The completion scripts the .deb installs must match what the
+    /// current definitions generate; `scripts/gen-man.sh` rewrites them.
+    #[test]
+    fn checked_in_completions_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/completions");
+        if !dir.exists() {
+            eprintln!("skipped: docs/completions is checked in the workspace only");
+            return;
+        }
+        for (shell, file) in [
+            (Shell::Bash, "abslock.bash"),
+            (Shell::Zsh, "_abslock"),
+            (Shell::Fish, "abslock.fish"),
+        ] {
+            let have = std::fs::read(dir.join(file)).unwrap_or_default();
+            assert!(
+                have == completion_script(shell),
+                "docs/completions/{file} is stale: run scripts/gen-man.sh"
+            );
+        }
+    }
 
     /// The checked-in pages under docs/man must match what the current
     /// definitions generate; `scripts/gen-man.sh` rewrites them.

@@ -48,6 +48,7 @@ mod replace;
 mod run;
 mod send;
 mod status;
+mod systemd;
 mod users;
 mod wait;
 
@@ -58,6 +59,10 @@ use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == systemd::SHIM) {
+        return ExitCode::from(systemd::shim(argv));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(usage_error(&e)),

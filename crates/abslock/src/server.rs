@@ -5,7 +5,7 @@
 //! cost a thread's start and join on every acquire and release, many times
 //! the system calls themselves. Instead the process starts one thread, the
 //! first time a guard is taken, and registers each guard's listening socket
-//! with its `epoll(7)` instance once the guard has been held for [`DEFER`]
+//! with its `epoll(7)` instance once the guard has been held for `DEFER`
 //! (1 ms): a lock taken and released sooner costs the bare system calls and
 //! a mutex; releasing closes the kept connections in the caller's thread,
 //! so that waiters are woken the moment the guard is dropped

@@ -1,0 +1,228 @@
+//! systemd's socket activation (`sd_listen_fds(3)`) and readiness
+//! notification (`sd_notify(3)`) for a command that abslock supervises.
+//!
+//! systemd gives its variables to the unit's main process, which is
+//! abslock; the command is abslock's child. Two things would break:
+//!
+//! * `LISTEN_PID` names abslock, and `sd_listen_fds` in the command
+//!   ignores descriptors meant for another pid. When it names us, the
+//!   command starts through `abslock __listen-pid COMMAND...` ([`SHIM`]),
+//!   which sets `LISTEN_PID` to its own pid and execs the command: the same
+//!   pid, with the right value from the command's first instruction.
+//! * With `NotifyAccess=main` (the default) systemd drops notifications
+//!   from any pid but the main one. abslock binds a datagram socket of its
+//!   own in the abstract namespace, gives it to the command as
+//!   `NOTIFY_SOCKET`, and relays what it receives to systemd's socket, so
+//!   that it comes from the main pid. The kernel vouches for each sender
+//!   (`SCM_CREDENTIALS`): a message is relayed if it comes from root, from
+//!   abslock's own uid (a process that could as well signal abslock), or
+//!   from the command's process tree (a daemon that dropped privileges);
+//!   the tree is checked only while the sender lives, because a
+//!   `systemd-notify` may exit before its message is read. Anything else
+//!   is dropped. `MAINPID=` is dropped too (the main
+//!   process stays abslock, which holds the lock), and so are the lines
+//!   that need descriptors (`FDSTORE=`, `BARRIER=`), which are not relayed.
+
+use std::ffi::{OsStr, OsString};
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+/// The hidden first argument that makes abslock the `LISTEN_PID` shim.
+pub const SHIM: &str = "__listen-pid";
+
+/// The largest notification systemd reads (its `NOTIFY_BUFFER_MAX`).
+const MESSAGE_MAX: usize = 4096;
+
+/// Lines of a notification that are not passed on.
+const DROPPED: [&str; 5] = ["MAINPID=", "BARRIER=", "FDSTORE", "FDNAME=", "FDPOLL="];
+
+/// What systemd handed us, and the relay for the command's notifications.
+pub struct Systemd {
+    /// Our own executable, when `LISTEN_PID` names us.
+    shim: Option<std::path::PathBuf>,
+    relay: Option<Relay>,
+}
+
+struct Relay {
+    socket: UnixDatagram,
+    /// The address the command gets, as `NOTIFY_SOCKET` spells it.
+    ours: OsString,
+    /// systemd's socket.
+    target: SocketAddr,
+    out: UnixDatagram,
+}
+
+impl Systemd {
+    /// Reads `LISTEN_PID`, `LISTEN_FDS` and `NOTIFY_SOCKET`. Outside
+    /// systemd this is a few `getenv` calls and nothing else.
+    pub fn from_env() -> Systemd {
+        let ours = std::env::var_os("LISTEN_PID")
+            .is_some_and(|pid| pid.as_bytes() == std::process::id().to_string().as_bytes())
+            && std::env::var_os("LISTEN_FDS").is_some();
+        let shim = if ours {
+            match std::env::current_exe() {
+                Ok(exe) => Some(exe),
+                Err(e) => {
+                    eprintln!("abslock: warning: cannot pass socket activation on ({e}): the command sees LISTEN_PID={}", std::process::id());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let relay = std::env::var_os("NOTIFY_SOCKET").and_then(|target| match Relay::new(&target) {
+            Ok(relay) => relay,
+            Err(e) => {
+                eprintln!("abslock: warning: cannot relay the command's sd_notify messages ({e}); use NotifyAccess=all or --exec");
+                None
+            }
+        });
+        Systemd { shim, relay }
+    }
+
+    /// The `Command` for `command`: through the shim when socket activation
+    /// is passed on, with the relay's `NOTIFY_SOCKET` when there is one.
+    pub fn command(&self, command: &[OsString]) -> Command {
+        let mut cmd = match &self.shim {
+            Some(exe) => {
+                let mut cmd = Command::new(exe);
+                cmd.arg0("abslock").arg(SHIM).args(command);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(&command[0]);
+                cmd.args(&command[1..]);
+                cmd
+            }
+        };
+        if let Some(relay) = &self.relay {
+            cmd.env("NOTIFY_SOCKET", &relay.ours);
+        }
+        cmd
+    }
+
+    /// The descriptor to poll for notifications, if we relay them.
+    pub fn readiness(&self) -> Option<BorrowedFd<'_>> {
+        self.relay.as_ref().map(|r| r.socket.as_fd())
+    }
+
+    /// Passes on the notifications waiting from `child`'s process tree.
+    pub fn relay(&self, child: u32) {
+        if let Some(relay) = &self.relay {
+            relay.pass_on(child);
+        }
+    }
+}
+
+impl Relay {
+    /// `None` for a `NOTIFY_SOCKET` we cannot address (`vsock:`): the
+    /// command then gets systemd's variable unchanged.
+    fn new(target: &OsStr) -> std::io::Result<Option<Relay>> {
+        let bytes = target.as_bytes();
+        let target = match bytes.first() {
+            Some(b'@') => SocketAddr::from_abstract_name(&bytes[1..])?,
+            Some(b'/') => SocketAddr::from_pathname(std::path::Path::new(target))?,
+            _ => return Ok(None),
+        };
+        // Nothing on disk and nothing to clean up after a SIGKILL; a stranger
+        // who finds the name is filtered out by its credentials.
+        let mut last = None;
+        for attempt in 0..8u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let name = format!("abslock-notify/{}/{nanos:x}{attempt}", std::process::id());
+            let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+            match UnixDatagram::bind_addr(&addr) {
+                Ok(socket) => {
+                    socket.set_nonblocking(true)?;
+                    rustix::net::sockopt::set_socket_passcred(&socket, true)?;
+                    return Ok(Some(Relay {
+                        socket,
+                        ours: format!("@{name}").into(),
+                        target,
+                        out: UnixDatagram::unbound()?,
+                    }));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no free name")))
+    }
+
+    fn pass_on(&self, child: u32) {
+        let mut buf = [0u8; MESSAGE_MAX];
+        loop {
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let Ok(msg) =
+                rustix::net::recvmsg(&self.socket, &mut iov, &mut control, RecvFlags::DONTWAIT)
+            else {
+                return;
+            };
+            let sender = control.drain().find_map(|m| match m {
+                RecvAncillaryMessage::ScmCredentials(cred) => Some(cred),
+                _ => None,
+            });
+            let trusted = sender.is_some_and(|cred| {
+                let uid = cred.uid.as_raw();
+                uid == 0
+                    || uid == rustix::process::getuid().as_raw()
+                    || u32::try_from(cred.pid.as_raw_nonzero().get())
+                        .is_ok_and(|pid| descends_from(pid, child))
+            });
+            if !trusted {
+                continue;
+            }
+            let text = &buf[..msg.bytes.min(MESSAGE_MAX)];
+            let kept: Vec<&[u8]> = text
+                .split(|&b| b == b'\n')
+                .filter(|line| {
+                    !line.is_empty() && !DROPPED.iter().any(|d| line.starts_with(d.as_bytes()))
+                })
+                .collect();
+            if !kept.is_empty() {
+                let _ = self.out.send_to_addr(&kept.join(&b'\n'), &self.target);
+            }
+        }
+    }
+}
+
+/// Whether `pid` is `root` or one of its descendants.
+fn descends_from(mut pid: u32, root: u32) -> bool {
+    for _ in 0..64 {
+        if pid == root {
+            return true;
+        }
+        match abslock::procfs::process_info(pid) {
+            Ok(info) if info.ppid > 1 => pid = info.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// `abslock __listen-pid COMMAND...`: sets `LISTEN_PID` to this process's
+/// pid and execs COMMAND, which keeps the pid. Returns only on failure.
+pub fn shim(mut command: impl Iterator<Item = OsString>) -> u8 {
+    let Some(program) = command.next() else {
+        eprintln!("abslock: {SHIM} needs a command");
+        return crate::exit::USAGE;
+    };
+    let err = Command::new(&program)
+        .args(command)
+        .env("LISTEN_PID", std::process::id().to_string())
+        .exec();
+    let failure = crate::child::cannot_execute(&program, &err);
+    eprintln!("abslock: {failure}");
+    failure.code
+}
