@@ -143,7 +143,7 @@ pub fn status(args: &StatusArgs, url: &str) -> Result<u8, Failure> {
             "{}",
             json!({
                 "name": args.lock.name,
-                "backend": url,
+                "backend": abslock_cluster::redact(url),
                 "held": holder.is_some(),
                 "holder": holder.as_ref().map(|h| json!({
                     "host": h.host,
@@ -154,7 +154,11 @@ pub fn status(args: &StatusArgs, url: &str) -> Result<u8, Failure> {
             })
         );
     } else {
-        print_human(&args.lock.name, url, holder.as_ref());
+        print_human(
+            &args.lock.name,
+            &abslock_cluster::redact(url),
+            holder.as_ref(),
+        );
     }
     Ok(if holder.is_some() {
         exit::OK
@@ -163,6 +167,7 @@ pub fn status(args: &StatusArgs, url: &str) -> Result<u8, Failure> {
     })
 }
 
+/// `url` is already redacted.
 fn print_human(name: &str, url: &str, holder: Option<&Holder>) {
     let Some(h) = holder else {
         outln!("{name} on {url}: free");

@@ -336,6 +336,16 @@ struct Postgres {
 #[cfg(feature = "postgres")]
 impl Postgres {
     fn new() -> Option<Postgres> {
+        Self::init(None)
+    }
+
+    /// A server that wants the superuser's `password` over TCP
+    /// (scram-sha-256), as production servers do.
+    fn with_password(password: &str) -> Option<Postgres> {
+        Self::init(Some(password))
+    }
+
+    fn init(password: Option<&str>) -> Option<Postgres> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .flatten()
@@ -360,9 +370,17 @@ impl Postgres {
                 .success();
             assert!(ok, "chown postgres failed");
         }
-        let init = pg
-            .as_owner(&pg.bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+        let mut initdb = pg.as_owner(&pg.bin.join("initdb"));
+        match password {
+            None => initdb.args(["-A", "trust"]),
+            Some(password) => {
+                let file = pg.dir.join("pwfile");
+                std::fs::write(&file, password).unwrap();
+                initdb.args(["-A", "scram-sha-256", "--pwfile"]).arg(&file)
+            }
+        };
+        let init = initdb
+            .args(["-U", "postgres", "--no-sync", "-D"])
             .arg(pg.dir.join("data"))
             .output()
             .unwrap();
@@ -464,4 +482,283 @@ fn postgres_status_names_the_holder_and_has_no_token() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "none");
     sigkill(&a);
     a.wait().unwrap();
+}
+
+// ---- secured servers, secrets kept secret (issue 16) ----------------------
+
+/// Runs `abslock ARGS` with exactly the environment variables given (and
+/// PATH), so that nothing from the test's own environment leaks in.
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn run_env(env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_with_a_password_from_the_environment_or_pgpass_never_shows_it() {
+    const SECRET: &str = "pg-Secret-9137";
+    let Some(pg) = Postgres::with_password(SECRET) else {
+        return;
+    };
+    let url = pg.url();
+    let status = ["status", "--backend", &url, "job"];
+    // No password: the server's reason, exit 69.
+    let out = run_env(&[], &status);
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    // A wrong one: the server's reason, and not the attempt.
+    let out = run_env(&[("PGPASSWORD", "wrong-guess-4711")], &status);
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    let text = said(&out);
+    assert!(
+        text.contains("password authentication failed for user"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-guess-4711"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
+    // PGPASSWORD, as libpq takes it.
+    let out = run_env(&[("PGPASSWORD", SECRET)], &status);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    // ~/.pgpass, only when only its owner can read it.
+    let home = scratch("home");
+    let pgpass = home.join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("127.0.0.1:{}:*:postgres:{SECRET}\n", pg.port),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let home_env = [("HOME", home.to_str().unwrap())];
+    let out = run_env(&home_env, &status);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = run_env(&home_env, &status);
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    assert!(said(&out).contains("ignored"), "{}", said(&out));
+    // A password in the URL works, and shows nowhere: not in status (human
+    // or JSON), not while held, not in a usage error.
+    let with_secret = format!(
+        "postgres://postgres:{SECRET}@127.0.0.1:{}/postgres",
+        pg.port
+    );
+    let mut holder = Command::new(BIN)
+        .args(["run", "--backend", &with_secret, "job", "--", "sleep", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the holder", Duration::from_secs(20), || {
+        run_env(&[], &["status", "--backend", &with_secret, "job"])
+            .status
+            .code()
+            == Some(0)
+    });
+    let bad_port = format!("postgres://postgres:{SECRET}@127.0.0.1:99999/postgres");
+    for args in [
+        vec!["status", "--backend", &with_secret, "job"],
+        vec!["status", "--json", "--backend", &with_secret, "job"],
+        vec![
+            "run",
+            "-n",
+            "-v",
+            "--backend",
+            &with_secret,
+            "job",
+            "--",
+            "true",
+        ],
+        vec!["status", "--backend", &bad_port, "job"],
+    ] {
+        let out = run_env(&[], &args);
+        let text = said(&out);
+        assert!(
+            !text.contains(SECRET),
+            "{args:?} shows the password: {text}"
+        );
+        assert!(!text.is_empty(), "{args:?} said nothing");
+    }
+    let json = run_env(&[], &["status", "--json", "--backend", &with_secret, "job"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        json["backend"],
+        format!("postgres://postgres:***@127.0.0.1:{}/postgres", pg.port)
+    );
+    sigkill(&holder);
+    holder.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// POSTs JSON to etcd's gateway with python3 (the tests have no HTTP
+/// client of their own); returns the answer.
+#[cfg(feature = "etcd")]
+fn etcd_post(port: u16, path: &str, body: &str, token: Option<&str>) -> String {
+    let script = r#"
+import sys, urllib.request
+req = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST")
+if len(sys.argv) > 3:
+    req.add_header("Authorization", sys.argv[3])
+try:
+    print(urllib.request.urlopen(req, timeout=10).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        script,
+        &format!("http://127.0.0.1:{port}{path}"),
+        body,
+    ]);
+    if let Some(t) = token {
+        cmd.arg(t);
+    }
+    String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_with_authentication_takes_etcdctl_credentials_and_never_shows_them() {
+    const SECRET: &str = "etcd-Secret-5521";
+    let Some(etcd) = Etcd::new() else { return };
+    let port = etcd.client;
+    // etcd's auth, as `etcdctl user add root; etcdctl auth enable` does it.
+    etcd_post(port, "/v3/auth/role/add", r#"{"name":"root"}"#, None);
+    let added = etcd_post(
+        port,
+        "/v3/auth/user/add",
+        &format!(r#"{{"name":"root","password":"{SECRET}"}}"#),
+        None,
+    );
+    assert!(!added.contains("error"), "{added}");
+    etcd_post(
+        port,
+        "/v3/auth/user/grant",
+        r#"{"user":"root","role":"root"}"#,
+        None,
+    );
+    let enabled = etcd_post(port, "/v3/auth/enable", "{}", None);
+    assert!(!enabled.contains("error"), "{enabled}");
+    let plain = format!("etcd://127.0.0.1:{port}?ttl=2");
+    let status = ["status", "--backend", &plain, "job"];
+    // No user: etcd's reason and what to do.
+    let out = run_env(&[], &status);
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    assert!(said(&out).contains("user name is empty"), "{}", said(&out));
+    assert!(said(&out).contains("ETCDCTL_USER"), "{}", said(&out));
+    // A wrong password: etcd's reason, not the attempt.
+    let out = run_env(&[("ETCDCTL_USER", "root:wrong-guess-4711")], &status);
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    assert!(
+        said(&out).contains("authentication failed"),
+        "{}",
+        said(&out)
+    );
+    assert!(!said(&out).contains("wrong-guess-4711"), "{}", said(&out));
+    // etcdctl's variables: a holder keeps its lease (TTL 2 s) alive with
+    // its token for longer than the lease, then the lock is released.
+    let env = [
+        ("ETCDCTL_USER", "root"),
+        ("ETCDCTL_PASSWORD", SECRET),
+        ("ETCDCTL_ENDPOINTS", &format!("http://127.0.0.1:{port}")),
+    ];
+    let out = run_env(
+        &env,
+        &[
+            "run",
+            "-n",
+            "--backend",
+            "etcd://?ttl=2",
+            "job",
+            "--",
+            "sleep",
+            "4",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let out = run_env(&env, &status);
+    assert_eq!(out.status.code(), Some(1), "released: {}", said(&out));
+    // The password in the URL works and shows nowhere.
+    let with_secret = format!("etcd://root:{SECRET}@127.0.0.1:{port}?ttl=2");
+    let mut holder = Command::new(BIN)
+        .env("ABSLOCK_HOST", "host-a")
+        .args(["run", "--backend", &with_secret, "job", "--", "sleep", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_held_by(&with_secret, "job", "host-a");
+    for args in [
+        vec!["status", "--backend", &with_secret, "job"],
+        vec!["status", "--json", "--backend", &with_secret, "job"],
+        vec![
+            "run",
+            "-n",
+            "-v",
+            "--backend",
+            &with_secret,
+            "job",
+            "--",
+            "true",
+        ],
+        vec![
+            "status",
+            "--backend",
+            &format!("etcd://root:{SECRET}@127.0.0.1:0"),
+            "job",
+        ],
+    ] {
+        let out = run_env(&[], &args);
+        let text = said(&out);
+        assert!(
+            !text.contains(SECRET),
+            "{args:?} shows the password: {text}"
+        );
+        assert!(!text.is_empty(), "{args:?} said nothing");
+    }
+    // The holder's metadata on etcd holds no secret either.
+    let token = etcd_post(
+        port,
+        "/v3/auth/authenticate",
+        &format!(r#"{{"name":"root","password":"{SECRET}"}}"#),
+        None,
+    );
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    let all = etcd_post(
+        port,
+        "/v3/kv/range",
+        r#"{"key":"AA==","range_end":"AA=="}"#,
+        token["token"].as_str(),
+    );
+    assert!(all.contains("\"kvs\""), "{all}");
+    let values: String = serde_json::from_str::<serde_json::Value>(&all).unwrap()["kvs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            let raw = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                kv["value"].as_str().unwrap(),
+            )
+            .unwrap();
+            String::from_utf8_lossy(&raw).into_owned()
+        })
+        .collect();
+    assert!(values.contains("host-a"), "{values}");
+    assert!(!values.contains(SECRET), "{values}");
+    sigkill(&holder);
+    holder.wait().unwrap();
 }

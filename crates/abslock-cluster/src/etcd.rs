@@ -11,7 +11,7 @@
 //! key's create revision.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,32 +46,131 @@ pub(crate) struct EtcdHold {
 struct Client {
     endpoints: Vec<String>,
     agent: ureq::Agent,
+    auth: Option<Arc<Auth>>,
+}
+
+/// etcd's authentication: a user and password exchanged for a token
+/// (`/v3/auth/authenticate`), which every request carries and which is
+/// fetched again when etcd says it has expired. Shared with the lease's
+/// keep-alive thread, so that a renewal never waits on a stale token.
+struct Auth {
+    user: String,
+    password: String,
+    token: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("user", &self.user)
+            .field("password", &crate::secret::HIDDEN)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
-    /// POSTs `body` to `path` on the first endpoint that answers.
+    /// POSTs `body` to `path` on the first endpoint that answers, with a
+    /// fresh token if etcd says ours has expired.
     fn call(&self, path: &str, body: &Value, timeout: Option<Duration>) -> Result<Value> {
+        match self.call_once(path, body, timeout) {
+            Err(Error::Engine(why)) if why.contains("invalid auth token") => {
+                if let Some(auth) = &self.auth {
+                    *auth.token.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                }
+                self.call_once(path, body, timeout)
+            }
+            result => result,
+        }
+    }
+
+    fn call_once(&self, path: &str, body: &Value, timeout: Option<Duration>) -> Result<Value> {
+        let token = match &self.auth {
+            Some(auth) => Some(self.token(auth)?),
+            None => None,
+        };
+        self.post(path, body, timeout, token.as_deref())
+    }
+
+    /// The current token, authenticating first if there is none.
+    fn token(&self, auth: &Auth) -> Result<String> {
+        let mut token = auth.token.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = token.as_ref() {
+            return Ok(t.clone());
+        }
+        let r = self.post(
+            "/v3/auth/authenticate",
+            &json!({ "name": auth.user, "password": auth.password }),
+            Some(REQUEST_TIMEOUT),
+            None,
+        )?;
+        let fresh = r["token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Engine(
+                    "etcd authentication: no token in the answer (is auth enabled?)".into(),
+                )
+            })?
+            .to_string();
+        *token = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        timeout: Option<Duration>,
+        token: Option<&str>,
+    ) -> Result<Value> {
         let mut failures = Vec::new();
         for endpoint in &self.endpoints {
             let mut request = self.agent.post(&format!("http://{endpoint}{path}"));
             if let Some(t) = timeout {
                 request = request.timeout(t);
             }
+            if let Some(token) = token {
+                request = request.set("Authorization", token);
+            }
             match request.send_string(&body.to_string()) {
                 Ok(response) => {
                     let text = response
                         .into_string()
                         .map_err(|e| Error::Engine(format!("etcd {endpoint}{path}: {e}")))?;
-                    return serde_json::from_str(&text).map_err(|e| {
+                    let value: Value = serde_json::from_str(&text).map_err(|e| {
                         Error::Engine(format!("etcd {endpoint}{path}: bad JSON: {e}"))
-                    });
+                    })?;
+                    // The gateway answers some failures (auth among them)
+                    // with 200 and an error object.
+                    // (A stream's error is an object with a message.)
+                    let why = value["error"]
+                        .as_str()
+                        .or(value["error"]["message"].as_str())
+                        .or(value["message"].as_str());
+                    if let Some(why) = why {
+                        return Err(refusal(endpoint, path, None, why));
+                    }
+                    return Ok(value);
                 }
                 Err(ureq::Error::Status(code, response)) => {
-                    let text = response.into_string().unwrap_or_default();
-                    return Err(Error::Engine(format!(
-                        "etcd {endpoint}{path}: HTTP {code}: {}",
-                        text.trim()
-                    )));
+                    // etcd ends an error body with gRPC trailers, which
+                    // ureq reports as a read error: keep what was read.
+                    let mut raw = Vec::new();
+                    let _ = std::io::Read::read_to_end(
+                        &mut std::io::Read::take(response.into_reader(), 64 * 1024),
+                        &mut raw,
+                    );
+                    let text = String::from_utf8_lossy(&raw);
+                    let why = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| {
+                            v["message"]
+                                .as_str()
+                                .or(v["error"].as_str())
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_else(|| text.trim().to_string());
+                    return Err(refusal(endpoint, path, Some(code), &why));
                 }
                 Err(ureq::Error::Transport(t)) => failures.push(format!("{endpoint}: {t}")),
             }
@@ -186,9 +285,68 @@ fn text(v: &Value) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// etcd's refusal, as one line with its reason and what to do about it.
+fn refusal(endpoint: &str, path: &str, code: Option<u16>, why: &str) -> Error {
+    let why = abslock::escape::escape_str(why.trim());
+    let code = code.map(|c| format!(" (HTTP {c})")).unwrap_or_default();
+    let hint = if why.contains("user name is empty") {
+        "; etcd wants a user: etcd://USER@HOST:PORT with ETCDCTL_PASSWORD, or ETCDCTL_USER=USER:PASSWORD"
+    } else {
+        ""
+    };
+    Error::Engine(format!("etcd {endpoint}{path}: {why}{code}{hint}"))
+}
+
+/// The endpoints `etcdctl` would use: `ETCDCTL_ENDPOINTS`, plain http.
+fn endpoints_from_env() -> Result<String> {
+    let Ok(list) = std::env::var("ETCDCTL_ENDPOINTS") else {
+        return Ok(String::new());
+    };
+    let mut hosts = Vec::new();
+    for endpoint in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if endpoint.starts_with("https://") {
+            return Err(Error::InvalidUrl(format!(
+                "ETCDCTL_ENDPOINTS: {endpoint}: TLS endpoints are not supported yet (only http://)"
+            )));
+        }
+        hosts.push(endpoint.strip_prefix("http://").unwrap_or(endpoint));
+    }
+    Ok(hosts.join(","))
+}
+
+/// User and password: `USER[:PASSWORD]@` in the URL, else etcdctl's
+/// `ETCDCTL_USER` (`USER` or `USER:PASSWORD`); the password from
+/// `ETCDCTL_PASSWORD` when neither carries one.
+fn credentials(userinfo: Option<&str>) -> Option<Auth> {
+    let env_user = std::env::var("ETCDCTL_USER").ok().filter(|u| !u.is_empty());
+    let given = userinfo.map(str::to_string).or(env_user)?;
+    let (user, password) = match given.split_once(':') {
+        Some((user, password)) => (user.to_string(), password.to_string()),
+        None => (
+            given.clone(),
+            std::env::var("ETCDCTL_PASSWORD").unwrap_or_default(),
+        ),
+    };
+    Some(Auth {
+        user,
+        password,
+        token: Mutex::new(None),
+    })
+}
+
 impl EtcdLock {
     pub(crate) fn new(rest: &str, name: &str) -> Result<EtcdLock> {
-        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // The userinfo ends at the last '@' (a password may hold one).
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts.to_string()),
+            None => (None, authority.to_string()),
+        };
+        let hosts = if hosts.trim().is_empty() {
+            endpoints_from_env()?
+        } else {
+            hosts
+        };
         let endpoints: Vec<String> = hosts
             .split(',')
             .map(|h| h.trim().trim_end_matches('/').to_string())
@@ -201,7 +359,8 @@ impl EtcdLock {
         };
         if endpoints.is_empty() || !endpoints.iter().all(valid) {
             return Err(Error::InvalidUrl(format!(
-                "etcd://{rest}: expected HOST:PORT[,HOST:PORT...] with ports 1-65535"
+                "{}: expected etcd://[USER@]HOST:PORT[,HOST:PORT...] with ports 1-65535 (or ETCDCTL_ENDPOINTS)",
+                crate::secret::redact(&format!("etcd://{rest}"))
             )));
         }
         let mut ttl = DEFAULT_TTL;
@@ -223,7 +382,11 @@ impl EtcdLock {
             .timeout_connect(Duration::from_secs(2))
             .build();
         Ok(EtcdLock {
-            client: Client { endpoints, agent },
+            client: Client {
+                endpoints,
+                agent,
+                auth: credentials(userinfo).map(Arc::new),
+            },
             prefix: format!("abslock/{name}/"),
             ttl,
         })

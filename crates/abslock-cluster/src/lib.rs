@@ -53,12 +53,16 @@ mod identity;
 mod lost;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(feature = "postgres")]
+mod pgpass;
+mod secret;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use identity::Identity;
 pub use lost::LostFlag;
+pub use secret::{redact, HIDDEN};
 
 /// Who holds a cluster lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +199,8 @@ impl ClusterLock {
             }
         } else {
             return Err(Error::InvalidUrl(format!(
-                "'{url}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS] or postgres://..."
+                "'{}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS] or postgres://...",
+                redact(url)
             )));
         };
         Ok(ClusterLock { engine, identity })

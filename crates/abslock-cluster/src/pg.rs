@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls};
 
-use crate::{Error, Holder, Identity, LostFlag, Result};
+use crate::{pgpass, Error, Holder, Identity, LostFlag, Result};
 
 const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
      SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000";
@@ -44,17 +44,81 @@ pub(crate) struct PgHold {
 }
 
 fn engine(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
-    move |e| Error::Engine(format!("PostgreSQL: {what}: {e}"))
+    move |e| Error::Engine(format!("PostgreSQL: {what}: {}", cause(&e)))
+}
+
+/// What the server or the connection said, not just "db error": the
+/// server's severity and message ("FATAL: password authentication failed
+/// for user ..."), or the chain of causes. Escaped: the server chose it.
+fn cause(e: &postgres::Error) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    };
+    abslock::escape::escape_str(&text)
+}
+
+/// libpq's defaults for what the URL leaves out: `PGHOST`, `PGPORT`,
+/// `PGUSER` (else the login name), `PGDATABASE`, and the password from
+/// `PGPASSWORD` or the password file (`PGPASSFILE`, else `~/.pgpass`).
+fn libpq_defaults(config: &mut Config) -> Result<()> {
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    if config.get_hosts().is_empty() {
+        for host in env("PGHOST").iter().flat_map(|h| h.split(',')) {
+            config.host(host);
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(port) = env("PGPORT") {
+            let port = port
+                .parse()
+                .map_err(|_| Error::InvalidUrl(format!("PGPORT={port}: not a port number")))?;
+            config.port(port);
+        }
+    }
+    if config.get_user().is_none() {
+        if let Some(user) = env("PGUSER").or_else(|| env("USER")) {
+            config.user(&user);
+        }
+    }
+    if config.get_dbname().is_none() {
+        if let Some(db) = env("PGDATABASE") {
+            config.dbname(&db);
+        }
+    }
+    if config.get_password().is_none() {
+        let password = env("PGPASSWORD").or_else(|| {
+            let file = env("PGPASSFILE")
+                .map(std::path::PathBuf::from)
+                .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")))?;
+            pgpass::lookup(&file, config)
+        });
+        if let Some(password) = password {
+            config.password(password);
+        }
+    }
+    Ok(())
 }
 
 impl PgLock {
     pub(crate) fn new(url: &str, name: &str) -> Result<PgLock> {
+        let shown = crate::secret::redact(url);
         let mut config: Config = url
             .parse()
-            .map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
+            .map_err(|e| Error::InvalidUrl(format!("{shown}: {e}")))?;
+        libpq_defaults(&mut config)?;
         if config.get_hosts().is_empty() {
             return Err(Error::InvalidUrl(format!(
-                "{url}: names no host (postgres://USER@HOST/DB)"
+                "{shown}: names no host (postgres://USER@HOST/DB, or PGHOST)"
             )));
         }
         config

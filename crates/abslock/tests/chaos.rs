@@ -65,7 +65,9 @@ fn chaos_never_two_holders_never_stuck() {
             .and_then(|l| l.strip_prefix("in "))
             .and_then(|p| p.parse::<u32>().ok());
         let victim = match holder {
-            Some(pid) if rng.next().is_multiple_of(2) => contenders.iter().position(|c| c.pid() == pid),
+            Some(pid) if rng.next().is_multiple_of(2) => {
+                contenders.iter().position(|c| c.pid() == pid)
+            }
             _ => None,
         }
         .unwrap_or_else(|| (rng.next() % contenders.len() as u64) as usize);
