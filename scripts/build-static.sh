@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
-cargo build --locked --release --target "$target" -p abslock-cli --features etcd,postgres
+cargo build --locked --release --target "$target" -p abslock-cli
 bin="target/$target/release/abslock"
 # A static binary names no interpreter and no shared library.
 if readelf -l "$bin" | grep -q INTERP || readelf -d "$bin" | grep -q NEEDED; then

@@ -110,12 +110,13 @@ pub struct NameArgs {
     /// abslock refuses it (exit 77).
     #[arg(long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
-    /// Lock across hosts on a cluster engine instead: etcd://HOST:PORT
-    /// (more endpoints after commas; ?ttl=SECS sets the lease, default 10)
-    /// or postgres://USER@HOST/DB (builds with the "etcd" / "postgres"
-    /// features). NAME is then the
-    /// lock's name on the engine; the holder is named by host (uname -n,
-    /// or $ABSLOCK_HOST) and pid.
+    /// Lock across hosts on a cluster engine instead:
+    /// etcd://[USER@]HOST:PORT (more endpoints after commas; ?ttl=SECS sets
+    /// the lease, default 10; etcdctl's ETCDCTL_* variables are read) or
+    /// postgres://USER@HOST/DB (libpq's PG* variables and ~/.pgpass are
+    /// read). Give passwords in the environment, not here: see
+    /// docs/cluster.md. NAME is then the lock's name on the engine; the
+    /// holder is named by host (uname -n, or $ABSLOCK_HOST) and pid.
     #[arg(long = "backend", value_name = "URL", conflicts_with_all = ["file", "system"])]
     pub backend: Option<String>,
     /// The lock name, @ADDRESS for a raw abstract address, or file:PATH

@@ -1,8 +1,6 @@
 //! `--backend URL`: `run`, `status` and `wait` on a cluster engine (etcd,
 //! PostgreSQL) through `abslock-cluster`.
 
-use std::time::{Duration, Instant};
-
 use abslock_cluster::{ClusterLock, Error, Holder};
 use serde_json::json;
 
@@ -185,18 +183,12 @@ fn print_human(name: &str, url: &str, holder: Option<&Holder>) {
     }
 }
 
-/// `abslock wait --backend URL NAME`: polls every 200 ms (the engines have
-/// no cheap way to watch a lock without queueing for it).
+/// `abslock wait --backend URL NAME`: exit 0 once free, 1 on timeout.
 pub fn wait(args: &WaitArgs, url: &str) -> Result<u8, Failure> {
     let lock = lock(&args.lock, url)?;
-    let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
-    loop {
-        if lock.holder().map_err(failure)?.is_none() {
-            return Ok(exit::OK);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(exit::CONFLICT);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    Ok(if lock.wait_free(args.timeout).map_err(failure)? {
+        exit::OK
+    } else {
+        exit::CONFLICT
+    })
 }

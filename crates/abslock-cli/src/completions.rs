@@ -79,6 +79,8 @@ fn environment() -> String {
         ("ABSLOCK_FD", "Set by \\fBabslock run\\fR (and \\fB\\-F\\fR) for COMMAND: the number of the inherited descriptor that holds the lock. The lock lasts while any process keeps it open."),
         ("ABSLOCK_FENCING_TOKEN", "Set by \\fBabslock run \\-\\-backend etcd://...\\fR for COMMAND: the lock's fencing token, which grows with every new holder; pass it to the resources the command writes so that they can refuse a stale holder."),
         ("ABSLOCK_HOST", "The host name a cluster lock's holder is shown by (default: \\fBuname \\-n\\fR)."),
+        ("ETCDCTL_ENDPOINTS, ETCDCTL_USER, ETCDCTL_PASSWORD", "Read for \\fB\\-\\-backend etcd://\\fR as etcdctl reads them: the endpoints when the URL names none, the user (\\fBUSER\\fR or \\fBUSER:PASSWORD\\fR) and password when the URL has none."),
+        ("PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGPASSFILE", "Read for \\fB\\-\\-backend postgres://\\fR as libpq reads them, for what the URL leaves out; the password also from \\fB~/.pgpass\\fR (only if no one else can read it). A password is never printed."),
         ("XDG_RUNTIME_DIR", "Where a per-user NAME also takes its lock file (\\fB$XDG_RUNTIME_DIR/abslock/\\fR; else \\fB/run/user/UID/abslock/\\fR, \\fB/run/abslock/\\fR for root), so that a second instance in another network namespace is refused too."),
         ("NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID", "systemd's: in the default (supervising) mode \\fBabslock run\\fR passes socket activation on to COMMAND with \\fBLISTEN_PID\\fR set to COMMAND's pid, and relays COMMAND's \\fBsd_notify\\fR messages (READY=1, STATUS=...) to systemd as the main process's."),
     ];

@@ -14,7 +14,7 @@ mod cluster {
     fn missing() -> Failure {
         Failure::new(
             USAGE,
-            "this abslock was built without cluster backends; rebuild with `--features etcd,postgres`",
+            "this abslock was built without cluster backends (--no-default-features); rebuild with the default features",
         )
     }
 

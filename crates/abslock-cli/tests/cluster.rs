@@ -484,6 +484,49 @@ fn postgres_status_names_the_holder_and_has_no_token() {
     a.wait().unwrap();
 }
 
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_wait_sleeps_in_the_server_on_one_connection() {
+    let Some(pg) = Postgres::new() else { return };
+    let url = pg.url();
+    let mut holder = background(
+        "host-a",
+        &["run", "--backend", &url, "job", "--", "sleep", "30"],
+    );
+    wait_held_by(&url, "job", "host-a");
+    let mut waiter = background("host-b", &["wait", "--backend", &url, "job"]);
+    // The waiter's sessions, by the application_name abslock sets.
+    let sessions = || {
+        let out = pg
+            .as_owner(&pg.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-Atc"])
+            .arg(format!(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'abslock host=host-b pid={}'",
+                waiter.id()
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut first = String::new();
+    eventually("the waiter's session", Duration::from_secs(10), || {
+        first = sessions();
+        !first.is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sessions(), first, "one session, kept while waiting");
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "still held: still waiting"
+    );
+    sigkill(&holder);
+    holder.wait().unwrap();
+    let start = Instant::now();
+    let status = waiter.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(start.elapsed() < Duration::from_secs(5), "woken when freed");
+}
+
 // ---- secured servers, secrets kept secret (issue 16) ----------------------
 
 /// Runs `abslock ARGS` with exactly the environment variables given (and
@@ -600,6 +643,41 @@ fn postgres_with_a_password_from_the_environment_or_pgpass_never_shows_it() {
     sigkill(&holder);
     holder.wait().unwrap();
     let _ = std::fs::remove_dir_all(&home);
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_nested_names_are_separate_locks_and_a_hung_endpoint_is_skipped() {
+    let Some(etcd) = Etcd::new() else { return };
+    // Accepts TCP (the kernel completes the handshake) and never answers.
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "etcd://127.0.0.1:{},127.0.0.1:{}?ttl=2",
+        hung.local_addr().unwrap().port(),
+        etcd.client
+    );
+    let mut holder = background(
+        "host-a",
+        &["run", "--backend", &url, "job/x", "--", "sleep", "30"],
+    );
+    wait_held_by(&url, "job/x", "host-a");
+    let start = Instant::now();
+    let out = run(
+        "host-b",
+        &["run", "-n", "--backend", &url, "job", "--", "true"],
+    );
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(0), "job is not job/x: {out:?}");
+    // One request waits out the hung endpoint (2 s); the rest go straight
+    // to the one that answered (before: 5 s per request, 20 s in all).
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let out = run(
+        "host-b",
+        &["run", "-n", "--backend", &url, "job/x", "--", "true"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    sigkill(&holder);
+    holder.wait().unwrap();
 }
 
 /// POSTs JSON to etcd's gateway with python3 (the tests have no HTTP

@@ -10,7 +10,7 @@
 //! must be assumed expired and the lock lost. The fencing token is the
 //! key's create revision.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,7 +22,11 @@ use serde_json::{json, Value};
 use crate::{Error, Holder, Identity, LostFlag, Result};
 
 const DEFAULT_TTL: u64 = 10;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one endpoint may take to answer a request (not the blocking
+/// lock call) before the next is tried: a hung endpoint (it accepts TCP
+/// and never answers) costs about this much, once: later requests start at
+/// the endpoint that answered last.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub(crate) struct EtcdLock {
@@ -45,6 +49,8 @@ pub(crate) struct EtcdHold {
 #[derive(Debug, Clone)]
 struct Client {
     endpoints: Vec<String>,
+    /// The endpoint that answered last, tried first.
+    preferred: Arc<AtomicUsize>,
     agent: ureq::Agent,
     auth: Option<Arc<Auth>>,
 }
@@ -124,7 +130,10 @@ impl Client {
         token: Option<&str>,
     ) -> Result<Value> {
         let mut failures = Vec::new();
-        for endpoint in &self.endpoints {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let n = self.endpoints.len();
+        for index in (first..first + n).map(|i| i % n) {
+            let endpoint = &self.endpoints[index];
             let mut request = self.agent.post(&format!("http://{endpoint}{path}"));
             if let Some(t) = timeout {
                 request = request.timeout(t);
@@ -150,6 +159,7 @@ impl Client {
                     if let Some(why) = why {
                         return Err(refusal(endpoint, path, None, why));
                     }
+                    self.preferred.store(index, Ordering::Relaxed);
                     return Ok(value);
                 }
                 Err(ureq::Error::Status(code, response)) => {
@@ -170,6 +180,7 @@ impl Client {
                                 .map(str::to_string)
                         })
                         .unwrap_or_else(|| text.trim().to_string());
+                    self.preferred.store(index, Ordering::Relaxed);
                     return Err(refusal(endpoint, path, Some(code), &why));
                 }
                 Err(ureq::Error::Transport(t)) => failures.push(format!("{endpoint}: {t}")),
@@ -285,6 +296,12 @@ fn text(v: &Value) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// `name` as one level of the key: `/` and `%` percent-encoded, so that
+/// the keys of `job/x` are not under the prefix of `job`.
+fn key_name(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
+}
+
 /// etcd's refusal, as one line with its reason and what to do about it.
 fn refusal(endpoint: &str, path: &str, code: Option<u16>, why: &str) -> Error {
     let why = abslock::escape::escape_str(why.trim());
@@ -384,10 +401,11 @@ impl EtcdLock {
         Ok(EtcdLock {
             client: Client {
                 endpoints,
+                preferred: Arc::new(AtomicUsize::new(0)),
                 agent,
                 auth: credentials(userinfo).map(Arc::new),
             },
-            prefix: format!("abslock/{name}/"),
+            prefix: format!("abslock/{}/", key_name(name)),
             ttl,
         })
     }
@@ -577,6 +595,8 @@ mod tests {
         let l = EtcdLock::new("127.0.0.1:2379,10.0.0.2:2379?ttl=3", "job").unwrap();
         assert_eq!(l.client.endpoints, vec!["127.0.0.1:2379", "10.0.0.2:2379"]);
         assert_eq!((l.ttl, l.prefix.as_str()), (3, "abslock/job/"));
+        let nested = EtcdLock::new("h:1", "job/x%").unwrap();
+        assert_eq!(nested.prefix, "abslock/job%2Fx%25/");
         for bad in ["", "host", "h:1?ttl=0", "h:1?ttl=x", "h:1?colour=red"] {
             assert!(EtcdLock::new(bad, "job").is_err(), "{bad}");
         }

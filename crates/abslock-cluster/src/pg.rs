@@ -185,6 +185,26 @@ impl PgLock {
         }
     }
 
+    /// Sleeps in the server until the lock is free, on one connection: a
+    /// shared advisory lock queues behind the exclusive holder, and is
+    /// dropped as soon as it is granted. `false` on timeout.
+    pub(crate) fn wait_free(&self, id: &Identity, timeout: Option<Duration>) -> Result<bool> {
+        let (mut client, key) = self.connect(id)?;
+        let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128));
+        client
+            .batch_execute(&format!("SET lock_timeout = {ms}"))
+            .map_err(engine("setting lock_timeout"))?;
+        match client.execute("SELECT pg_advisory_lock_shared($1)", &[&key]) {
+            Ok(_) => {
+                // Closing the connection would drop it as well.
+                let _ = client.execute("SELECT pg_advisory_unlock_shared($1)", &[&key]);
+                Ok(true)
+            }
+            Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
+            Err(e) => Err(engine("pg_advisory_lock_shared")(e)),
+        }
+    }
+
     pub(crate) fn holder(&self) -> Result<Option<Holder>> {
         let (mut client, key) = self.connect(&Identity::current())?;
         holder_of(&mut client, key)
