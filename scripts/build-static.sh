@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Builds a statically linked abslock (x86_64-unknown-linux-musl), cluster
-# backends included, on a fresh machine. No dependency compiles C, so no
-# musl-gcc is needed: rustup's musl target brings its own libc.
+# backends included, on a fresh machine. rustup's musl target brings its own
+# libc; the one piece of C is ring (rustls's cryptography, for etcd over
+# TLS), compiled with musl-gcc from Debian's musl-tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+if ! command -v musl-gcc >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends musl-tools >/dev/null
+  else
+    echo "build-static: please install musl-tools (musl-gcc)" >&2; exit 1
+  fi
+fi
+export CC_x86_64_unknown_linux_musl=musl-gcc
 cargo build --locked --release --target "$target" -p abslock-cli
 bin="target/$target/release/abslock"
 # A static binary names no interpreter and no shared library.

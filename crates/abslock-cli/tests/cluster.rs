@@ -200,6 +200,50 @@ struct Etcd {
     client: u16,
     peer: u16,
     child: Option<Child>,
+    /// Certificates for a TLS server that wants client certificates.
+    tls: Option<Certs>,
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate,
+/// made with openssl(1) for one test.
+#[cfg(feature = "etcd")]
+struct Certs {
+    dir: PathBuf,
+}
+
+#[cfg(feature = "etcd")]
+impl Certs {
+    fn new(dir: &Path) -> Certs {
+        let script = r#"
+set -e
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+key ca.key
+openssl req -x509 -new -key ca.key -out ca.pem -days 2 -subj /CN=abslock-test-ca
+for who in server client; do
+  key $who.key
+  openssl req -new -key $who.key -out $who.csr -subj /CN=root
+done
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > server.ext
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+for who in server client; do
+  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile $who.ext -out $who.pem 2>/dev/null
+done
+"#;
+        let out = Command::new("bash")
+            .args(["-c", script])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl: {out:?}");
+        Certs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_str().unwrap().to_string()
+    }
 }
 
 #[cfg(feature = "etcd")]
@@ -213,6 +257,25 @@ impl Etcd {
             client: free_port(),
             peer: free_port(),
             child: None,
+            tls: None,
+        };
+        etcd.start();
+        Some(etcd)
+    }
+
+    /// A server as Kubernetes runs etcd: TLS only, and a client must show
+    /// a certificate from the cluster's CA (`--client-cert-auth`).
+    fn with_tls() -> Option<Etcd> {
+        if Command::new("etcd").arg("--version").output().is_err() {
+            return missing("etcd (Debian package etcd-server)");
+        }
+        let dir = scratch("etcd-tls");
+        let mut etcd = Etcd {
+            tls: Some(Certs::new(&dir)),
+            dir,
+            client: free_port(),
+            peer: free_port(),
+            child: None,
         };
         etcd.start();
         Some(etcd)
@@ -222,11 +285,33 @@ impl Etcd {
 #[cfg(feature = "etcd")]
 impl Server for Etcd {
     fn url(&self) -> String {
-        format!("etcd://127.0.0.1:{}?ttl=2", self.client)
+        match &self.tls {
+            None => format!("etcd://127.0.0.1:{}?ttl=2", self.client),
+            Some(c) => format!(
+                "etcds://127.0.0.1:{}?ttl=2&cacert={}&cert={}&key={}",
+                self.client,
+                c.path("ca.pem"),
+                c.path("client.pem"),
+                c.path("client.key")
+            ),
+        }
     }
 
     fn start(&mut self) {
-        let client = format!("http://127.0.0.1:{}", self.client);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", self.client);
+        let mut tls_args = Vec::new();
+        if let Some(c) = &self.tls {
+            tls_args = vec![
+                "--cert-file".to_string(),
+                c.path("server.pem"),
+                "--key-file".to_string(),
+                c.path("server.key"),
+                "--trusted-ca-file".to_string(),
+                c.path("ca.pem"),
+                "--client-cert-auth".to_string(),
+            ];
+        }
         let peer = format!("http://127.0.0.1:{}", self.peer);
         let child = Command::new("etcd")
             .args(["--name", "t", "--data-dir"])
@@ -244,6 +329,7 @@ impl Server for Etcd {
                 &peer,
             ])
             .args(["--initial-cluster", &format!("t={peer}")])
+            .args(&tls_args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.join("etcd.log")).unwrap())
             .spawn()
@@ -678,6 +764,56 @@ fn etcd_nested_names_are_separate_locks_and_a_hung_endpoint_is_skipped() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     sigkill(&holder);
     holder.wait().unwrap();
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_over_tls_with_client_certificates_keeps_the_contract() {
+    let Some(etcd) = Etcd::with_tls() else { return };
+    let certs = etcd.tls.as_ref().unwrap();
+    exclusive_across_hosts(&etcd);
+    let port = etcd.client;
+    let status = |url: &str, env: &[(&str, &str)]| {
+        let out = run_env(env, &["status", "--backend", url, "free-one"]);
+        (out.status.code(), said(&out))
+    };
+    // etcdctl's variables alone.
+    let (code, text) = status(
+        "etcds://",
+        &[
+            ("ETCDCTL_ENDPOINTS", &format!("https://127.0.0.1:{port}")),
+            ("ETCDCTL_CACERT", &certs.path("ca.pem")),
+            ("ETCDCTL_CERT", &certs.path("client.pem")),
+            ("ETCDCTL_KEY", &certs.path("client.key")),
+        ],
+    );
+    assert_eq!(code, Some(1), "free: {text}");
+    let ca = certs.path("ca.pem");
+    // No client certificate: refused, exit 69, one line.
+    let (code, text) = status(&format!("etcds://127.0.0.1:{port}?cacert={ca}"), &[]);
+    assert_eq!(code, Some(69), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    // A server certificate from a CA we do not trust.
+    let (code, text) = status(&format!("etcds://127.0.0.1:{port}"), &[]);
+    assert_eq!(code, Some(69), "{text}");
+    assert!(text.contains("invalid peer certificate"), "{text}");
+    // The name is checked: the certificate is for 127.0.0.1, not localhost.
+    let (code, text) = status(
+        &format!(
+            "etcds://localhost:{port}?cacert={ca}&cert={}&key={}",
+            certs.path("client.pem"),
+            certs.path("client.key")
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(69), "{text}");
+    assert!(text.contains("not valid for name"), "{text}");
+    // Plain HTTP to a TLS port, and TLS options without etcds://.
+    let (code, text) = status(&format!("etcd://127.0.0.1:{port}"), &[]);
+    assert_eq!(code, Some(69), "{text}");
+    let (code, text) = status(&format!("etcd://127.0.0.1:{port}?cacert={ca}"), &[]);
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("etcds://"), "{text}");
 }
 
 /// POSTs JSON to etcd's gateway with python3 (the tests have no HTTP

@@ -10,6 +10,7 @@
 //! must be assumed expired and the lock lost. The fencing token is the
 //! key's create revision.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -19,6 +20,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::tls::TlsFiles;
 use crate::{Error, Holder, Identity, LostFlag, Result};
 
 const DEFAULT_TTL: u64 = 10;
@@ -48,6 +50,8 @@ pub(crate) struct EtcdHold {
 
 #[derive(Debug, Clone)]
 struct Client {
+    /// `http` or `https`.
+    scheme: &'static str,
     endpoints: Vec<String>,
     /// The endpoint that answered last, tried first.
     preferred: Arc<AtomicUsize>,
@@ -134,7 +138,9 @@ impl Client {
         let n = self.endpoints.len();
         for index in (first..first + n).map(|i| i % n) {
             let endpoint = &self.endpoints[index];
-            let mut request = self.agent.post(&format!("http://{endpoint}{path}"));
+            let mut request = self
+                .agent
+                .post(&format!("{}://{endpoint}{path}", self.scheme));
             if let Some(t) = timeout {
                 request = request.timeout(t);
             }
@@ -314,21 +320,34 @@ fn refusal(endpoint: &str, path: &str, code: Option<u16>, why: &str) -> Error {
     Error::Engine(format!("etcd {endpoint}{path}: {why}{code}{hint}"))
 }
 
-/// The endpoints `etcdctl` would use: `ETCDCTL_ENDPOINTS`, plain http.
-fn endpoints_from_env() -> Result<String> {
+/// The endpoints `etcdctl` would use: `ETCDCTL_ENDPOINTS`, and whether
+/// they are `https://` (all or none).
+fn endpoints_from_env() -> Result<(String, bool)> {
     let Ok(list) = std::env::var("ETCDCTL_ENDPOINTS") else {
-        return Ok(String::new());
+        return Ok((String::new(), false));
     };
-    let mut hosts = Vec::new();
+    let (mut hosts, mut schemes) = (Vec::new(), Vec::new());
     for endpoint in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        if endpoint.starts_with("https://") {
-            return Err(Error::InvalidUrl(format!(
-                "ETCDCTL_ENDPOINTS: {endpoint}: TLS endpoints are not supported yet (only http://)"
-            )));
-        }
-        hosts.push(endpoint.strip_prefix("http://").unwrap_or(endpoint));
+        let (https, host) = match endpoint.split_once("://") {
+            Some(("https", host)) => (true, host),
+            Some(("http", host)) => (false, host),
+            Some(_) => {
+                return Err(Error::InvalidUrl(format!(
+                    "ETCDCTL_ENDPOINTS: {}: expected http:// or https://",
+                    crate::secret::redact(endpoint)
+                )))
+            }
+            None => (false, endpoint),
+        };
+        hosts.push(host);
+        schemes.push(https);
     }
-    Ok(hosts.join(","))
+    if schemes.windows(2).any(|w| w[0] != w[1]) {
+        return Err(Error::InvalidUrl(
+            "ETCDCTL_ENDPOINTS mixes http:// and https://".into(),
+        ));
+    }
+    Ok((hosts.join(","), schemes.first().copied().unwrap_or(false)))
 }
 
 /// User and password: `USER[:PASSWORD]@` in the URL, else etcdctl's
@@ -352,17 +371,19 @@ fn credentials(userinfo: Option<&str>) -> Option<Auth> {
 }
 
 impl EtcdLock {
-    pub(crate) fn new(rest: &str, name: &str) -> Result<EtcdLock> {
+    /// `rest` is the URL after `etcd://` (`tls` false) or `etcds://`.
+    pub(crate) fn new(rest: &str, name: &str, tls: bool) -> Result<EtcdLock> {
         let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
         // The userinfo ends at the last '@' (a password may hold one).
         let (userinfo, hosts) = match authority.rsplit_once('@') {
             Some((userinfo, hosts)) => (Some(userinfo), hosts.to_string()),
             None => (None, authority.to_string()),
         };
-        let hosts = if hosts.trim().is_empty() {
-            endpoints_from_env()?
+        let (hosts, tls) = if hosts.trim().is_empty() {
+            let (hosts, https) = endpoints_from_env()?;
+            (hosts, tls || https)
         } else {
-            hosts
+            (hosts, tls)
         };
         let endpoints: Vec<String> = hosts
             .split(',')
@@ -381,6 +402,16 @@ impl EtcdLock {
             )));
         }
         let mut ttl = DEFAULT_TTL;
+        let env_path = |key: &str| {
+            std::env::var_os(key)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let mut files = TlsFiles {
+            cacert: env_path("ETCDCTL_CACERT"),
+            cert: env_path("ETCDCTL_CERT"),
+            key: env_path("ETCDCTL_KEY"),
+        };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("ttl", v)) => {
@@ -388,18 +419,30 @@ impl EtcdLock {
                         Error::InvalidUrl(format!("ttl={v}: expected whole seconds >= 1"))
                     })?;
                 }
+                Some(("cacert", v)) if tls => files.cacert = Some(PathBuf::from(v)),
+                Some(("cert", v)) if tls => files.cert = Some(PathBuf::from(v)),
+                Some(("key", v)) if tls => files.key = Some(PathBuf::from(v)),
+                Some(("cacert" | "cert" | "key", _)) => {
+                    return Err(Error::InvalidUrl(format!(
+                        "'{pair}' is a TLS option: write etcds://HOST:PORT for TLS"
+                    )))
+                }
                 _ => {
                     return Err(Error::InvalidUrl(format!(
-                        "unknown etcd option '{pair}' (known: ttl)"
-                    )))
+                    "unknown etcd option '{}' (known: ttl, and for etcds://: cacert, cert, key)",
+                    crate::secret::redact(pair)
+                )))
                 }
             }
         }
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(2))
-            .build();
+        let mut agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(2));
+        if tls {
+            agent = agent.tls_config(files.client_config()?);
+        }
+        let agent = agent.build();
         Ok(EtcdLock {
             client: Client {
+                scheme: if tls { "https" } else { "http" },
                 endpoints,
                 preferred: Arc::new(AtomicUsize::new(0)),
                 agent,
@@ -592,13 +635,20 @@ mod tests {
 
     #[test]
     fn urls_parse_strictly() {
-        let l = EtcdLock::new("127.0.0.1:2379,10.0.0.2:2379?ttl=3", "job").unwrap();
+        let l = EtcdLock::new("127.0.0.1:2379,10.0.0.2:2379?ttl=3", "job", false).unwrap();
         assert_eq!(l.client.endpoints, vec!["127.0.0.1:2379", "10.0.0.2:2379"]);
         assert_eq!((l.ttl, l.prefix.as_str()), (3, "abslock/job/"));
-        let nested = EtcdLock::new("h:1", "job/x%").unwrap();
+        let nested = EtcdLock::new("h:1", "job/x%", false).unwrap();
         assert_eq!(nested.prefix, "abslock/job%2Fx%25/");
-        for bad in ["", "host", "h:1?ttl=0", "h:1?ttl=x", "h:1?colour=red"] {
-            assert!(EtcdLock::new(bad, "job").is_err(), "{bad}");
+        for bad in [
+            "",
+            "host",
+            "h:1?ttl=0",
+            "h:1?ttl=x",
+            "h:1?colour=red",
+            "h:1?cacert=/x",
+        ] {
+            assert!(EtcdLock::new(bad, "job", false).is_err(), "{bad}");
         }
         assert_eq!(prefix_end("abslock/job/"), b"abslock/job0".to_vec());
         assert_eq!(int(&json!("42")), Some(42));

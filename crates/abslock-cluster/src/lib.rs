@@ -2,7 +2,8 @@
 //! run: etcd (a lease kept alive by the holder, a fencing token) or
 //! PostgreSQL (a session advisory lock). Each engine is a cargo feature
 //! (`etcd`, `postgres`); without features this crate has no dependencies
-//! beyond `rustix`, and the `abslock` library never depends on it.
+//! beyond `abslock` and `rustix`, and the `abslock` library never depends
+//! on it.
 //!
 //! Without either feature the crate holds only the shared types; the
 //! lock itself needs an engine.
@@ -56,6 +57,8 @@ mod pg;
 #[cfg(feature = "postgres")]
 mod pgpass;
 mod secret;
+#[cfg(feature = "etcd")]
+mod tls;
 
 use std::fmt;
 use std::time::Duration;
@@ -89,8 +92,9 @@ impl fmt::Display for Holder {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL is not `etcd://HOST:PORT[,HOST:PORT][?ttl=SECS]` or
-    /// `postgres://...`, or names an engine this build lacks.
+    /// The URL is not `etcd://HOST:PORT[,HOST:PORT][?ttl=SECS]`,
+    /// `etcds://...` or `postgres://...`, or names an engine this build
+    /// lacks.
     InvalidUrl(String),
     /// Another process holds the lock.
     Held(Holder),
@@ -156,9 +160,13 @@ enum GuardInner {
 #[cfg(any(feature = "etcd", feature = "postgres"))]
 impl ClusterLock {
     /// A lock named `name` on the engine `url`:
-    /// `etcd://HOST:PORT[,HOST:PORT...][?ttl=SECS]` (default TTL 10 s) or
-    /// `postgres://USER@HOST:PORT/DB` (any libpq-style URL). The holder is
-    /// identified as [`Identity::current`].
+    /// `etcd://[USER@]HOST:PORT[,HOST:PORT...][?ttl=SECS]` (default TTL
+    /// 10 s), `etcds://...[?cacert=FILE&cert=FILE&key=FILE]` for TLS
+    /// (etcdctl's `ETCDCTL_*` variables fill in what the URL leaves out), or
+    /// `postgres://USER@HOST:PORT/DB` (any libpq-style URL; libpq's `PG*`
+    /// variables and `~/.pgpass` fill in). The holder is identified as
+    /// [`Identity::current`]. Passwords never appear in errors: see
+    /// [`redact`].
     ///
     /// # Errors
     /// [`Error::InvalidUrl`].
@@ -174,14 +182,18 @@ impl ClusterLock {
         if name.is_empty() {
             return Err(Error::InvalidUrl("the lock name is empty".into()));
         }
-        let engine = if let Some(rest) = url.strip_prefix("etcd://") {
+        let etcd = url
+            .strip_prefix("etcd://")
+            .map(|rest| (rest, false))
+            .or_else(|| url.strip_prefix("etcds://").map(|rest| (rest, true)));
+        let engine = if let Some((rest, tls)) = etcd {
             #[cfg(feature = "etcd")]
             {
-                Engine::Etcd(etcd::EtcdLock::new(rest, name)?)
+                Engine::Etcd(etcd::EtcdLock::new(rest, name, tls)?)
             }
             #[cfg(not(feature = "etcd"))]
             {
-                let _ = rest;
+                let _ = (rest, tls);
                 return Err(Error::InvalidUrl(
                     "this build has no etcd backend (cargo feature \"etcd\")".into(),
                 ));
@@ -199,7 +211,7 @@ impl ClusterLock {
             }
         } else {
             return Err(Error::InvalidUrl(format!(
-                "'{}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS] or postgres://...",
+                "'{}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS], etcds://... (TLS) or postgres://...",
                 redact(url)
             )));
         };
