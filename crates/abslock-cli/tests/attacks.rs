@@ -271,7 +271,8 @@ fn an_untrusted_symlink_in_a_path_is_never_followed() {
             "--",
             "sh",
             "-c",
-            "cat \"$0\"",
+            // The PID file is written once the command has started.
+            "while [ ! -s \"$0\" ]; do sleep 0.01; done; cat \"$0\"",
             root_dir.join("real/app.pid").to_str().unwrap(),
         ],
         Duration::from_secs(10),

@@ -206,12 +206,10 @@ struct Etcd {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate,
 /// made with openssl(1) for one test.
-#[cfg(feature = "etcd")]
 struct Certs {
     dir: PathBuf,
 }
 
-#[cfg(feature = "etcd")]
 impl Certs {
     fn new(dir: &Path) -> Certs {
         let script = r#"
@@ -417,21 +415,46 @@ struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// TLS on, and the certificates.
+    tls: Option<Certs>,
 }
 
 #[cfg(feature = "postgres")]
 impl Postgres {
     fn new() -> Option<Postgres> {
-        Self::init(None)
+        Self::init(None, false)
     }
 
     /// A server that wants the superuser's `password` over TCP
     /// (scram-sha-256), as production servers do.
     fn with_password(password: &str) -> Option<Postgres> {
-        Self::init(Some(password))
+        Self::init(Some(password), false)
     }
 
-    fn init(password: Option<&str>) -> Option<Postgres> {
+    /// A production-like server: TLS only over TCP (`hostssl`, plain TCP
+    /// rejected), scram-sha-256 passwords, and for the superuser a client
+    /// certificate from the CA as well; user `app` needs only its password.
+    fn with_tls(password: &str) -> Option<Postgres> {
+        let pg = Self::init(Some(password), true)?;
+        let hba = "local all all trust\n\
+                   hostssl all postgres 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n\
+                   hostssl all app 127.0.0.1/32 scram-sha-256\n\
+                   hostnossl all all 127.0.0.1/32 reject\n";
+        std::fs::write(pg.dir.join("data/pg_hba.conf"), hba).unwrap();
+        let reload = pg.pg_ctl(&["reload"]);
+        assert!(reload.status.success(), "{reload:?}");
+        let out = pg
+            .as_owner(&pg.bin.join("psql"))
+            .args(["-h", pg.dir.to_str().unwrap(), "-p", &pg.port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "-Atc"])
+            .arg(format!("CREATE ROLE app LOGIN PASSWORD '{password}'"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        Some(pg)
+    }
+
+    fn init(password: Option<&str>, tls: bool) -> Option<Postgres> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .flatten()
@@ -442,6 +465,7 @@ impl Postgres {
         };
         let dir = scratch("postgres");
         let pg = Postgres {
+            tls: tls.then(|| Certs::new(&dir)),
             dir,
             bin,
             port: free_port(),
@@ -449,7 +473,7 @@ impl Postgres {
         if common::is_root() {
             // PostgreSQL refuses to run as root.
             let ok = Command::new("chown")
-                .arg("postgres:")
+                .args(["-R", "postgres:"])
                 .arg(&pg.dir)
                 .status()
                 .unwrap()
@@ -503,11 +527,19 @@ impl Server for Postgres {
     }
 
     fn start(&mut self) {
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.display()
         );
+        if let Some(c) = &self.tls {
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
+                c.path("server.pem"),
+                c.path("server.key"),
+                c.path("ca.pem")
+            ));
+        }
         let log = self.dir.join("postgres.log");
         let out = self.pg_ctl(&["-w", "-o", &opts, "-l", log.to_str().unwrap(), "start"]);
         assert!(out.status.success(), "pg_ctl start: {out:?}");
@@ -614,6 +646,102 @@ fn postgres_wait_sleeps_in_the_server_on_one_connection() {
 }
 
 // ---- secured servers, secrets kept secret (issue 16) ----------------------
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_over_tls_follows_libpq_sslmode_and_client_certificates() {
+    const SECRET: &str = "pg-tls-Secret-33";
+    let Some(pg) = Postgres::with_tls(SECRET) else {
+        return;
+    };
+    let certs = pg.tls.as_ref().unwrap();
+    let (ca, cert, key) = (
+        certs.path("ca.pem"),
+        certs.path("client.pem"),
+        certs.path("client.key"),
+    );
+    let port = pg.port;
+    let empty_home = scratch("tls-home");
+    let status = |url: String, env: &[(&str, &str)]| {
+        let mut all = vec![
+            ("PGPASSWORD", SECRET),
+            ("HOME", empty_home.to_str().unwrap()),
+        ];
+        all.extend_from_slice(env);
+        let out = run_env(&all, &["status", "--backend", &url, "job"]);
+        (out.status.code(), said(&out))
+    };
+    let app = |host: &str, query: &str| format!("postgres://app@{host}:{port}/postgres{query}");
+    // The default (prefer) encrypts: the server takes TCP over TLS only.
+    let (code, text) = status(app("127.0.0.1", ""), &[]);
+    assert_eq!(code, Some(1), "free: {text}");
+    let (code, text) = status(app("127.0.0.1", "?sslmode=disable"), &[]);
+    assert_eq!(code, Some(69), "{text}");
+    assert!(
+        text.contains("no encryption"),
+        "the server's reason: {text}"
+    );
+    // verify-full: the chain to our CA and the address in the certificate.
+    let (code, text) = status(
+        app(
+            "127.0.0.1",
+            &format!("?sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let (code, text) = status(
+        app(
+            "localhost",
+            &format!("?sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(69), "{text}");
+    assert!(text.contains("not valid for name"), "{text}");
+    let (code, text) = status(
+        app("localhost", &format!("?sslmode=verify-ca&sslrootcert={ca}")),
+        &[],
+    );
+    assert_eq!(code, Some(1), "verify-ca checks no name: {text}");
+    // A CA that did not sign the server's certificate.
+    let (code, text) = status(
+        app(
+            "127.0.0.1",
+            &format!("?sslmode=verify-ca&sslrootcert={cert}"),
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(69), "{text}");
+    assert!(text.contains("invalid peer certificate"), "{text}");
+    // verify-* without a CA file is a usage error.
+    let (code, text) = status(app("127.0.0.1", "?sslmode=verify-full"), &[]);
+    assert_eq!(code, Some(64), "{text}");
+    // The superuser needs a client certificate too: refused without one,
+    // and libpq's PGSSL* variables give it.
+    let superuser = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let (code, text) = status(
+        superuser.clone(),
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", &ca)],
+    );
+    assert_eq!(code, Some(69), "{text}");
+    assert!(text.contains("certificate"), "{text}");
+    let env = [
+        ("PGPASSWORD", SECRET),
+        ("HOME", empty_home.to_str().unwrap()),
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", &ca),
+        ("PGSSLCERT", &cert),
+        ("PGSSLKEY", &key),
+    ];
+    let out = run_env(
+        &env,
+        &["run", "-n", "--backend", &superuser, "job", "--", "true"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    assert!(!said(&out).contains(SECRET));
+    let _ = std::fs::remove_dir_all(&empty_home);
+}
 
 /// Runs `abslock ARGS` with exactly the environment variables given (and
 /// PATH), so that nothing from the test's own environment leaks in.

@@ -57,7 +57,9 @@ mod pg;
 #[cfg(feature = "postgres")]
 mod pgpass;
 mod secret;
-#[cfg(feature = "etcd")]
+#[cfg(feature = "postgres")]
+mod sslmode;
+#[cfg(any(feature = "etcd", feature = "postgres"))]
 mod tls;
 
 use std::fmt;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls};
 
+use crate::sslmode::{self, PgTls};
 use crate::{pgpass, Error, Holder, Identity, LostFlag, Result};
 
 const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
@@ -32,6 +33,7 @@ const WATCH_PERIOD: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub(crate) struct PgLock {
     config: Config,
+    tls: PgTls,
     name: String,
 }
 
@@ -112,10 +114,12 @@ fn libpq_defaults(config: &mut Config) -> Result<()> {
 impl PgLock {
     pub(crate) fn new(url: &str, name: &str) -> Result<PgLock> {
         let shown = crate::secret::redact(url);
+        let (url, tls) = sslmode::split(url)?;
         let mut config: Config = url
             .parse()
             .map_err(|e| Error::InvalidUrl(format!("{shown}: {e}")))?;
         libpq_defaults(&mut config)?;
+        config.ssl_mode(tls.client_mode());
         if config.get_hosts().is_empty() {
             return Err(Error::InvalidUrl(format!(
                 "{shown}: names no host (postgres://USER@HOST/DB, or PGHOST)"
@@ -129,6 +133,7 @@ impl PgLock {
             .connect_timeout(Duration::from_secs(5));
         Ok(PgLock {
             config,
+            tls,
             name: format!("abslock:{name}"),
         })
     }
@@ -136,7 +141,11 @@ impl PgLock {
     fn connect(&self, id: &Identity) -> Result<(Client, i64)> {
         let mut config = self.config.clone();
         config.application_name(&format!("abslock host={} pid={}", id.host, id.pid));
-        let mut client = config.connect(NoTls).map_err(engine("connecting"))?;
+        let client = match self.tls.connector()? {
+            Some(tls) => config.connect(tls),
+            None => config.connect(NoTls),
+        };
+        let mut client = client.map_err(engine("connecting"))?;
         client
             .batch_execute(SERVER_KEEPALIVES)
             .map_err(engine("setting keepalives"))?;

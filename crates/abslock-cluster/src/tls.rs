@@ -1,14 +1,21 @@
-//! TLS for the etcd backend, with rustls: the CA that signed the server's
-//! certificate (else the public web roots), and a client certificate for
-//! servers started with `--client-cert-auth`. The server's name (or IP
-//! address) is checked against its certificate, as rustls always does.
+//! TLS for the cluster backends, with rustls: the CA that signed the
+//! server's certificate (else the public web roots), and a client
+//! certificate for servers that ask for one (etcd's `--client-cert-auth`,
+//! PostgreSQL's `clientcert=`). How much of the server's certificate is
+//! checked is [`Verify`]: etcd always checks everything; PostgreSQL follows
+//! libpq's `sslmode`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 use crate::{Error, Result};
 
@@ -28,9 +35,69 @@ fn unreadable(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
     ))
 }
 
+/// How much of the server's certificate is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verify {
+    /// The chain up to a trusted CA, and the name (libpq's `verify-full`).
+    Full,
+    /// The chain only (libpq's `verify-ca`).
+    Chain,
+    /// Nothing but the handshake's signatures: encryption against a
+    /// passive listener only (libpq's `require` and `prefer`).
+    Nothing,
+}
+
 impl TlsFiles {
-    /// The rustls configuration these files describe.
+    /// The rustls configuration these files describe, checking everything.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>> {
+        self.config(Verify::Full).map(Arc::new)
+    }
+
+    /// The rustls configuration these files describe.
+    pub(crate) fn config(&self, verify: Verify) -> Result<ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Engine(format!("TLS: {e}")))?;
+        let builder = match verify {
+            Verify::Full => builder.with_root_certificates(self.roots()?),
+            Verify::Chain => {
+                let webpki = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(self.roots()?),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .map_err(|e| Error::Engine(format!("TLS: {e}")))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
+            }
+            Verify::Nothing => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SignaturesOnly(provider))),
+        };
+        match (&self.cert, &self.key) {
+            (None, None) => Ok(builder.with_no_client_auth()),
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .map_err(|e| unreadable("certificate", cert, e))?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| unreadable("certificate", cert, e))?;
+                let key_der =
+                    PrivateKeyDer::from_pem_file(key).map_err(|e| unreadable("key", key, e))?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| unreadable("certificate", cert, e))
+            }
+            _ => Err(Error::InvalidUrl(
+                "a client certificate needs its key, and a key its certificate".into(),
+            )),
+        }
+    }
+
+    /// The CAs in `cacert`, else the public web roots.
+    fn roots(&self) -> Result<RootCertStore> {
         let mut roots = RootCertStore::empty();
         match &self.cacert {
             Some(path) => {
@@ -48,31 +115,104 @@ impl TlsFiles {
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Engine(format!("TLS: {e}")))?
-            .with_root_certificates(roots);
-        let config = match (&self.cert, &self.key) {
-            (None, None) => builder.with_no_client_auth(),
-            (Some(cert), Some(key)) => {
-                let chain = CertificateDer::pem_file_iter(cert)
-                    .map_err(|e| unreadable("certificate", cert, e))?
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| unreadable("certificate", cert, e))?;
-                let key_der =
-                    PrivateKeyDer::from_pem_file(key).map_err(|e| unreadable("key", key, e))?;
-                builder
-                    .with_client_auth_cert(chain, key_der)
-                    .map_err(|e| unreadable("certificate", cert, e))?
-            }
-            _ => {
-                return Err(Error::InvalidUrl(
-                    "a client certificate needs its key, and a key its certificate (cert= and key=, or ETCDCTL_CERT and ETCDCTL_KEY)"
-                        .into(),
-                ))
-            }
-        };
-        Ok(Arc::new(config))
+        Ok(roots)
+    }
+}
+
+/// libpq's `verify-ca`: the chain must lead to a trusted CA; the name in
+/// the certificate is not compared with the host.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// libpq's `require`: any certificate, but the handshake must be signed by
+/// its key.
+#[derive(Debug)]
+struct SignaturesOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for SignaturesOnly {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -1,0 +1,160 @@
+//! libpq's TLS settings for the PostgreSQL backend: `sslmode`,
+//! `sslrootcert`, `sslcert`, `sslkey` in the URL, else `PGSSLMODE`,
+//! `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, else libpq's files under
+//! `~/.postgresql/` (PostgreSQL docs, "SSL Support" in libpq).
+//!
+//! The PostgreSQL client library knows only `disable`, `prefer` and
+//! `require` and no file options, so these are taken out of the URL here
+//! and turned into a rustls configuration ([`crate::tls`]):
+//!
+//! | sslmode | encrypted | server certificate checked |
+//! |---|---|---|
+//! | `disable` | no | - |
+//! | `prefer` (default) | if the server can | chain, if a root certificate file exists; else not |
+//! | `require` | yes | chain, if a root certificate file exists; else not |
+//! | `verify-ca` | yes | chain up to `sslrootcert` |
+//! | `verify-full` | yes | chain, and the host name or address |
+
+use std::path::PathBuf;
+
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::tls::{TlsFiles, Verify};
+use crate::{Error, Result};
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// A connection's TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PgTls {
+    mode: SslMode,
+    files: TlsFiles,
+}
+
+const OPTIONS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+/// `url` without libpq's TLS options, and the settings they (or the
+/// environment, or libpq's default files) give.
+pub(crate) fn split(url: &str) -> Result<(String, PgTls)> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut kept = Vec::new();
+    let mut given: [Option<String>; 4] = Default::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match OPTIONS.iter().position(|o| *o == key) {
+            Some(i) => given[i] = Some(value.to_string()),
+            None => kept.push(pair),
+        }
+    }
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let [mode, rootcert, cert, key] = given;
+    let mode = match mode.or_else(|| env("PGSSLMODE")).as_deref() {
+        None | Some("prefer") => SslMode::Prefer,
+        Some("disable") => SslMode::Disable,
+        // libpq's `allow` tries plain text first; the closest is prefer.
+        Some("allow") => SslMode::Prefer,
+        Some("require") => SslMode::Require,
+        Some("verify-ca") => SslMode::VerifyCa,
+        Some("verify-full") => SslMode::VerifyFull,
+        Some(other) => {
+            return Err(Error::InvalidUrl(format!(
+                "sslmode={}: expected disable, allow, prefer, require, verify-ca or verify-full",
+                abslock::escape::escape_str(other)
+            )))
+        }
+    };
+    let home = env("HOME").map(|h| PathBuf::from(h).join(".postgresql"));
+    let default_file = |name: &str| {
+        home.as_ref()
+            .map(|dir| dir.join(name))
+            .filter(|path| path.exists())
+    };
+    let rootcert = rootcert
+        .or_else(|| env("PGSSLROOTCERT"))
+        .map(PathBuf::from)
+        .or_else(|| default_file("root.crt"));
+    let (cert, key) = match (
+        cert.or_else(|| env("PGSSLCERT")),
+        key.or_else(|| env("PGSSLKEY")),
+    ) {
+        (None, None) => match (
+            default_file("postgresql.crt"),
+            default_file("postgresql.key"),
+        ) {
+            (Some(c), Some(k)) => (Some(c), Some(k)),
+            _ => (None, None),
+        },
+        (c, k) => (c.map(PathBuf::from), k.map(PathBuf::from)),
+    };
+    if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && rootcert.is_none() {
+        return Err(Error::InvalidUrl(
+            "sslmode=verify-ca and verify-full need the CA's certificate: sslrootcert=FILE, PGSSLROOTCERT or ~/.postgresql/root.crt".into(),
+        ));
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let files = TlsFiles {
+        cacert: rootcert,
+        cert,
+        key,
+    };
+    Ok((url, PgTls { mode, files }))
+}
+
+impl PgTls {
+    /// What the PostgreSQL client library is told.
+    pub(crate) fn client_mode(&self) -> postgres::config::SslMode {
+        match self.mode {
+            SslMode::Disable => postgres::config::SslMode::Disable,
+            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            _ => postgres::config::SslMode::Require,
+        }
+    }
+
+    /// The TLS connector, `None` for `sslmode=disable`.
+    pub(crate) fn connector(&self) -> Result<Option<MakeRustlsConnect>> {
+        let verify = match self.mode {
+            SslMode::Disable => return Ok(None),
+            SslMode::Prefer | SslMode::Require if self.files.cacert.is_none() => Verify::Nothing,
+            SslMode::Prefer | SslMode::Require | SslMode::VerifyCa => Verify::Chain,
+            SslMode::VerifyFull => Verify::Full,
+        };
+        Ok(Some(MakeRustlsConnect::new(self.files.config(verify)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_options_are_taken_out_and_the_rest_is_kept() {
+        let (url, tls) = split(
+            "postgres://u@h/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem&sslcert=/c&sslkey=/k",
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://u@h/db?application_name=x");
+        assert_eq!(tls.mode, SslMode::VerifyFull);
+        assert_eq!(tls.files.cacert, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(tls.files.cert, Some(PathBuf::from("/c")));
+        assert_eq!(tls.files.key, Some(PathBuf::from("/k")));
+        assert_eq!(tls.client_mode(), postgres::config::SslMode::Require);
+        let (url, tls) = split("postgres://u@h/db?sslmode=disable").unwrap();
+        assert_eq!(
+            (url.as_str(), tls.mode),
+            ("postgres://u@h/db", SslMode::Disable)
+        );
+        assert!(split("postgres://u@h/db?sslmode=sometimes").is_err());
+    }
+}
