@@ -118,6 +118,7 @@ pub struct NameArgs {
     /// read). Give passwords in the environment, not here: see
     /// docs/cluster.md. NAME is then the lock's name on the engine; the
     /// holder is named by host (uname -n, or $ABSLOCK_HOST) and pid.
+    /// file:DIR is the lock file DIR/NAME (the file backend).
     #[arg(long = "backend", value_name = "URL", conflicts_with_all = ["file", "system"])]
     pub backend: Option<String>,
     /// The lock name, @ADDRESS for a raw abstract address, or file:PATH
@@ -127,7 +128,46 @@ pub struct NameArgs {
     pub name: String,
 }
 
+impl Command {
+    /// The lock a subcommand names, if it names one.
+    pub fn name_args_mut(&mut self) -> Option<&mut NameArgs> {
+        match self {
+            Command::Run(a) => Some(&mut a.lock),
+            Command::Status(a) => Some(&mut a.lock),
+            Command::Wait(a) => Some(&mut a.lock),
+            Command::Kill(a) => Some(&mut a.lock),
+            Command::Lock(a) => a.lock.as_mut(),
+            Command::Held(a) => Some(&mut a.lock),
+            Command::Send(a) => Some(&mut a.lock),
+            _ => None,
+        }
+    }
+}
+
 impl NameArgs {
+    /// `--backend file:DIR NAME` is the lock file DIR/NAME, the file
+    /// backend in the cluster backends' form (where the URL says where
+    /// and NAME which lock): rewritten here to `file:DIR/NAME`, so that
+    /// every subcommand treats it as the lock file it is.
+    pub fn resolve_file_backend(&mut self) -> Result<(), String> {
+        let Some(dir) = self
+            .backend
+            .as_deref()
+            .and_then(|b| b.strip_prefix("file:"))
+        else {
+            return Ok(());
+        };
+        if dir.is_empty() || self.name.contains('/') || self.name.starts_with("file:") {
+            return Err(
+                "--backend file:DIR takes a directory and a NAME without '/' (the lock file DIR/NAME); for one lock file write NAME as file:PATH"
+                    .into(),
+            );
+        }
+        self.name = format!("file:{}/{}", dir.trim_end_matches('/'), self.name);
+        self.backend = None;
+        Ok(())
+    }
+
     /// The lock file NAME names: `file:PATH`, or a path as flock(1) takes
     /// it (`/...`, `./...`, `../...`), never silently a socket name.
     fn file_path(&self) -> Option<&Path> {

@@ -148,6 +148,7 @@ pub fn status(args: &StatusArgs, url: &str) -> Result<u8, Failure> {
                     "pid": h.pid,
                     "fencing_token": h.token,
                     "lease_left_secs": h.lease_left.map(|d| d.as_secs()),
+                    "client": h.client,
                 })),
             })
         );
@@ -172,6 +173,10 @@ fn print_human(name: &str, url: &str, holder: Option<&Holder>) {
         return;
     };
     outln!("{name} on {url}: held");
+    if h.client.is_some() {
+        outln!("  holder:    {h}");
+        return;
+    }
     // Whoever can write the lock's key chose this: escaped.
     outln!("  host:      {}", abslock::escape::escape_str(&h.host));
     outln!("  pid:       {}", h.pid);

@@ -63,10 +63,18 @@ fn main() -> ExitCode {
     if argv.nth(1).is_some_and(|a| a == systemd::SHIM) {
         return ExitCode::from(systemd::shim(argv));
     }
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(usage_error(&e)),
     };
+    if let Some(Err(why)) = cli
+        .command
+        .name_args_mut()
+        .map(cli::NameArgs::resolve_file_backend)
+    {
+        eprintln!("abslock: {why}");
+        return ExitCode::from(exit::USAGE);
+    }
     let result = match cli.command {
         Command::Run(args) => match args.lock.backend.clone() {
             Some(url) => cluster::run(&args, &url),

@@ -645,6 +645,73 @@ fn postgres_wait_sleeps_in_the_server_on_one_connection() {
     assert!(start.elapsed() < Duration::from_secs(5), "woken when freed");
 }
 
+/// A holder that is not abslock (a psql session holding the advisory lock,
+/// a key written by another etcd client) is shown as what it is, not as
+/// "pid 0 on host ?".
+#[test]
+fn foreign_holders_are_named_for_what_they_are() {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = Postgres::new() {
+        let url = pg.url();
+        let mut psql = pg
+            .as_owner(&pg.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
+                "-Atc",
+            ])
+            .arg("SELECT pg_advisory_lock(hashtextextended('abslock:job', 0)); SELECT pg_sleep(30)")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut last = serde_json::Value::Null;
+        eventually("psql to hold the lock", Duration::from_secs(10), || {
+            last = status_json(&url, "job");
+            last["held"] == true
+        });
+        let client = last["holder"]["client"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(client.contains("application 'psql'"), "{last}");
+        let out = run(
+            "host-b",
+            &["run", "-n", "-v", "--backend", &url, "job", "--", "true"],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            text.contains("a client that is not abslock (PostgreSQL session"),
+            "{text}"
+        );
+        let _ = psql.kill();
+        let _ = psql.wait();
+    }
+    #[cfg(feature = "etcd")]
+    if let Some(etcd) = Etcd::new() {
+        let url = etcd.url();
+        // abslock/job/1 = "x", as a foreign client could write it.
+        let put = etcd_post(
+            etcd.client,
+            "/v3/kv/put",
+            r#"{"key":"YWJzbG9jay9qb2IvMQ==","value":"eA=="}"#,
+            None,
+        );
+        assert!(put.contains("header"), "{put}");
+        let out = run("host-b", &["status", "--backend", &url, "job"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("a client that is not abslock (etcd key abslock/job/1"),
+            "{text}"
+        );
+    }
+}
+
 // ---- secured servers, secrets kept secret (issue 16) ----------------------
 
 #[cfg(feature = "postgres")]

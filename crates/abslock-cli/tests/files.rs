@@ -66,6 +66,35 @@ fn a_lock_file_works_like_a_name_and_is_never_deleted() {
         .stderr(predicate::str::contains("symbolic link"));
 }
 
+/// `--backend file:DIR NAME`, the cluster backends' form for the file
+/// backend, is the lock file DIR/NAME for every subcommand.
+#[test]
+fn backend_file_dir_is_the_lock_file_dir_slash_name() {
+    let d = dir("backend");
+    let backend = format!("file:{}", d.display());
+    let mut holder = background(&["run", "--backend", &backend, "job", "--", "sleep", "30"]);
+    let spec = format!("file:{}", d.join("job").display());
+    eventually("the file lock to be taken", || held(&[&spec]));
+    assert!(held(&["--backend", &backend, "job"]));
+    abslock()
+        .args(["run", "-n", "--backend", &backend, "job", "--", "true"])
+        .assert()
+        .code(1);
+    abslock()
+        .args(["run", "-n", "--backend", &backend, "other", "--", "true"])
+        .assert()
+        .code(0);
+    abslock()
+        .args(["status", "--backend", &backend, "a/b"])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("file:DIR"));
+    common::kill_pid(u64::from(holder.id()));
+    holder.wait().unwrap();
+    assert!(!held(&["--backend", &backend, "job"]));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn combined_mode_runs_despite_a_squatter_and_reports_it() {
     if !is_root() {

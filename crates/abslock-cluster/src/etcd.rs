@@ -544,14 +544,23 @@ impl EtcdLock {
 
     fn holder_of(&self, kv: &Value) -> Holder {
         let value: Value = serde_json::from_str(&text(&kv["value"])).unwrap_or(Value::Null);
+        let host = value["host"].as_str();
+        let pid = value["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+        let lease = int(&kv["lease"]);
+        let client = match (host, pid) {
+            (Some(_), Some(_)) => None,
+            _ => Some(format!(
+                "etcd key {}, lease {:x}",
+                text(&kv["key"]),
+                lease.unwrap_or(0)
+            )),
+        };
         Holder {
-            host: value["host"].as_str().unwrap_or("?").to_string(),
-            pid: value["pid"]
-                .as_u64()
-                .and_then(|p| u32::try_from(p).ok())
-                .unwrap_or(0),
+            host: host.unwrap_or("?").to_string(),
+            pid: pid.unwrap_or(0),
             token: int(&kv["create_revision"]).and_then(|v| u64::try_from(v).ok()),
-            lease_left: int(&kv["lease"]).and_then(|l| self.client.time_to_live(l)),
+            lease_left: lease.and_then(|l| self.client.time_to_live(l)),
+            client,
         }
     }
 

@@ -80,11 +80,22 @@ pub struct Holder {
     pub token: Option<u64>,
     /// How long its lease has left if it stopped renewing now (etcd only).
     pub lease_left: Option<Duration>,
+    /// For a holder that is not abslock (`etcdctl lock`, a `psql` session
+    /// holding the advisory lock): what the engine says about it. `host`
+    /// is then `?` and `pid` 0.
+    pub client: Option<String>,
 }
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Whoever can write the lock's key chose the host: escaped.
+        // Whoever can write the lock's key chose these: escaped.
+        if let Some(client) = &self.client {
+            return write!(
+                f,
+                "a client that is not abslock ({})",
+                abslock::escape::escape_str(client)
+            );
+        }
         let host = abslock::escape::escape_str(&self.host);
         write!(f, "pid {} on host {host}", self.pid)
     }

@@ -171,6 +171,7 @@ impl PgLock {
             pid: 0,
             token: None,
             lease_left: None,
+            client: Some("a session that left pg_locks before we looked".into()),
         })))
     }
 
@@ -225,7 +226,8 @@ impl PgLock {
 fn holder_of(client: &mut Client, key: i64) -> Result<Option<Holder>> {
     let rows = client
         .query(
-            "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+            "SELECT a.application_name, a.pid, coalesce(a.usename::text, '') \
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
              AND l.classid = (($1::bigint >> 32) & 4294967295)::oid \
              AND l.objid = ($1::bigint & 4294967295)::oid",
@@ -235,16 +237,26 @@ fn holder_of(client: &mut Client, key: i64) -> Result<Option<Holder>> {
     Ok(rows.first().map(|row| {
         let app: String = row.get(0);
         let backend: i32 = row.get(1);
+        let user: String = row.get(2);
         let field = |k: &str| {
-            app.split_whitespace()
+            app.strip_prefix("abslock ")?
+                .split_whitespace()
                 .find_map(|w| w.strip_prefix(k))
                 .map(str::to_string)
         };
+        let (host, pid) = (field("host="), field("pid=").and_then(|p| p.parse().ok()));
+        let client = match (&host, pid) {
+            (Some(_), Some(_)) => None,
+            _ => Some(format!(
+                "PostgreSQL session {backend} of user {user}, application '{app}'"
+            )),
+        };
         Holder {
-            host: field("host=").unwrap_or_else(|| format!("? (server backend {backend})")),
-            pid: field("pid=").and_then(|p| p.parse().ok()).unwrap_or(0),
+            host: host.unwrap_or_else(|| "?".into()),
+            pid: pid.unwrap_or(0),
             token: None,
             lease_left: None,
+            client,
         }
     }))
 }
