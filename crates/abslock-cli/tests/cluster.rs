@@ -202,6 +202,11 @@ struct Etcd {
     child: Option<Child>,
     /// Certificates for a TLS server that wants client certificates.
     tls: Option<Certs>,
+    /// The environment the start-up probe needs (credentials, once auth
+    /// is on).
+    probe_env: Vec<(&'static str, String)>,
+    /// More etcd options.
+    extra: Vec<&'static str>,
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate,
@@ -256,6 +261,8 @@ impl Etcd {
             peer: free_port(),
             child: None,
             tls: None,
+            probe_env: Vec::new(),
+            extra: Vec::new(),
         };
         etcd.start();
         Some(etcd)
@@ -274,6 +281,8 @@ impl Etcd {
             client: free_port(),
             peer: free_port(),
             child: None,
+            probe_env: Vec::new(),
+            extra: Vec::new(),
         };
         etcd.start();
         Some(etcd)
@@ -328,14 +337,19 @@ impl Server for Etcd {
             ])
             .args(["--initial-cluster", &format!("t={peer}")])
             .args(&tls_args)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.join("etcd.log")).unwrap())
             .spawn()
             .unwrap();
         self.child = Some(child);
         let url = self.url();
+        let env = self.probe_env.clone();
         eventually("etcd to answer", Duration::from_secs(20), || {
-            run("probe", &["status", "--backend", &url, "probe"])
+            abslock("probe", &["status", "--backend", &url, "probe"])
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .unwrap()
                 .status
                 .code()
                 == Some(1)
@@ -1036,6 +1050,70 @@ except urllib.error.HTTPError as e:
         cmd.arg(t);
     }
     String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+}
+
+/// etcd's auth, as `etcdctl user add root; etcdctl auth enable` does it.
+#[cfg(feature = "etcd")]
+fn enable_auth(port: u16, password: &str) {
+    etcd_post(port, "/v3/auth/role/add", r#"{"name":"root"}"#, None);
+    let added = etcd_post(
+        port,
+        "/v3/auth/user/add",
+        &format!(r#"{{"name":"root","password":"{password}"}}"#),
+        None,
+    );
+    assert!(!added.contains("error"), "{added}");
+    etcd_post(
+        port,
+        "/v3/auth/user/grant",
+        r#"{"user":"root","role":"root"}"#,
+        None,
+    );
+    let enabled = etcd_post(port, "/v3/auth/enable", "{}", None);
+    assert!(!enabled.contains("error"), "{enabled}");
+}
+
+/// etcd forgets an auth token that has not been used for
+/// `--auth-token-ttl`: a holder whose token ran out while its command ran
+/// must fetch a new one to release the lock (else the lock would stay
+/// taken until its lease ran out).
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_token_is_renewed_when_it_expires() {
+    const SECRET: &str = "etcd-Expiry-7781";
+    if Command::new("etcd").arg("--version").output().is_err() {
+        missing::<()>("etcd (Debian package etcd-server)");
+        return;
+    }
+    let mut etcd = Etcd {
+        dir: scratch("etcd-ttl"),
+        client: free_port(),
+        peer: free_port(),
+        child: None,
+        tls: None,
+        probe_env: Vec::new(),
+        extra: vec!["--auth-token-ttl", "1"],
+    };
+    etcd.start();
+    enable_auth(etcd.client, SECRET);
+    let url = format!("etcd://127.0.0.1:{}?ttl=30", etcd.client);
+    let env = [("ETCDCTL_USER", format!("root:{SECRET}"))];
+    let out = abslock(
+        "host-a",
+        &["run", "--backend", &url, "job", "--", "sleep", "3"],
+    )
+    .envs(env.iter().map(|(k, v)| (k, v)))
+    .output()
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("warning"), "released cleanly: {said}");
+    // Released now, not when the 30 s lease runs out.
+    let out = abslock("observer", &["status", "--backend", &url, "job"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
 #[cfg(feature = "etcd")]
