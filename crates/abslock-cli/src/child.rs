@@ -2,8 +2,9 @@
 //! thread: one `poll(2)` over the command's pidfd (readable when it exits),
 //! a `signalfd(2)` for the signals abslock passes on, the lock socket's
 //! connections (the library's serving loop, driven from here:
-//! `abslock::server::OwnLoop`) and the requests they bring. The kernel SIGKILLs the command if abslock dies
-//! (`PR_SET_PDEATHSIG`).
+//! `abslock::server::OwnLoop`), the requests they bring, and under systemd
+//! the command's `sd_notify` messages (`crate::systemd`). The kernel
+//! SIGKILLs the command if abslock dies (`PR_SET_PDEATHSIG`).
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;

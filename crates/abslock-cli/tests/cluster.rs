@@ -1122,23 +1122,7 @@ fn etcd_with_authentication_takes_etcdctl_credentials_and_never_shows_them() {
     const SECRET: &str = "etcd-Secret-5521";
     let Some(etcd) = Etcd::new() else { return };
     let port = etcd.client;
-    // etcd's auth, as `etcdctl user add root; etcdctl auth enable` does it.
-    etcd_post(port, "/v3/auth/role/add", r#"{"name":"root"}"#, None);
-    let added = etcd_post(
-        port,
-        "/v3/auth/user/add",
-        &format!(r#"{{"name":"root","password":"{SECRET}"}}"#),
-        None,
-    );
-    assert!(!added.contains("error"), "{added}");
-    etcd_post(
-        port,
-        "/v3/auth/user/grant",
-        r#"{"user":"root","role":"root"}"#,
-        None,
-    );
-    let enabled = etcd_post(port, "/v3/auth/enable", "{}", None);
-    assert!(!enabled.contains("error"), "{enabled}");
+    enable_auth(port, SECRET);
     let plain = format!("etcd://127.0.0.1:{port}?ttl=2");
     let status = ["status", "--backend", &plain, "job"];
     // No user: etcd's reason and what to do.

@@ -175,12 +175,18 @@ impl PgLock {
         })))
     }
 
-    pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<PgHold> {
+    /// A connection whose lock waits end after `timeout` (`None`: never).
+    fn connect_waiting(&self, id: &Identity, timeout: Option<Duration>) -> Result<(Client, i64)> {
         let (mut client, key) = self.connect(id)?;
         let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128));
         client
             .batch_execute(&format!("SET lock_timeout = {ms}"))
             .map_err(engine("setting lock_timeout"))?;
+        Ok((client, key))
+    }
+
+    pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<PgHold> {
+        let (mut client, key) = self.connect_waiting(id, timeout)?;
         match client.execute("SELECT pg_advisory_lock($1)", &[&key]) {
             Ok(_) => {
                 client
@@ -199,11 +205,7 @@ impl PgLock {
     /// shared advisory lock queues behind the exclusive holder, and is
     /// dropped as soon as it is granted. `false` on timeout.
     pub(crate) fn wait_free(&self, id: &Identity, timeout: Option<Duration>) -> Result<bool> {
-        let (mut client, key) = self.connect(id)?;
-        let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128));
-        client
-            .batch_execute(&format!("SET lock_timeout = {ms}"))
-            .map_err(engine("setting lock_timeout"))?;
+        let (mut client, key) = self.connect_waiting(id, timeout)?;
         match client.execute("SELECT pg_advisory_lock_shared($1)", &[&key]) {
             Ok(_) => {
                 // Closing the connection would drop it as well.
