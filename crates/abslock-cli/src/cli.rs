@@ -118,7 +118,8 @@ pub struct NameArgs {
     /// read). Give passwords in the environment, not here: see
     /// docs/cluster.md. NAME is then the lock's name on the engine; the
     /// holder is named by host (uname -n, or $ABSLOCK_HOST) and pid.
-    /// file:DIR is the lock file DIR/NAME (the file backend).
+    /// file:PATH is the lock file PATH (the file backend; PATH/NAME if PATH
+    /// is a directory).
     #[arg(long = "backend", value_name = "URL", conflicts_with_all = ["file", "system"])]
     pub backend: Option<String>,
     /// The lock name, @ADDRESS for a raw abstract address, or file:PATH
@@ -145,25 +146,32 @@ impl Command {
 }
 
 impl NameArgs {
-    /// `--backend file:DIR NAME` is the lock file DIR/NAME, the file
-    /// backend in the cluster backends' form (where the URL says where
-    /// and NAME which lock): rewritten here to `file:DIR/NAME`, so that
-    /// every subcommand treats it as the lock file it is.
+    /// `--backend file:PATH NAME` is the file backend in the cluster
+    /// backends' form: the lock file PATH, or, when PATH is a directory,
+    /// the lock file PATH/NAME (the URL says where, NAME which lock).
+    /// Rewritten here to NAME `file:...`, so that every subcommand treats
+    /// it as the lock file it is.
     pub fn resolve_file_backend(&mut self) -> Result<(), String> {
-        let Some(dir) = self
+        let Some(path) = self
             .backend
             .as_deref()
             .and_then(|b| b.strip_prefix("file:"))
         else {
             return Ok(());
         };
-        if dir.is_empty() || self.name.contains('/') || self.name.starts_with("file:") {
-            return Err(
-                "--backend file:DIR takes a directory and a NAME without '/' (the lock file DIR/NAME); for one lock file write NAME as file:PATH"
-                    .into(),
-            );
+        if path.is_empty() {
+            return Err("--backend file:PATH needs a path".into());
         }
-        self.name = format!("file:{}/{}", dir.trim_end_matches('/'), self.name);
+        self.name = if Path::new(path).is_dir() {
+            if self.name.contains('/') || self.name.starts_with("file:") {
+                return Err(
+                    "--backend file:DIR takes a NAME without '/' (the lock file DIR/NAME)".into(),
+                );
+            }
+            format!("file:{}/{}", path.trim_end_matches('/'), self.name)
+        } else {
+            format!("file:{path}")
+        };
         self.backend = None;
         Ok(())
     }

@@ -63,10 +63,28 @@ fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+thread_local! {
+    /// More environment for every abslock the test on this thread starts:
+    /// a secured server's credentials, given as a user gives them (in the
+    /// environment, not the URL). libtest runs each test on its own thread.
+    static ENV: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Every abslock this test starts from now on gets `env`.
+fn use_env(env: &[(&str, &str)]) {
+    ENV.with(|e| {
+        *e.borrow_mut() = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
+}
+
 /// `abslock ARGS` as host `host`.
 fn abslock(host: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env("ABSLOCK_HOST", host).args(args);
+    ENV.with(|e| cmd.envs(e.borrow().iter().map(|(k, v)| (k, v))));
     cmd
 }
 
@@ -222,10 +240,12 @@ set -e
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 key ca.key
 openssl req -x509 -new -key ca.key -out ca.pem -days 2 -subj /CN=abslock-test-ca
-for who in server client; do
-  key $who.key
-  openssl req -new -key $who.key -out $who.csr -subj /CN=root
-done
+# No CommonName in the client's certificate: etcd's gateway refuses a
+# request whose certificate has one once authentication is on.
+key server.key
+openssl req -new -key server.key -out server.csr -subj /CN=127.0.0.1
+key client.key
+openssl req -new -key client.key -out client.csr -subj /O=abslock-test-client
 printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > server.ext
 printf 'extendedKeyUsage=clientAuth\n' > client.ext
 for who in server client; do
@@ -710,7 +730,7 @@ fn foreign_holders_are_named_for_what_they_are() {
         let url = etcd.url();
         // abslock/job/1 = "x", as a foreign client could write it.
         let put = etcd_post(
-            etcd.client,
+            &etcd,
             "/v3/kv/put",
             r#"{"key":"YWJzbG9jay9qb2IvMQ==","value":"eA=="}"#,
             None,
@@ -730,7 +750,7 @@ fn foreign_holders_are_named_for_what_they_are() {
 
 #[cfg(feature = "postgres")]
 #[test]
-fn postgres_over_tls_follows_libpq_sslmode_and_client_certificates() {
+fn postgres_over_tls_follows_libpq_sslmode_and_client_certificates_and_keeps_the_contract() {
     const SECRET: &str = "pg-tls-Secret-33";
     let Some(pg) = Postgres::with_tls(SECRET) else {
         return;
@@ -821,6 +841,12 @@ fn postgres_over_tls_follows_libpq_sslmode_and_client_certificates() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
     assert!(!said(&out).contains(SECRET));
+    // The contract over verify-full TLS with a client certificate, the
+    // password and the files from libpq's variables.
+    use_env(&env);
+    exclusive_across_hosts(&pg);
+    clean_exit_then_immediate_takeover(&pg);
+    sigkill_then_takeover(&pg, Duration::from_secs(3));
     let _ = std::fs::remove_dir_all(&empty_home);
 }
 
@@ -977,13 +1003,31 @@ fn etcd_nested_names_are_separate_locks_and_a_hung_endpoint_is_skipped() {
 
 #[cfg(feature = "etcd")]
 #[test]
-fn etcd_over_tls_with_client_certificates_keeps_the_contract() {
-    let Some(etcd) = Etcd::with_tls() else { return };
-    let certs = etcd.tls.as_ref().unwrap();
+fn etcd_over_tls_with_client_certificates_and_auth_keeps_the_contract() {
+    const SECRET: &str = "etcd-tls-Secret-1029";
+    let Some(mut etcd) = Etcd::with_tls() else {
+        return;
+    };
+    // Kubernetes-like: client certificates and, on top, etcd's own users;
+    // the password comes from the environment, as for etcdctl.
+    enable_auth(&etcd, SECRET);
+    let creds = [("ETCDCTL_USER", "root"), ("ETCDCTL_PASSWORD", SECRET)];
+    etcd.probe_env = creds.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    use_env(&creds);
     exclusive_across_hosts(&etcd);
+    clean_exit_then_immediate_takeover(&etcd);
+    sigkill_then_takeover(&etcd, Duration::from_secs(6));
+    // Without the password: etcd's reason.
+    use_env(&[]);
+    let out = run("host-b", &["status", "--backend", &etcd.url(), "excl"]);
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("user name is empty"));
+    let certs = etcd.tls.as_ref().unwrap();
     let port = etcd.client;
     let status = |url: &str, env: &[(&str, &str)]| {
-        let out = run_env(env, &["status", "--backend", url, "free-one"]);
+        let mut all = creds.to_vec();
+        all.extend_from_slice(env);
+        let out = run_env(&all, &["status", "--backend", url, "free-one"]);
         (out.status.code(), said(&out))
     };
     // etcdctl's variables alone.
@@ -1026,50 +1070,64 @@ fn etcd_over_tls_with_client_certificates_keeps_the_contract() {
 }
 
 /// POSTs JSON to etcd's gateway with python3 (the tests have no HTTP
-/// client of their own); returns the answer.
+/// client of their own), over TLS with the client certificate when the
+/// server wants it; returns the answer.
 #[cfg(feature = "etcd")]
-fn etcd_post(port: u16, path: &str, body: &str, token: Option<&str>) -> String {
+fn etcd_post(etcd: &Etcd, path: &str, body: &str, token: Option<&str>) -> String {
     let script = r#"
-import sys, urllib.request
-req = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST")
-if len(sys.argv) > 3:
-    req.add_header("Authorization", sys.argv[3])
+import ssl, sys, urllib.request
+url, body, token, ca, cert, key = sys.argv[1:7]
+context = None
+if ca:
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert, key)
+req = urllib.request.Request(url, data=body.encode(), method="POST")
+if token:
+    req.add_header("Authorization", token)
 try:
-    print(urllib.request.urlopen(req, timeout=10).read().decode())
+    print(urllib.request.urlopen(req, timeout=10, context=context).read().decode())
 except urllib.error.HTTPError as e:
     print(e.read().decode())
 "#;
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        script,
-        &format!("http://127.0.0.1:{port}{path}"),
-        body,
-    ]);
-    if let Some(t) = token {
-        cmd.arg(t);
-    }
-    String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+    let (scheme, files) = match &etcd.tls {
+        Some(c) => (
+            "https",
+            [c.path("ca.pem"), c.path("client.pem"), c.path("client.key")],
+        ),
+        None => ("http", Default::default()),
+    };
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &format!("{scheme}://127.0.0.1:{}{path}", etcd.client),
+            body,
+        ])
+        .arg(token.unwrap_or(""))
+        .args(&files)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// etcd's auth, as `etcdctl user add root; etcdctl auth enable` does it.
 #[cfg(feature = "etcd")]
-fn enable_auth(port: u16, password: &str) {
-    etcd_post(port, "/v3/auth/role/add", r#"{"name":"root"}"#, None);
+fn enable_auth(etcd: &Etcd, password: &str) {
+    etcd_post(etcd, "/v3/auth/role/add", r#"{"name":"root"}"#, None);
     let added = etcd_post(
-        port,
+        etcd,
         "/v3/auth/user/add",
         &format!(r#"{{"name":"root","password":"{password}"}}"#),
         None,
     );
     assert!(!added.contains("error"), "{added}");
     etcd_post(
-        port,
+        etcd,
         "/v3/auth/user/grant",
         r#"{"user":"root","role":"root"}"#,
         None,
     );
-    let enabled = etcd_post(port, "/v3/auth/enable", "{}", None);
+    let enabled = etcd_post(etcd, "/v3/auth/enable", "{}", None);
     assert!(!enabled.contains("error"), "{enabled}");
 }
 
@@ -1095,7 +1153,7 @@ fn etcd_token_is_renewed_when_it_expires() {
         extra: vec!["--auth-token-ttl", "1"],
     };
     etcd.start();
-    enable_auth(etcd.client, SECRET);
+    enable_auth(&etcd, SECRET);
     let url = format!("etcd://127.0.0.1:{}?ttl=30", etcd.client);
     let env = [("ETCDCTL_USER", format!("root:{SECRET}"))];
     let out = abslock(
@@ -1122,7 +1180,7 @@ fn etcd_with_authentication_takes_etcdctl_credentials_and_never_shows_them() {
     const SECRET: &str = "etcd-Secret-5521";
     let Some(etcd) = Etcd::new() else { return };
     let port = etcd.client;
-    enable_auth(port, SECRET);
+    enable_auth(&etcd, SECRET);
     let plain = format!("etcd://127.0.0.1:{port}?ttl=2");
     let status = ["status", "--backend", &plain, "job"];
     // No user: etcd's reason and what to do.
@@ -1202,14 +1260,14 @@ fn etcd_with_authentication_takes_etcdctl_credentials_and_never_shows_them() {
     }
     // The holder's metadata on etcd holds no secret either.
     let token = etcd_post(
-        port,
+        &etcd,
         "/v3/auth/authenticate",
         &format!(r#"{{"name":"root","password":"{SECRET}"}}"#),
         None,
     );
     let token: serde_json::Value = serde_json::from_str(&token).unwrap();
     let all = etcd_post(
-        port,
+        &etcd,
         "/v3/kv/range",
         r#"{"key":"AA==","range_end":"AA=="}"#,
         token["token"].as_str(),

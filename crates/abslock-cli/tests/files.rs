@@ -66,10 +66,11 @@ fn a_lock_file_works_like_a_name_and_is_never_deleted() {
         .stderr(predicate::str::contains("symbolic link"));
 }
 
-/// `--backend file:DIR NAME`, the cluster backends' form for the file
-/// backend, is the lock file DIR/NAME for every subcommand.
+/// `--backend file:PATH NAME`, the cluster backends' form for the file
+/// backend: the lock file PATH, or DIR/NAME for a directory, for every
+/// subcommand.
 #[test]
-fn backend_file_dir_is_the_lock_file_dir_slash_name() {
+fn backend_file_path_is_the_lock_file() {
     let d = dir("backend");
     let backend = format!("file:{}", d.display());
     let mut holder = background(&["run", "--backend", &backend, "job", "--", "sleep", "30"]);
@@ -92,6 +93,18 @@ fn backend_file_dir_is_the_lock_file_dir_slash_name() {
     common::kill_pid(u64::from(holder.id()));
     holder.wait().unwrap();
     assert!(!held(&["--backend", &backend, "job"]));
+    // A path that is not a directory is the lock file itself.
+    let file = d.join("one.lock");
+    let backend = format!("file:{}", file.display());
+    let mut holder = background(&["run", "--backend", &backend, "job", "--", "sleep", "30"]);
+    let spec = format!("file:{}", file.display());
+    eventually("the file lock to be taken", || held(&[&spec]));
+    abslock()
+        .args(["run", "-n", "--backend", &backend, "job", "--", "true"])
+        .assert()
+        .code(1);
+    common::kill_pid(u64::from(holder.id()));
+    holder.wait().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -314,6 +314,8 @@ fn refusal(endpoint: &str, path: &str, code: Option<u16>, why: &str) -> Error {
     let code = code.map(|c| format!(" (HTTP {c})")).unwrap_or_default();
     let hint = if why.contains("user name is empty") {
         "; etcd wants a user: etcd://USER@HOST:PORT with ETCDCTL_PASSWORD, or ETCDCTL_USER=USER:PASSWORD"
+    } else if why.contains("CommonName of client") {
+        "; etcd's JSON gateway, which abslock speaks, cannot log in by a certificate's CommonName: with authentication on, use a client certificate without a CommonName and a user and password"
     } else {
         ""
     };
