@@ -276,8 +276,9 @@ fn whole_command(md: &mut String, env: &Env, pairs: usize) {
         if a.median / f.median <= 1.0 { "met" } else { "missed" },
         if a.median / f.median <= 1.0 { "" } else {
             " What limits it: start-up, measured below: `abslock --version` does no locking at all, yet costs more \
-             than `flock --version`; the rest of the difference is the per-user runtime file (which keeps other \
-             network namespaces out) taken besides the socket."
+             than `flock --version`. The rest is abslock's lock work beyond flock's open and flock(2): the \
+             socket, bind and listen, the per-user runtime file that keeps other network namespaces out, the \
+             pidfd and signalfd of the supervisor (not broken down by measurement yet)."
         }
     );
     let _ = writeln!(

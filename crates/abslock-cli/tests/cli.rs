@@ -198,7 +198,10 @@ fn descendants_that_keep_the_lock_are_named() {
             "--",
             "sh",
             "-c",
-            "sleep 30 >/dev/null 2>&1 & echo $!",
+            // Exits once the background child has become `sleep`, so that
+            // its name is settled when abslock reports it.
+            "sleep 30 >/dev/null 2>&1 & p=$!; \
+             until [ \"$(cat /proc/$p/comm)\" = sleep ]; do :; done; echo $p",
         ])
         .output()
         .unwrap();
