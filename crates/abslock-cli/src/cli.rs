@@ -114,8 +114,8 @@ pub struct NameArgs {
     /// etcd://USER@HOST:PORT (more endpoints after commas; ?ttl=SECS sets
     /// the lease, default 10; etcds://... for TLS with
     /// ?cacert=FILE&cert=FILE&key=FILE; etcdctl's ETCDCTL_* variables are
-    /// read) or postgres://USER@HOST/DB (libpq's PG* variables and ~/.pgpass are
-    /// read). Give passwords in the environment, not here: see
+    /// read) or postgres://USER@HOST/DB or "host=H user=U dbname=D" (libpq's
+    /// PG* variables and ~/.pgpass are read). Give passwords in the environment, not here: see
     /// docs/cluster.md. NAME is then the lock's name on the engine; the
     /// holder is named by host (uname -n, or $ABSLOCK_HOST) and pid.
     /// file:PATH is the lock file PATH (the file backend; PATH/NAME if PATH

@@ -897,6 +897,16 @@ fn postgres_with_a_password_from_the_environment_or_pgpass_never_shows_it() {
     // PGPASSWORD, as libpq takes it.
     let out = run_env(&[("PGPASSWORD", SECRET)], &status);
     assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    // A libpq key=value string, with the password in it: works, and the
+    // JSON shows it hidden.
+    let key_values = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres password='{SECRET}'",
+        pg.port
+    );
+    let out = run_env(&[], &["status", "--json", "--backend", &key_values, "job"]);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    assert!(!said(&out).contains(SECRET), "{}", said(&out));
+    assert!(said(&out).contains("password=***"), "{}", said(&out));
     // ~/.pgpass, only when only its owner can read it.
     let home = scratch("home");
     let pgpass = home.join(".pgpass");

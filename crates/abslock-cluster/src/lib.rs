@@ -176,7 +176,8 @@ impl ClusterLock {
     /// `etcd://[USER@]HOST:PORT[,HOST:PORT...][?ttl=SECS]` (default TTL
     /// 10 s), `etcds://...[?cacert=FILE&cert=FILE&key=FILE]` for TLS
     /// (etcdctl's `ETCDCTL_*` variables fill in what the URL leaves out), or
-    /// `postgres://USER@HOST:PORT/DB` (any libpq-style URL; libpq's `PG*`
+    /// `postgres://USER@HOST:PORT/DB` (any libpq-style URL, or a libpq
+    /// `key=value` string such as `host=db user=app`; libpq's `PG*`
     /// variables and `~/.pgpass` fill in). The holder is identified as
     /// [`Identity::current`]. Passwords never appear in errors: see
     /// [`redact`].
@@ -211,7 +212,10 @@ impl ClusterLock {
                     "this build has no etcd backend (cargo feature \"etcd\")".into(),
                 ));
             }
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        } else if url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || (!url.contains("://") && url.contains('='))
+        {
             #[cfg(feature = "postgres")]
             {
                 Engine::Postgres(Box::new(pg::PgLock::new(url, name)?))
@@ -224,7 +228,7 @@ impl ClusterLock {
             }
         } else {
             return Err(Error::InvalidUrl(format!(
-                "'{}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS], etcds://... (TLS) or postgres://...",
+                "'{}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS], etcds://... (TLS), postgres://... or a libpq key=value string",
                 redact(url)
             )));
         };

@@ -43,17 +43,12 @@ const OPTIONS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
 /// `url` without libpq's TLS options, and the settings they (or the
 /// environment, or libpq's default files) give.
-pub(crate) fn split(url: &str) -> Result<(String, PgTls)> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut kept = Vec::new();
-    let mut given: [Option<String>; 4] = Default::default();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match OPTIONS.iter().position(|o| *o == key) {
-            Some(i) => given[i] = Some(value.to_string()),
-            None => kept.push(pair),
-        }
-    }
+pub(crate) fn split(conn: &str) -> Result<(String, PgTls)> {
+    let (rest, given) = if conn.contains("://") {
+        split_url(conn)
+    } else {
+        split_key_values(conn)?
+    };
     let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     let [mode, rootcert, cert, key] = given;
     let mode = match mode.or_else(|| env("PGSSLMODE")).as_deref() {
@@ -99,17 +94,85 @@ pub(crate) fn split(url: &str) -> Result<(String, PgTls)> {
             "sslmode=verify-ca and verify-full need the CA's certificate: sslrootcert=FILE, PGSSLROOTCERT or ~/.postgresql/root.crt".into(),
         ));
     }
-    let url = if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
     let files = TlsFiles {
         cacert: rootcert,
         cert,
         key,
     };
-    Ok((url, PgTls { mode, files }))
+    Ok((rest, PgTls { mode, files }))
+}
+
+/// A URL without the TLS options in its query, and their values.
+fn split_url(url: &str) -> (String, [Option<String>; 4]) {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut kept = Vec::new();
+    let mut given: [Option<String>; 4] = Default::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match OPTIONS.iter().position(|o| *o == key) {
+            Some(i) => given[i] = Some(value.to_string()),
+            None => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, given)
+}
+
+/// A libpq `key=value` string without the TLS options, and their values.
+/// Values may be single-quoted, with `\'` and `\\` escapes.
+fn split_key_values(conn: &str) -> Result<(String, [Option<String>; 4])> {
+    let mut kept = Vec::new();
+    let mut given: [Option<String>; 4] = Default::default();
+    let mut rest = conn.trim_start();
+    while !rest.is_empty() {
+        let eq = rest.find('=').ok_or_else(|| {
+            Error::InvalidUrl(format!(
+                "'{}': expected key=value in the connection string",
+                crate::secret::redact(rest)
+            ))
+        })?;
+        let key = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let (value, end) = match after.strip_prefix('\'') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, next)) = chars.next() {
+                                value.push(next);
+                            }
+                        }
+                        '\'' => {
+                            end = Some(i + 2);
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                let end = end.ok_or_else(|| {
+                    Error::InvalidUrl(format!("{key}=: unterminated quoted value"))
+                })?;
+                (value, end)
+            }
+            None => {
+                let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                (after[..end].to_string(), end)
+            }
+        };
+        match OPTIONS.iter().position(|o| *o == key) {
+            Some(i) => given[i] = Some(value),
+            None => kept.push(format!("{key}={}", &after[..end])),
+        }
+        rest = after[end..].trim_start();
+    }
+    Ok((kept.join(" "), given))
 }
 
 impl PgTls {
