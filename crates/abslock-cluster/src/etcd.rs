@@ -157,12 +157,7 @@ impl Client {
                     })?;
                     // The gateway answers some failures (auth among them)
                     // with 200 and an error object.
-                    // (A stream's error is an object with a message.)
-                    let why = value["error"]
-                        .as_str()
-                        .or(value["error"]["message"].as_str())
-                        .or(value["message"].as_str());
-                    if let Some(why) = why {
+                    if let Some(why) = reason(&value) {
                         return Err(refusal(endpoint, path, None, why));
                     }
                     self.preferred.store(index, Ordering::Relaxed);
@@ -177,17 +172,13 @@ impl Client {
                         &mut raw,
                     );
                     let text = String::from_utf8_lossy(&raw);
-                    let why = serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .and_then(|v| {
-                            v["message"]
-                                .as_str()
-                                .or(v["error"].as_str())
-                                .map(str::to_string)
-                        })
-                        .unwrap_or_else(|| text.trim().to_string());
+                    let body = serde_json::from_str::<Value>(&text).ok();
+                    let why = body
+                        .as_ref()
+                        .and_then(reason)
+                        .unwrap_or_else(|| text.trim());
                     self.preferred.store(index, Ordering::Relaxed);
-                    return Err(refusal(endpoint, path, Some(code), &why));
+                    return Err(refusal(endpoint, path, Some(code), why));
                 }
                 Err(ureq::Error::Transport(t)) => failures.push(format!("{endpoint}: {t}")),
             }
@@ -302,6 +293,15 @@ fn text(v: &Value) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// The reason in an etcd error body: `error` or `message` (the same text
+/// from the gateway), or a stream's `error.message`.
+fn reason(body: &Value) -> Option<&str> {
+    body["error"]
+        .as_str()
+        .or(body["message"].as_str())
+        .or(body["error"]["message"].as_str())
+}
+
 /// `name` as one level of the key: `/` and `%` percent-encoded, so that
 /// the keys of `job/x` are not under the prefix of `job`.
 fn key_name(name: &str) -> String {
@@ -310,7 +310,7 @@ fn key_name(name: &str) -> String {
 
 /// etcd's refusal, as one line with its reason and what to do about it.
 fn refusal(endpoint: &str, path: &str, code: Option<u16>, why: &str) -> Error {
-    let why = abslock::escape::escape_str(why.trim());
+    let why = why.trim();
     let code = code.map(|c| format!(" (HTTP {c})")).unwrap_or_default();
     let hint = if why.contains("user name is empty") {
         "; etcd wants a user: etcd://USER@HOST:PORT with ETCDCTL_PASSWORD, or ETCDCTL_USER=USER:PASSWORD"

@@ -65,6 +65,8 @@ mod tls;
 use std::fmt;
 use std::time::Duration;
 
+use abslock::escape::escape_str;
+
 pub use identity::Identity;
 pub use lost::LostFlag;
 pub use secret::{redact, HIDDEN};
@@ -90,13 +92,9 @@ impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Whoever can write the lock's key chose these: escaped.
         if let Some(client) = &self.client {
-            return write!(
-                f,
-                "a client that is not abslock ({})",
-                abslock::escape::escape_str(client)
-            );
+            return write!(f, "a client that is not abslock ({})", escape_str(client));
         }
-        let host = abslock::escape::escape_str(&self.host);
+        let host = escape_str(&self.host);
         write!(f, "pid {} on host {host}", self.pid)
     }
 }
@@ -120,11 +118,13 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidUrl(why) => write!(f, "invalid backend: {why}"),
+            // Messages quote servers, certificates and files: escaped here,
+            // once, for every engine.
+            Error::InvalidUrl(why) => write!(f, "invalid backend: {}", escape_str(why)),
             Error::Held(h) => write!(f, "lock is held by {h}"),
             Error::Timeout(Some(h)) => write!(f, "timed out; lock is still held by {h}"),
             Error::Timeout(None) => write!(f, "timed out; lock is still held"),
-            Error::Engine(why) => f.write_str(why),
+            Error::Engine(why) => f.write_str(&escape_str(why)),
         }
     }
 }
@@ -353,5 +353,20 @@ impl ClusterGuard {
             #[cfg(feature = "postgres")]
             GuardInner::Postgres(h) => h.release(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server, certificate or file chooses the text of these errors: no
+    /// control character of it reaches a terminal.
+    #[test]
+    fn error_messages_are_escaped_once_for_every_engine() {
+        let engine = Error::Engine("FATAL: \x1b]0;owned\x07 C:\\path".into()).to_string();
+        assert_eq!(engine, "FATAL: \\x1b]0;owned\\x07 C:\\path");
+        let url = Error::InvalidUrl("sslmode=\r\nforged".into()).to_string();
+        assert_eq!(url, "invalid backend: sslmode=\\x0d\\x0aforged");
     }
 }

@@ -51,9 +51,9 @@ fn engine(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
 
 /// What the server or the connection said, not just "db error": the
 /// server's severity and message ("FATAL: password authentication failed
-/// for user ..."), or the chain of causes. Escaped: the server chose it.
+/// for user ..."), or the chain of causes. (`Error`'s display escapes it.)
 fn cause(e: &postgres::Error) -> String {
-    let text = match e.as_db_error() {
+    match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => {
             let mut text = e.to_string();
@@ -65,15 +65,18 @@ fn cause(e: &postgres::Error) -> String {
             }
             text
         }
-    };
-    abslock::escape::escape_str(&text)
+    }
+}
+
+/// An environment variable that libpq would use: set and not empty.
+pub(crate) fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
 /// libpq's defaults for what the URL leaves out: `PGHOST`, `PGPORT`,
 /// `PGUSER` (else the login name), `PGDATABASE`, and the password from
 /// `PGPASSWORD` or the password file (`PGPASSFILE`, else `~/.pgpass`).
 fn libpq_defaults(config: &mut Config) -> Result<()> {
-    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     if config.get_hosts().is_empty() {
         for host in env("PGHOST").iter().flat_map(|h| h.split(',')) {
             config.host(host);

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::pg::env;
 use crate::tls::{TlsFiles, Verify};
 use crate::{Error, Result};
 
@@ -49,7 +50,6 @@ pub(crate) fn split(conn: &str) -> Result<(String, PgTls)> {
     } else {
         split_key_values(conn)?
     };
-    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     let [mode, rootcert, cert, key] = given;
     let mode = match mode.or_else(|| env("PGSSLMODE")).as_deref() {
         None | Some("prefer") => SslMode::Prefer,
@@ -61,9 +61,8 @@ pub(crate) fn split(conn: &str) -> Result<(String, PgTls)> {
         Some("verify-full") => SslMode::VerifyFull,
         Some(other) => {
             return Err(Error::InvalidUrl(format!(
-                "sslmode={}: expected disable, allow, prefer, require, verify-ca or verify-full",
-                abslock::escape::escape_str(other)
-            )))
+            "sslmode={other}: expected disable, allow, prefer, require, verify-ca or verify-full"
+        )))
         }
     };
     let home = env("HOME").map(|h| PathBuf::from(h).join(".postgresql"));

@@ -29,10 +29,7 @@ pub(crate) struct TlsFiles {
 }
 
 fn unreadable(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Engine(format!(
-        "TLS {what} {}: {e}",
-        abslock::escape::escape_str(&path.to_string_lossy())
-    ))
+    Error::Engine(format!("TLS {what} {}: {e}", path.display()))
 }
 
 /// How much of the server's certificate is checked.
@@ -71,11 +68,17 @@ impl TlsFiles {
                 .map_err(|e| Error::Engine(format!("TLS: {e}")))?;
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
+                    .with_custom_certificate_verifier(Arc::new(Relaxed {
+                        chain: Some(webpki),
+                        provider,
+                    }))
             }
             Verify::Nothing => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(SignaturesOnly(provider))),
+                .with_custom_certificate_verifier(Arc::new(Relaxed {
+                    chain: None,
+                    provider,
+                })),
         };
         match (&self.cert, &self.key) {
             (None, None) => Ok(builder.with_no_client_auth()),
@@ -119,12 +122,17 @@ impl TlsFiles {
     }
 }
 
-/// libpq's `verify-ca`: the chain must lead to a trusted CA; the name in
-/// the certificate is not compared with the host.
+/// libpq's weaker modes: `verify-ca` (`chain`: the chain must lead to a
+/// trusted CA, the name in the certificate is not compared with the host)
+/// and `require` (no `chain`: any certificate). Either way the handshake
+/// must be signed by the certificate's key.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct Relaxed {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -133,10 +141,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -150,51 +158,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// libpq's `require`: any certificate, but the handshake must be signed by
-/// its key.
-#[derive(Debug)]
-struct SignaturesOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SignaturesOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -208,11 +176,13 @@ impl ServerCertVerifier for SignaturesOnly {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
