@@ -84,11 +84,15 @@ fn environment() -> String {
         ("XDG_RUNTIME_DIR", "Where a per-user NAME also takes its lock file (\\fB$XDG_RUNTIME_DIR/abslock/\\fR; else \\fB/run/user/UID/abslock/\\fR, \\fB/run/abslock/\\fR for root), so that a second instance in another network namespace is refused too."),
         ("NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID", "systemd's: in the default (supervising) mode \\fBabslock run\\fR passes socket activation on to COMMAND with \\fBLISTEN_PID\\fR set to COMMAND's pid, and relays COMMAND's \\fBsd_notify\\fR messages (READY=1, STATUS=...) to systemd as the main process's."),
     ];
-    let mut roff = String::from(".SH ENVIRONMENT\n");
-    for (name, text) in vars {
-        roff.push_str(&format!(".TP\n\\fB{name}\\fR\n{text}\n"));
-    }
-    roff
+    format!(".SH ENVIRONMENT\n{}", tagged(vars))
+}
+
+/// roff tagged paragraphs: each tag in bold, its text below.
+fn tagged<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    items
+        .into_iter()
+        .map(|(tag, text)| format!(".TP\n\\fB{tag}\\fR\n{text}\n"))
+        .collect()
 }
 
 /// Examples, as a roff section: all of them on abslock(1), the
@@ -141,12 +145,11 @@ fn examples(subcommand: Option<&str>) -> String {
             "Every abstract socket name in this network namespace and who holds it.",
         ),
     ];
-    let mut roff = String::new();
-    for (sub, command, text) in all {
-        if subcommand.is_none_or(|s| s == sub) {
-            roff.push_str(&format!(".TP\n\\fB{command}\\fR\n{text}\n"));
-        }
-    }
+    let roff = tagged(
+        all.into_iter()
+            .filter(|(sub, _, _)| subcommand.is_none_or(|s| s == *sub))
+            .map(|(_, command, text)| (command, text)),
+    );
     if roff.is_empty() {
         return roff;
     }

@@ -44,13 +44,5 @@ pub fn held(args: &HeldArgs) -> Result<u8, Failure> {
 
 /// Our parent, its parent, and so on up to pid 1.
 fn ancestors() -> HashSet<u32> {
-    let mut found = HashSet::new();
-    let mut pid = std::os::unix::process::parent_id();
-    while pid > 1 && found.insert(pid) {
-        match procfs::process_info(pid) {
-            Ok(info) => pid = info.ppid,
-            Err(_) => break,
-        }
-    }
-    found
+    procfs::lineage(std::os::unix::process::parent_id()).collect()
 }

@@ -198,17 +198,8 @@ impl Relay {
 }
 
 /// Whether `pid` is `root` or one of its descendants.
-fn descends_from(mut pid: u32, root: u32) -> bool {
-    for _ in 0..64 {
-        if pid == root {
-            return true;
-        }
-        match abslock::procfs::process_info(pid) {
-            Ok(info) if info.ppid > 1 => pid = info.ppid,
-            _ => return false,
-        }
-    }
-    false
+fn descends_from(pid: u32, root: u32) -> bool {
+    abslock::procfs::lineage(pid).take(64).any(|p| p == root)
 }
 
 /// `abslock __listen-pid COMMAND...`: sets `LISTEN_PID` to this process's

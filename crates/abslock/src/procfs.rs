@@ -326,6 +326,25 @@ pub fn process_info(pid: u32) -> io::Result<ProcessInfo> {
     })
 }
 
+/// `pid`, its parent, the parent's parent, and so on, up to but not
+/// including pid 1 (or the first process that is gone). Reads only
+/// `PPid:` from each `/proc/PID/status`. Bounded, since a pid reused while
+/// the chain is read could close a loop.
+pub fn lineage(pid: u32) -> impl Iterator<Item = u32> {
+    let parent = |pid: u32| {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    std::iter::successors(Some(pid), move |&p| parent(p))
+        .take_while(|&p| p > 1)
+        .take(4096)
+}
+
 /// Field 22 of `/proc/PID/stat`, counted after the parenthesised command
 /// name, which may itself contain spaces and parentheses.
 fn start_ticks(stat: &str) -> Option<u64> {
@@ -423,6 +442,16 @@ garbage\n";
     fn stat_start_time_survives_odd_comm() {
         let stat = "123 (a) b) S 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(start_ticks(stat), Some(987654));
+    }
+
+    #[test]
+    fn lineage_runs_from_a_process_up_to_init() {
+        let me = std::process::id();
+        let chain: Vec<u32> = lineage(me).collect();
+        assert_eq!(chain.first(), Some(&me));
+        assert!(chain.contains(&std::os::unix::process::parent_id()));
+        assert!(!chain.contains(&1) && !chain.contains(&0));
+        assert_eq!(lineage(u32::MAX).collect::<Vec<_>>(), vec![u32::MAX]);
     }
 
     #[test]
