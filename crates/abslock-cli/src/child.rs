@@ -38,13 +38,15 @@ const SI_KERNEL: i32 = 0x80;
 /// adjusts the `Command` before the spawn (descriptors, environment);
 /// `started` gets the child's pid once it runs. Stop requests in
 /// `requests` get the command SIGTERM; messages are refused (the command
-/// has no way to receive them).
+/// has no way to receive them). If `guard`, a cluster lock, is lost, the
+/// command gets SIGTERM too.
 pub fn supervise(
     command: &[OsString],
     prepare: impl FnOnce(&mut Command),
     started: impl FnOnce(u32),
     requests: Option<&abslock::Requests>,
     server: Option<abslock::server::OwnLoop>,
+    guard: &abslock::AnyGuard,
 ) -> Result<ExitStatus, Failure> {
     let oserr =
         |what: &str, e: &dyn std::fmt::Display| Failure::new(exit::OSERR, format!("{what}: {e}"));
@@ -91,6 +93,7 @@ pub fn supervise(
         pidfd(child.id()).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
     started(child.id());
     let mut serving = requests;
+    let mut lost_fd = guard.lost_fd();
     loop {
         let ready = serving.and_then(abslock::Requests::readiness);
         let lock_socket = server.as_ref().map(abslock::server::OwnLoop::readiness);
@@ -110,6 +113,10 @@ pub fn supervise(
         if let Some(fd) = &lock_socket {
             fds.push(PollFd::new(fd, PollFlags::IN));
         }
+        let lost_at = lost_fd.as_ref().map(|fd| {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+            fds.len() - 1
+        });
         let timeout = server
             .and_then(|s| s.deadline())
             .map(|d| timespec(d.saturating_duration_since(std::time::Instant::now())));
@@ -119,8 +126,14 @@ pub fn supervise(
         }
         let woke = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
         let (exited, signalled) = (woke(Some(0)), woke(Some(1)));
-        let (notified, asked) = (woke(notify), woke(asked));
+        let (notified, asked, lost) = (woke(notify), woke(asked), woke(lost_at));
         drop(fds);
+        if lost {
+            let why = guard.lost().unwrap_or_default();
+            eprintln!("abslock: lock lost: {why}; sending SIGTERM to the command");
+            let _ = pidfd_send_signal(&pidfd, Signal::TERM);
+            lost_fd = None;
+        }
         // The lock's socket: connections to keep, requests to read.
         if let Some(server) = server {
             server.turn();

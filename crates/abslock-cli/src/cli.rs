@@ -9,6 +9,7 @@ use abslock::combined::CombinedLock;
 use abslock::file::FileLock;
 use abslock::netns::NetnsLock;
 use abslock::AnyLock;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Single-instance locks on Linux abstract socket names: like flock(1), but
@@ -187,8 +188,12 @@ impl NameArgs {
             .then(|| Path::new(name))
     }
 
-    /// The lock these arguments name, with their trust policy.
+    /// The lock these arguments name, with their trust policy: on a
+    /// cluster engine with `--backend URL`, else a local one.
     pub fn lock(&self) -> abslock::Result<AnyLock> {
+        if let Some(url) = &self.backend {
+            return cluster_lock(url, &self.name);
+        }
         let file_lock = |path: &Path| {
             let lock = FileLock::new(path);
             if self.trust_any {
@@ -222,6 +227,22 @@ impl NameArgs {
             None => AnyLock::Socket(lock),
         })
     }
+}
+
+/// `--backend URL NAME`: the engine's lock, through `abslock-cluster`.
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn cluster_lock(url: &str, name: &str) -> abslock::Result<AnyLock> {
+    let lock = abslock_cluster::ClusterLock::from_url(url, name)?;
+    Ok(AnyLock::Remote(Box::new(lock)))
+}
+
+#[cfg(not(any(feature = "etcd", feature = "postgres")))]
+fn cluster_lock(_: &str, _: &str) -> abslock::Result<AnyLock> {
+    Err(abslock::Error::InvalidBackend(
+        "this abslock was built without cluster backends (--no-default-features); \
+         rebuild with the default features"
+            .into(),
+    ))
 }
 
 /// How to take a lock, as flock(1) spells it: shared by `run` and `lock`.

@@ -15,11 +15,11 @@ pub const STILL_HELD: u8 = 2;
 pub const SQUATTED: u8 = 3;
 /// `run --backend`: the cluster lock was lost while the command ran (lease
 /// expired, connection dropped); the command was sent SIGTERM.
-#[cfg_attr(not(any(feature = "etcd", feature = "postgres")), allow(dead_code))]
 pub const LOST: u8 = 5;
 /// `EX_USAGE`.
 pub const USAGE: u8 = 64;
-/// `EX_UNAVAILABLE`: the command could not be executed; `send`: nobody
+/// `EX_UNAVAILABLE`: the command could not be executed; a cluster engine
+/// could not be reached or refused us; `send`: nobody
 /// holds the lock, or the holder takes no messages.
 pub const UNAVAILABLE: u8 = 69;
 /// `EX_OSERR`.
@@ -67,7 +67,13 @@ impl fmt::Display for Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         let code = match &e {
-            Error::InvalidName(_) | Error::InvalidSignal(_) | Error::InvalidRequest(_) => USAGE,
+            Error::InvalidName(_)
+            | Error::InvalidSignal(_)
+            | Error::InvalidRequest(_)
+            | Error::InvalidBackend(_)
+            | Error::Unsupported(_) => USAGE,
+            // A cluster engine that cannot be reached or refuses us.
+            Error::Engine(_) => UNAVAILABLE,
             Error::Held(_) | Error::Timeout(_) => CONFLICT,
             Error::Squatted(_) => SQUATTED,
             Error::NotHeld | Error::NotServing => UNAVAILABLE,

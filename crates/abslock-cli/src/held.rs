@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 
-use abslock::procfs;
+use abslock::{procfs, Backend, RemoteHolder};
 
 use crate::cli::HeldArgs;
 use crate::exit::{self, Failure};
@@ -22,24 +22,32 @@ use crate::exit::{self, Failure};
 /// Runs `abslock held`: 0 if the caller or an ancestor holds the lock.
 pub fn held(args: &HeldArgs) -> Result<u8, Failure> {
     let ancestors = ancestors();
-    let holds = match &args.lock.backend {
-        Some(url) => crate::cluster::holder_pid_here(&args.lock, url)?
-            .is_some_and(|pid| ancestors.contains(&pid)),
-        None => {
-            let lock = args.lock.lock()?;
-            match lock.holder()? {
-                None => false,
-                Some(holder) => {
-                    holder.pid().is_some_and(|p| ancestors.contains(&p))
-                        || holder
-                            .processes()?
-                            .iter()
-                            .any(|p| ancestors.contains(&p.pid))
-                }
+    let holds = match args.lock.lock()?.holder()? {
+        None => false,
+        Some(holder) => match holder.as_remote() {
+            Some(remote) => on_this_host(remote) && ancestors.contains(&remote.pid),
+            None => {
+                holder.pid().is_some_and(|p| ancestors.contains(&p))
+                    || holder
+                        .processes()?
+                        .iter()
+                        .any(|p| ancestors.contains(&p.pid))
             }
-        }
+        },
     };
     Ok(if holds { exit::OK } else { exit::CONFLICT })
+}
+
+/// Whether a cluster lock's holder named this host (as abslock names it).
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn on_this_host(holder: &RemoteHolder) -> bool {
+    holder.host == abslock_cluster::Identity::current().host
+}
+
+/// Without cluster backends there are no remote holders.
+#[cfg(not(any(feature = "etcd", feature = "postgres")))]
+fn on_this_host(_: &RemoteHolder) -> bool {
+    false
 }
 
 /// Our parent, its parent, and so on up to pid 1.

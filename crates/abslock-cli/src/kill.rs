@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use abslock::{AnyLock, Error, Signal};
+use abslock::{AnyLock, Backend, Error, Signal};
 
 use crate::cli::KillArgs;
 use crate::exit::{self, Failure};

@@ -15,7 +15,7 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use abslock::{procfs, AnyLock, Error};
+use abslock::{procfs, AnyLock, Backend, Error};
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
 use rustix::process::{getppid, pidfd_open, PidfdFlags};
@@ -196,10 +196,7 @@ fn keeper(
     let acquired = if nonblock {
         lock.try_acquire()
     } else {
-        match args.acquire.timeout {
-            Some(t) => lock.acquire_timeout(t),
-            None => lock.acquire(),
-        }
+        lock.acquire(args.acquire.timeout)
     };
     let guard = match acquired {
         Ok(guard) => guard,

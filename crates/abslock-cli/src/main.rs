@@ -3,37 +3,6 @@
 
 mod child;
 mod cli;
-#[cfg(any(feature = "etcd", feature = "postgres"))]
-mod cluster;
-#[cfg(not(any(feature = "etcd", feature = "postgres")))]
-mod cluster {
-    //! Stand-ins for `--backend` in a build without cluster backends.
-    use crate::cli::{NameArgs, RunArgs, StatusArgs, WaitArgs};
-    use crate::exit::{Failure, USAGE};
-
-    fn missing() -> Failure {
-        Failure::new(
-            USAGE,
-            "this abslock was built without cluster backends (--no-default-features); rebuild with the default features",
-        )
-    }
-
-    pub fn run(_: &RunArgs, _: &str) -> Result<u8, Failure> {
-        Err(missing())
-    }
-
-    pub fn status(_: &StatusArgs, _: &str) -> Result<u8, Failure> {
-        Err(missing())
-    }
-
-    pub fn wait(_: &WaitArgs, _: &str) -> Result<u8, Failure> {
-        Err(missing())
-    }
-
-    pub fn holder_pid_here(_: &NameArgs, _: &str) -> Result<Option<u32>, Failure> {
-        Err(missing())
-    }
-}
 mod completions;
 mod doctor;
 mod exit;
@@ -76,18 +45,9 @@ fn main() -> ExitCode {
         return ExitCode::from(exit::USAGE);
     }
     let result = match cli.command {
-        Command::Run(args) => match args.lock.backend.clone() {
-            Some(url) => cluster::run(&args, &url),
-            None => run::run(args),
-        },
-        Command::Status(args) => match &args.lock.backend {
-            Some(url) => cluster::status(&args, url),
-            None => status::status(&args),
-        },
-        Command::Wait(args) => match &args.lock.backend {
-            Some(url) => cluster::wait(&args, url),
-            None => wait::wait(&args),
-        },
+        Command::Run(args) => run::run(args),
+        Command::Status(args) => status::status(&args),
+        Command::Wait(args) => wait::wait(&args),
         Command::Kill(args) if args.lock.backend.is_some() => Err(local_only("kill")),
         Command::Send(args) if args.lock.backend.is_some() => Err(local_only("send")),
         Command::Kill(args) => kill::kill(&args),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use abslock::{AnyLock, Error, Signal};
+use abslock::{AnyLock, Backend, Error, Signal};
 
 use crate::exit::{self, Failure};
 use crate::kill::escalate;

@@ -8,6 +8,11 @@
 //! a dying process's files are closed before its children get the
 //! parent-death signal, so without it a SIGKILLed abslock would free the
 //! name while its command still runs.
+//!
+//! Every backend takes this one path. A cluster lock (`--backend URL`) is
+//! abslock's own lease or connection: the command gets its fencing token
+//! in `ABSLOCK_FENCING_TOKEN` instead of a descriptor, and SIGTERM if the
+//! lock is lost while it runs (exit 5).
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -24,17 +29,24 @@ use crate::replace::replace;
 use crate::status::describe_holder;
 use abslock::escape::escape;
 use abslock::pidfile::PidFile;
-use abslock::{AnyGuard, AnyLock, Error, Holder, FD_ENV};
+use abslock::{AnyGuard, AnyLock, Backend, Error, Holder, FD_ENV};
 use std::os::unix::ffi::OsStrExt;
 
 /// `--replace` without `-w`: how long the holder has to go.
 const REPLACE_WAIT: Duration = Duration::from_secs(10);
+
+/// The environment variable that carries a cluster lock's fencing token to
+/// the command.
+pub const TOKEN_ENV: &str = "ABSLOCK_FENCING_TOKEN";
 
 /// Runs `abslock run`.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     // The supervisor's loop serves the lock socket too: no serving thread.
     let server = abslock::server::own_loop().ok();
     let lock = shared_if(args.lock.lock()?, args.acquire.shared)?;
+    if let AnyLock::Remote(_) = &lock {
+        refuse_for_remote(&args)?;
+    }
     let pidfile = open_pidfile(&args)?;
     if let AnyLock::File(file) = &lock {
         // Alone, a lock file is the user's choice: warn. Combined mode,
@@ -83,13 +95,15 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         }
     }
     if args.verbose {
+        let token = guard
+            .fencing_token()
+            .map_or_else(String::new, |t| format!(" (fencing token {t})"));
         match waited_for {
             Some(who) => eprintln!(
-                "abslock: acquired {} after {:.3}s; it was held by {who}",
-                lock,
+                "abslock: acquired {lock}{token} after {:.3}s; it was held by {who}",
                 start.elapsed().as_secs_f64()
             ),
-            None => eprintln!("abslock: acquired {} at once", lock),
+            None => eprintln!("abslock: acquired {lock}{token} at once"),
         }
     }
     if args.exec {
@@ -97,6 +111,35 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     } else {
         supervise(&lock, guard, pidfile, &args, server)
     }
+}
+
+/// What `run` cannot do with a cluster lock, and why.
+fn refuse_for_remote(args: &RunArgs) -> Result<(), Failure> {
+    for (given, option, why) in [
+        (
+            args.exec,
+            "--exec",
+            "abslock must stay to keep the lease alive",
+        ),
+        (
+            args.replace,
+            "--replace",
+            "a holder on another host cannot be signalled",
+        ),
+        (
+            args.close,
+            "-o",
+            "the lock is abslock's lease or connection, never the command's",
+        ),
+    ] {
+        if given {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("{option} does not work with --backend: {why}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `-s`: a shared lock, which only a lock file can be.
@@ -107,7 +150,7 @@ pub fn shared_if(lock: AnyLock, shared: bool) -> Result<AnyLock, Failure> {
             exit::USAGE,
             format!(
                 "--shared needs a lock file alone (file:PATH, or a path): {lock} \
-                 is a socket name, which has one holder at a time"
+                 has one holder at a time"
             ),
         )),
         lock => Ok(lock),
@@ -129,11 +172,7 @@ fn acquire(
     };
     let who = describe_holder(&holder);
     let _spinner = Spinner::start(format!("waiting for {}, held by {who}", lock));
-    let guard = match timeout {
-        Some(t) => lock.acquire_timeout(t)?,
-        None => lock.acquire()?,
-    };
-    Ok((guard, Some(who)))
+    Ok((lock.acquire(timeout)?, Some(who)))
 }
 
 /// `--exec`: the command replaces abslock and inherits the lock socket.
@@ -172,18 +211,27 @@ fn supervise(
             if !close {
                 guard.pass_to(cmd);
             }
+            if let Some(token) = guard.fencing_token() {
+                cmd.env(TOKEN_ENV, token.to_string());
+            }
         },
         |pid| record_pid(&mut pidfile, pid),
         requests.as_ref(),
         server,
+        &guard,
     )?;
     drop(pidfile);
+    let lost = guard.lost().is_some();
     if close {
         drop(guard);
     } else {
         report_leftovers(lock, guard, &command[0]);
     }
-    Ok(exit::of_status(status))
+    Ok(if lost {
+        exit::LOST
+    } else {
+        exit::of_status(status)
+    })
 }
 
 /// Resolves `--pidfile`'s directory before anything runs, so that a
@@ -225,8 +273,12 @@ fn shell_words(command: &[OsString]) -> String {
 /// descendants that inherited the descriptor), instead of leaving the next
 /// caller to hang without a clue.
 fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) {
-    let Ok(procs) = guard.release_and_list_keepers() else {
-        return;
+    let procs = match guard.release_and_list_keepers() {
+        Ok(procs) => procs,
+        Err(e) => {
+            eprintln!("abslock: warning: releasing {lock}: {e}");
+            return;
+        }
     };
     let rest: Vec<String> = procs
         .iter()

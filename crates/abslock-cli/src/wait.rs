@@ -1,5 +1,7 @@
 //! `abslock wait`: block until a lock is free.
 
+use abslock::Backend;
+
 use crate::cli::WaitArgs;
 use crate::exit::{self, Failure};
 

@@ -1,92 +1,17 @@
-//! `--backend etcd://` and `--backend postgres://` against real servers that
-//! each test starts on free loopback ports, with data in a temporary
-//! directory. Two "hosts" are two processes with different `ABSLOCK_HOST`.
-//!
-//! The servers come from Debian's etcd-server and postgresql packages
-//! (`scripts/setup.sh` installs them). Without them these tests say so and
-//! pass, unless `ABSLOCK_REQUIRE_CLUSTER=1` (set by `.ci/run`) makes that a
-//! failure.
+//! `--backend etcd://` and `--backend postgres://` from the command line,
+//! against real servers (`servers`) that each test starts. Two "hosts" are
+//! two processes with different `ABSLOCK_HOST`.
 #![cfg(any(feature = "etcd", feature = "postgres"))]
 
 mod common;
+mod servers;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::BIN;
-
-/// A server the tests can stop and start again.
-trait Server {
-    fn url(&self) -> String;
-    fn stop(&mut self);
-    fn start(&mut self);
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    // Tests run in parallel threads of one process: a counter keeps their
-    // servers apart.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir =
-        std::env::temp_dir().join(format!("abslock-cluster-{}-{tag}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// `None` (and a note) when the server is not installed, unless required.
-fn missing<T>(what: &str) -> Option<T> {
-    if std::env::var_os("ABSLOCK_REQUIRE_CLUSTER").is_some() {
-        panic!(
-            "{what} is not installed, and ABSLOCK_REQUIRE_CLUSTER is set (run scripts/setup.sh)"
-        );
-    }
-    eprintln!("skipped: {what} is not installed (scripts/setup.sh installs it)");
-    None
-}
-
-fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-thread_local! {
-    /// More environment for every abslock the test on this thread starts:
-    /// a secured server's credentials, given as a user gives them (in the
-    /// environment, not the URL). libtest runs each test on its own thread.
-    static ENV: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Every abslock this test starts from now on gets `env`.
-fn use_env(env: &[(&str, &str)]) {
-    ENV.with(|e| {
-        *e.borrow_mut() = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    });
-}
-
-/// `abslock ARGS` as host `host`.
-fn abslock(host: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env("ABSLOCK_HOST", host).args(args);
-    ENV.with(|e| cmd.envs(e.borrow().iter().map(|(k, v)| (k, v))));
-    cmd
-}
+use servers::*;
 
 fn run(host: &str, args: &[&str]) -> Output {
     abslock(host, args).output().unwrap()
@@ -107,7 +32,7 @@ fn status_json(url: &str, name: &str) -> serde_json::Value {
 
 fn wait_held_by(url: &str, name: &str, host: &str) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
-    eventually(
+    eventually_within(
         &format!("{host} to hold {name}"),
         Duration::from_secs(20),
         || {
@@ -210,188 +135,6 @@ fn restart_while_holding_is_reported(server: &mut dyn Server, down: Duration) {
     );
 }
 
-// ---- etcd ------------------------------------------------------------------
-
-#[cfg(feature = "etcd")]
-struct Etcd {
-    dir: PathBuf,
-    client: u16,
-    peer: u16,
-    child: Option<Child>,
-    /// Certificates for a TLS server that wants client certificates.
-    tls: Option<Certs>,
-    /// The environment the start-up probe needs (credentials, once auth
-    /// is on).
-    probe_env: Vec<(&'static str, String)>,
-    /// More etcd options.
-    extra: Vec<&'static str>,
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate,
-/// made with openssl(1) for one test.
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn new(dir: &Path) -> Certs {
-        let script = r#"
-set -e
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-key ca.key
-openssl req -x509 -new -key ca.key -out ca.pem -days 2 -subj /CN=abslock-test-ca
-# No CommonName in the client's certificate: etcd's gateway refuses a
-# request whose certificate has one once authentication is on.
-key server.key
-openssl req -new -key server.key -out server.csr -subj /CN=127.0.0.1
-key client.key
-openssl req -new -key client.key -out client.csr -subj /O=abslock-test-client
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > server.ext
-printf 'extendedKeyUsage=clientAuth\n' > client.ext
-for who in server client; do
-  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile $who.ext -out $who.pem 2>/dev/null
-done
-"#;
-        let out = Command::new("bash")
-            .args(["-c", script])
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl: {out:?}");
-        Certs {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).to_str().unwrap().to_string()
-    }
-}
-
-#[cfg(feature = "etcd")]
-impl Etcd {
-    fn new() -> Option<Etcd> {
-        if Command::new("etcd").arg("--version").output().is_err() {
-            return missing("etcd (Debian package etcd-server)");
-        }
-        let mut etcd = Etcd {
-            dir: scratch("etcd"),
-            client: free_port(),
-            peer: free_port(),
-            child: None,
-            tls: None,
-            probe_env: Vec::new(),
-            extra: Vec::new(),
-        };
-        etcd.start();
-        Some(etcd)
-    }
-
-    /// A server as Kubernetes runs etcd: TLS only, and a client must show
-    /// a certificate from the cluster's CA (`--client-cert-auth`).
-    fn with_tls() -> Option<Etcd> {
-        if Command::new("etcd").arg("--version").output().is_err() {
-            return missing("etcd (Debian package etcd-server)");
-        }
-        let dir = scratch("etcd-tls");
-        let mut etcd = Etcd {
-            tls: Some(Certs::new(&dir)),
-            dir,
-            client: free_port(),
-            peer: free_port(),
-            child: None,
-            probe_env: Vec::new(),
-            extra: Vec::new(),
-        };
-        etcd.start();
-        Some(etcd)
-    }
-}
-
-#[cfg(feature = "etcd")]
-impl Server for Etcd {
-    fn url(&self) -> String {
-        match &self.tls {
-            None => format!("etcd://127.0.0.1:{}?ttl=2", self.client),
-            Some(c) => format!(
-                "etcds://127.0.0.1:{}?ttl=2&cacert={}&cert={}&key={}",
-                self.client,
-                c.path("ca.pem"),
-                c.path("client.pem"),
-                c.path("client.key")
-            ),
-        }
-    }
-
-    fn start(&mut self) {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let client = format!("{scheme}://127.0.0.1:{}", self.client);
-        let mut tls_args = Vec::new();
-        if let Some(c) = &self.tls {
-            tls_args = vec![
-                "--cert-file".to_string(),
-                c.path("server.pem"),
-                "--key-file".to_string(),
-                c.path("server.key"),
-                "--trusted-ca-file".to_string(),
-                c.path("ca.pem"),
-                "--client-cert-auth".to_string(),
-            ];
-        }
-        let peer = format!("http://127.0.0.1:{}", self.peer);
-        let child = Command::new("etcd")
-            .args(["--name", "t", "--data-dir"])
-            .arg(self.dir.join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("t={peer}")])
-            .args(&tls_args)
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("etcd.log")).unwrap())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let url = self.url();
-        let env = self.probe_env.clone();
-        eventually("etcd to answer", Duration::from_secs(20), || {
-            abslock("probe", &["status", "--backend", &url, "probe"])
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .output()
-                .unwrap()
-                .status
-                .code()
-                == Some(1)
-        });
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-#[cfg(feature = "etcd")]
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_backend_keeps_the_contract() {
@@ -440,156 +183,6 @@ fn etcd_fencing_tokens_grow_and_reach_the_command() {
     assert!(status["holder"]["lease_left_secs"].as_u64().unwrap() <= 2);
     sigkill(&a);
     a.wait().unwrap();
-}
-
-// ---- PostgreSQL -------------------------------------------------------------
-
-#[cfg(feature = "postgres")]
-struct Postgres {
-    dir: PathBuf,
-    bin: PathBuf,
-    port: u16,
-    /// TLS on, and the certificates.
-    tls: Option<Certs>,
-}
-
-#[cfg(feature = "postgres")]
-impl Postgres {
-    fn new() -> Option<Postgres> {
-        Self::init(None, false)
-    }
-
-    /// A server that wants the superuser's `password` over TCP
-    /// (scram-sha-256), as production servers do.
-    fn with_password(password: &str) -> Option<Postgres> {
-        Self::init(Some(password), false)
-    }
-
-    /// A production-like server: TLS only over TCP (`hostssl`, plain TCP
-    /// rejected), scram-sha-256 passwords, and for the superuser a client
-    /// certificate from the CA as well; user `app` needs only its password.
-    fn with_tls(password: &str) -> Option<Postgres> {
-        let pg = Self::init(Some(password), true)?;
-        let hba = "local all all trust\n\
-                   hostssl all postgres 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n\
-                   hostssl all app 127.0.0.1/32 scram-sha-256\n\
-                   hostnossl all all 127.0.0.1/32 reject\n";
-        std::fs::write(pg.dir.join("data/pg_hba.conf"), hba).unwrap();
-        let reload = pg.pg_ctl(&["reload"]);
-        assert!(reload.status.success(), "{reload:?}");
-        let out = pg
-            .as_owner(&pg.bin.join("psql"))
-            .args(["-h", pg.dir.to_str().unwrap(), "-p", &pg.port.to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-Atc"])
-            .arg(format!("CREATE ROLE app LOGIN PASSWORD '{password}'"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        Some(pg)
-    }
-
-    fn init(password: Option<&str>, tls: bool) -> Option<Postgres> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .find(|b| b.join("initdb").exists());
-        let Some(bin) = bin else {
-            return missing("PostgreSQL (Debian package postgresql)");
-        };
-        let dir = scratch("postgres");
-        let pg = Postgres {
-            tls: tls.then(|| Certs::new(&dir)),
-            dir,
-            bin,
-            port: free_port(),
-        };
-        if common::is_root() {
-            // PostgreSQL refuses to run as root.
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:"])
-                .arg(&pg.dir)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown postgres failed");
-        }
-        let mut initdb = pg.as_owner(&pg.bin.join("initdb"));
-        match password {
-            None => initdb.args(["-A", "trust"]),
-            Some(password) => {
-                let file = pg.dir.join("pwfile");
-                std::fs::write(&file, password).unwrap();
-                initdb.args(["-A", "scram-sha-256", "--pwfile"]).arg(&file)
-            }
-        };
-        let init = initdb
-            .args(["-U", "postgres", "--no-sync", "-D"])
-            .arg(pg.dir.join("data"))
-            .output()
-            .unwrap();
-        assert!(init.status.success(), "initdb: {init:?}");
-        let mut pg = pg;
-        pg.start();
-        Some(pg)
-    }
-
-    fn as_owner(&self, program: &Path) -> Command {
-        if common::is_root() {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(program);
-            cmd
-        } else {
-            Command::new(program)
-        }
-    }
-
-    fn pg_ctl(&self, args: &[&str]) -> Output {
-        self.as_owner(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl Server for Postgres {
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn start(&mut self) {
-        let mut opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.display()
-        );
-        if let Some(c) = &self.tls {
-            opts.push_str(&format!(
-                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
-                c.path("server.pem"),
-                c.path("server.key"),
-                c.path("ca.pem")
-            ));
-        }
-        let log = self.dir.join("postgres.log");
-        let out = self.pg_ctl(&["-w", "-o", &opts, "-l", log.to_str().unwrap(), "start"]);
-        assert!(out.status.success(), "pg_ctl start: {out:?}");
-    }
-
-    fn stop(&mut self) {
-        let _ = self.pg_ctl(&["-w", "-m", "fast", "stop"]);
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = self.pg_ctl(&["-w", "-m", "immediate", "stop"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[cfg(feature = "postgres")]
@@ -661,7 +254,7 @@ fn postgres_wait_sleeps_in_the_server_on_one_connection() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let mut first = String::new();
-    eventually("the waiter's session", Duration::from_secs(10), || {
+    eventually_within("the waiter's session", Duration::from_secs(10), || {
         first = sessions();
         !first.is_empty()
     });
@@ -703,7 +296,7 @@ fn foreign_holders_are_named_for_what_they_are() {
             .spawn()
             .unwrap();
         let mut last = serde_json::Value::Null;
-        eventually("psql to hold the lock", Duration::from_secs(10), || {
+        eventually_within("psql to hold the lock", Duration::from_secs(10), || {
             last = status_json(&url, "job");
             last["held"] == true
         });
@@ -935,7 +528,7 @@ fn postgres_with_a_password_from_the_environment_or_pgpass_never_shows_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    eventually("the holder", Duration::from_secs(20), || {
+    eventually_within("the holder", Duration::from_secs(20), || {
         run_env(&[], &["status", "--backend", &with_secret, "job"])
             .status
             .code()
@@ -1011,6 +604,111 @@ fn etcd_nested_names_are_separate_locks_and_a_hung_endpoint_is_skipped() {
     holder.wait().unwrap();
 }
 
+/// A TCP relay to a local port that can be frozen: from then on it takes
+/// requests and never answers them, as a hung etcd member does (new
+/// connections and ones already open alike).
+struct Relay {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn to(target: u16) -> Relay {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let pipe = |mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>| {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n @ 1..) = from.read(&mut buf) {
+                    // Frozen: keep both ends open, forward nothing.
+                    while frozen.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        };
+        let flag = Arc::clone(&frozen);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(client, server, Arc::clone(&flag));
+                pipe(s2, c2, Arc::clone(&flag));
+            }
+        });
+        Relay { port, frozen }
+    }
+
+    fn freeze(&self) {
+        self.frozen
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A waiter queued on an endpoint that then hangs: each request it makes
+/// may take 2 s on that endpoint before the next is asked, so its lease
+/// stays alive and it takes the lock once the holder lets go.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_a_waiter_skips_an_endpoint_that_hangs_while_it_waits() {
+    let Some(etcd) = Etcd::new() else { return };
+    let relay = Relay::to(etcd.client);
+    let direct = format!("etcd://127.0.0.1:{}?ttl=5", etcd.client);
+    let holder = background(
+        "host-a",
+        &["run", "--backend", &direct, "hang", "--", "sleep", "60"],
+    );
+    wait_held_by(&direct, "hang", "host-a");
+    // The relay first: the waiter's requests go there while it answers.
+    let both = format!(
+        "etcd://127.0.0.1:{},127.0.0.1:{}?ttl=5",
+        relay.port, etcd.client
+    );
+    let waiter = background(
+        "host-b",
+        &[
+            "run",
+            "-v",
+            "-w",
+            "60",
+            "--backend",
+            &both,
+            "hang",
+            "--",
+            "true",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    relay.freeze();
+    // Longer than the lease: the waiter must renew it elsewhere.
+    std::thread::sleep(Duration::from_secs(6));
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGTERM) };
+    // abslock passes SIGTERM on and releases once its command has gone;
+    // no thread of its (the lease's keep-alive among them) may take it.
+    let held = holder.wait_with_output().unwrap();
+    let released = Instant::now();
+    assert_eq!(held.status.code(), Some(143), "{}", said(&held));
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let took = released.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} after the release: {}",
+        said(&out)
+    );
+}
+
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_over_tls_with_client_certificates_and_auth_keeps_the_contract() {
@@ -1019,9 +717,10 @@ fn etcd_over_tls_with_client_certificates_and_auth_keeps_the_contract() {
         return;
     };
     // Kubernetes-like: client certificates and, on top, etcd's own users;
-    // the password comes from the environment, as for etcdctl.
+    // a user that may touch `abslock/` keys only; the password comes from
+    // the environment, as for etcdctl.
     enable_auth(&etcd, SECRET);
-    let creds = [("ETCDCTL_USER", "root"), ("ETCDCTL_PASSWORD", SECRET)];
+    let creds = [("ETCDCTL_USER", "app"), ("ETCDCTL_PASSWORD", SECRET)];
     etcd.probe_env = creds.iter().map(|(k, v)| (*k, v.to_string())).collect();
     use_env(&creds);
     exclusive_across_hosts(&etcd);
@@ -1077,68 +776,6 @@ fn etcd_over_tls_with_client_certificates_and_auth_keeps_the_contract() {
     let (code, text) = status(&format!("etcd://127.0.0.1:{port}?cacert={ca}"), &[]);
     assert_eq!(code, Some(64), "{text}");
     assert!(text.contains("etcds://"), "{text}");
-}
-
-/// POSTs JSON to etcd's gateway with python3 (the tests have no HTTP
-/// client of their own), over TLS with the client certificate when the
-/// server wants it; returns the answer.
-#[cfg(feature = "etcd")]
-fn etcd_post(etcd: &Etcd, path: &str, body: &str, token: Option<&str>) -> String {
-    let script = r#"
-import ssl, sys, urllib.request
-url, body, token, ca, cert, key = sys.argv[1:7]
-context = None
-if ca:
-    context = ssl.create_default_context(cafile=ca)
-    context.load_cert_chain(cert, key)
-req = urllib.request.Request(url, data=body.encode(), method="POST")
-if token:
-    req.add_header("Authorization", token)
-try:
-    print(urllib.request.urlopen(req, timeout=10, context=context).read().decode())
-except urllib.error.HTTPError as e:
-    print(e.read().decode())
-"#;
-    let (scheme, files) = match &etcd.tls {
-        Some(c) => (
-            "https",
-            [c.path("ca.pem"), c.path("client.pem"), c.path("client.key")],
-        ),
-        None => ("http", Default::default()),
-    };
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &format!("{scheme}://127.0.0.1:{}{path}", etcd.client),
-            body,
-        ])
-        .arg(token.unwrap_or(""))
-        .args(&files)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// etcd's auth, as `etcdctl user add root; etcdctl auth enable` does it.
-#[cfg(feature = "etcd")]
-fn enable_auth(etcd: &Etcd, password: &str) {
-    etcd_post(etcd, "/v3/auth/role/add", r#"{"name":"root"}"#, None);
-    let added = etcd_post(
-        etcd,
-        "/v3/auth/user/add",
-        &format!(r#"{{"name":"root","password":"{password}"}}"#),
-        None,
-    );
-    assert!(!added.contains("error"), "{added}");
-    etcd_post(
-        etcd,
-        "/v3/auth/user/grant",
-        r#"{"user":"root","role":"root"}"#,
-        None,
-    );
-    let enabled = etcd_post(etcd, "/v3/auth/enable", "{}", None);
-    assert!(!enabled.contains("error"), "{enabled}");
 }
 
 /// etcd forgets an auth token that has not been used for

@@ -4,8 +4,10 @@
 //! `concurrency.Mutex` use): each contender puts the key
 //! `abslock/NAME/<lease id in hex>` attached to its lease; the key with the
 //! lowest create revision holds the lock. A try-acquire puts its key and
-//! looks; a blocking acquire asks etcd's lock service (`/v3/lock/lock`),
-//! which waits server-side for the keys before ours to go. The holder keeps
+//! looks; a blocking acquire puts its key and asks again (every 25 ms at
+//! first, then every 250 ms) until the keys before ours are gone, in short
+//! requests that each may take [`REQUEST_TIMEOUT`] per endpoint, so that a
+//! hung endpoint is skipped even mid-wait. The holder keeps
 //! its lease alive every TTL/3; if that fails for a whole TTL, the lease
 //! must be assumed expired and the lock lost. The fencing token is the
 //! key's create revision.
@@ -24,10 +26,10 @@ use crate::tls::TlsFiles;
 use crate::{Error, Holder, Identity, LostFlag, Result};
 
 const DEFAULT_TTL: u64 = 10;
-/// How long one endpoint may take to answer a request (not the blocking
-/// lock call) before the next is tried: a hung endpoint (it accepts TCP
-/// and never answers) costs about this much, once: later requests start at
-/// the endpoint that answered last.
+/// How long one endpoint may take to answer a request before the next is
+/// tried: a hung endpoint (it accepts TCP and never answers) costs about
+/// this much, once: later requests start at the endpoint that answered
+/// last.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
@@ -81,24 +83,24 @@ impl std::fmt::Debug for Auth {
 impl Client {
     /// POSTs `body` to `path` on the first endpoint that answers, with a
     /// fresh token if etcd says ours has expired.
-    fn call(&self, path: &str, body: &Value, timeout: Option<Duration>) -> Result<Value> {
-        match self.call_once(path, body, timeout) {
+    fn call(&self, path: &str, body: &Value) -> Result<Value> {
+        match self.call_once(path, body) {
             Err(Error::Engine(why)) if why.contains("invalid auth token") => {
                 if let Some(auth) = &self.auth {
                     *auth.token.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 }
-                self.call_once(path, body, timeout)
+                self.call_once(path, body)
             }
             result => result,
         }
     }
 
-    fn call_once(&self, path: &str, body: &Value, timeout: Option<Duration>) -> Result<Value> {
+    fn call_once(&self, path: &str, body: &Value) -> Result<Value> {
         let token = match &self.auth {
             Some(auth) => Some(self.token(auth)?),
             None => None,
         };
-        self.post(path, body, timeout, token.as_deref())
+        self.post(path, body, token.as_deref())
     }
 
     /// The current token, authenticating first if there is none.
@@ -110,7 +112,6 @@ impl Client {
         let r = self.post(
             "/v3/auth/authenticate",
             &json!({ "name": auth.user, "password": auth.password }),
-            Some(REQUEST_TIMEOUT),
             None,
         )?;
         let fresh = r["token"]
@@ -126,13 +127,7 @@ impl Client {
         Ok(fresh)
     }
 
-    fn post(
-        &self,
-        path: &str,
-        body: &Value,
-        timeout: Option<Duration>,
-        token: Option<&str>,
-    ) -> Result<Value> {
+    fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Result<Value> {
         let mut failures = Vec::new();
         let first = self.preferred.load(Ordering::Relaxed);
         let n = self.endpoints.len();
@@ -140,10 +135,8 @@ impl Client {
             let endpoint = &self.endpoints[index];
             let mut request = self
                 .agent
-                .post(&format!("{}://{endpoint}{path}", self.scheme));
-            if let Some(t) = timeout {
-                request = request.timeout(t);
-            }
+                .post(&format!("{}://{endpoint}{path}", self.scheme))
+                .timeout(REQUEST_TIMEOUT);
             if let Some(token) = token {
                 request = request.set("Authorization", token);
             }
@@ -190,50 +183,33 @@ impl Client {
     }
 
     fn grant(&self, ttl: u64) -> Result<i64> {
-        let r = self.call(
-            "/v3/lease/grant",
-            &json!({ "TTL": ttl.to_string() }),
-            Some(REQUEST_TIMEOUT),
-        )?;
+        let r = self.call("/v3/lease/grant", &json!({ "TTL": ttl.to_string() }))?;
         int(&r["ID"]).ok_or_else(|| Error::Engine(format!("etcd lease grant: no ID in {r}")))
     }
 
     /// The lease's remaining TTL in seconds after a renewal; 0 if expired.
     fn keep_alive(&self, lease: i64) -> Result<i64> {
-        let r = self.call(
-            "/v3/lease/keepalive",
-            &json!({ "ID": lease.to_string() }),
-            Some(REQUEST_TIMEOUT),
-        )?;
+        let r = self.call("/v3/lease/keepalive", &json!({ "ID": lease.to_string() }))?;
         Ok(int(&r["result"]["TTL"]).unwrap_or(0))
     }
 
     fn time_to_live(&self, lease: i64) -> Option<Duration> {
         let r = self
-            .call(
-                "/v3/lease/timetolive",
-                &json!({ "ID": lease.to_string() }),
-                Some(REQUEST_TIMEOUT),
-            )
+            .call("/v3/lease/timetolive", &json!({ "ID": lease.to_string() }))
             .ok()?;
         let secs = int(&r["TTL"])?;
         u64::try_from(secs).ok().map(Duration::from_secs)
     }
 
     fn revoke(&self, lease: i64) -> Result<()> {
-        self.call(
-            "/v3/lease/revoke",
-            &json!({ "ID": lease.to_string() }),
-            Some(REQUEST_TIMEOUT),
-        )
-        .map(drop)
+        self.call("/v3/lease/revoke", &json!({ "ID": lease.to_string() }))
+            .map(drop)
     }
 
     fn put(&self, key: &str, value: &str, lease: i64) -> Result<()> {
         self.call(
             "/v3/kv/put",
             &json!({ "key": B64.encode(key), "value": B64.encode(value), "lease": lease.to_string() }),
-            Some(REQUEST_TIMEOUT),
         )
         .map(drop)
     }
@@ -249,22 +225,8 @@ impl Client {
                 "sort_target": "CREATE",
                 "limit": "1",
             }),
-            Some(REQUEST_TIMEOUT),
         )?;
         Ok(r["kvs"].get(0).map(|kv| (text(&kv["key"]), kv.clone())))
-    }
-
-    fn create_revision(&self, key: &str) -> Result<u64> {
-        let r = self.call(
-            "/v3/kv/range",
-            &json!({ "key": B64.encode(key) }),
-            Some(REQUEST_TIMEOUT),
-        )?;
-        r["kvs"]
-            .get(0)
-            .and_then(|kv| int(&kv["create_revision"]))
-            .and_then(|v| u64::try_from(v).ok())
-            .ok_or_else(|| Error::Engine(format!("etcd: our key {key} vanished")))
     }
 }
 
@@ -278,6 +240,13 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 }
 
 /// An int64 the gateway may render as a string or a number.
+/// A key's create revision: the fencing token of the hold it stands for.
+fn token_of(kv: &Value) -> u64 {
+    int(&kv["create_revision"])
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(0)
+}
+
 fn int(v: &Value) -> Option<i64> {
     v.as_str()
         .and_then(|s| s.parse().ok())
@@ -469,18 +438,15 @@ impl EtcdLock {
         let attempt = (|| {
             self.client.put(&key, &self.value(id), lease)?;
             match self.client.first(&self.prefix)? {
-                Some((first, kv)) if first == key => {
-                    let token = int(&kv["create_revision"])
-                        .and_then(|v| u64::try_from(v).ok())
-                        .unwrap_or(0);
-                    Ok(Ok(token))
-                }
+                Some((first, kv)) if first == key => Ok(Ok(token_of(&kv))),
                 Some((_, kv)) => Ok(Err(self.holder_of(&kv))),
                 None => Err(Error::Engine(format!("etcd: our key {key} vanished"))),
             }
         })();
         match attempt {
-            Ok(Ok(token)) => Ok(self.hold(lease, token)),
+            Ok(Ok(token)) => self.hold(lease, token).inspect_err(|_| {
+                let _ = self.client.revoke(lease);
+            }),
             Ok(Err(holder)) => {
                 // Revoking the lease deletes our key with it.
                 let _ = self.client.revoke(lease);
@@ -493,47 +459,72 @@ impl EtcdLock {
         }
     }
 
+    /// Queues as `etcdctl lock` does (our key, under our lease, waits for
+    /// every key created before it to go), but asks in short requests
+    /// rather than one long-lived `/v3/lock/lock` call: each request has the
+    /// per-endpoint timeout, so an endpoint that hangs while we wait costs
+    /// [`REQUEST_TIMEOUT`] before the next one is asked, and the lease is
+    /// renewed meanwhile.
     pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<EtcdHold> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let lease = self.client.grant(self.ttl)?;
         // The lease must live while we queue, however long that is.
-        let (stop, lost, keeper) = keep_alive(self.client.clone(), lease, self.ttl);
-        let name = self.prefix.trim_end_matches('/');
-        let asked = self.client.call(
-            "/v3/lock/lock",
-            &json!({ "name": B64.encode(name), "lease": lease.to_string() }),
-            timeout,
-        );
+        let (stop, lost, keeper) = match keep_alive(self.client.clone(), lease, self.ttl) {
+            Ok(kept) => kept,
+            Err(e) => {
+                let _ = self.client.revoke(lease);
+                return Err(e);
+            }
+        };
         let give_up = |e: Error| {
             stop.store(true, Ordering::Release);
             let _ = self.client.revoke(lease);
             e
         };
-        match asked {
-            Ok(r) => {
-                let key = text(&r["key"]);
-                let setup = self
-                    .client
-                    .put(&key, &self.value(id), lease)
-                    .and_then(|()| self.client.create_revision(&key));
-                match setup {
-                    Ok(token) => Ok(EtcdHold {
+        let key = self.key(lease);
+        if let Err(e) = self.client.put(&key, &self.value(id), lease) {
+            return Err(give_up(e));
+        }
+        let mut pause = Duration::from_millis(25);
+        let mut failing_since = None;
+        loop {
+            if let Some(why) = lost.reason() {
+                return Err(give_up(Error::Engine(format!("while waiting: {why}"))));
+            }
+            match self.client.first(&self.prefix) {
+                Ok(Some((first, kv))) if first == key => {
+                    return Ok(EtcdHold {
                         client: self.client.clone(),
                         lease,
-                        token,
+                        token: token_of(&kv),
                         lost,
                         stop,
                         keeper: Some(keeper),
-                    }),
-                    Err(e) => Err(give_up(e)),
+                    });
+                }
+                Ok(Some(_)) => failing_since = None,
+                Ok(None) => {
+                    return Err(give_up(Error::Engine(format!(
+                        "etcd: our key {key} vanished while waiting"
+                    ))))
+                }
+                // No endpoint answered this time: go on asking while the
+                // lease may live; the keep-alive raises `lost` after a TTL.
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= Duration::from_secs(self.ttl) {
+                        return Err(give_up(e));
+                    }
                 }
             }
-            Err(e) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                let _ = e;
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 let holder = self.holder().ok().flatten();
-                Err(give_up(Error::Timeout(holder)))
+                return Err(give_up(Error::Timeout(holder)));
             }
-            Err(e) => Err(give_up(e)),
+            let left = deadline.map_or(pause, |d| d.saturating_duration_since(now));
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(250));
         }
     }
 
@@ -566,16 +557,16 @@ impl EtcdLock {
         }
     }
 
-    fn hold(&self, lease: i64, token: u64) -> EtcdHold {
-        let (stop, lost, keeper) = keep_alive(self.client.clone(), lease, self.ttl);
-        EtcdHold {
+    fn hold(&self, lease: i64, token: u64) -> Result<EtcdHold> {
+        let (stop, lost, keeper) = keep_alive(self.client.clone(), lease, self.ttl)?;
+        Ok(EtcdHold {
             client: self.client.clone(),
             lease,
             token,
             lost,
             stop,
             keeper: Some(keeper),
-        }
+        })
     }
 }
 
@@ -583,12 +574,16 @@ impl EtcdLock {
 /// says the lease expired, or when no renewal succeeded for a whole TTL
 /// (from then on etcd may have expired it: we cannot know, so we must
 /// assume it).
-fn keep_alive(client: Client, lease: i64, ttl: u64) -> (Arc<AtomicBool>, LostFlag, JoinHandle<()>) {
+fn keep_alive(
+    client: Client,
+    lease: i64,
+    ttl: u64,
+) -> Result<(Arc<AtomicBool>, LostFlag, JoinHandle<()>)> {
     let stop = Arc::new(AtomicBool::new(false));
-    let lost = LostFlag::default();
+    let lost = LostFlag::new()?;
     let (stop2, lost2) = (Arc::clone(&stop), lost.clone());
     let period = Duration::from_millis(ttl * 1000 / 3).max(Duration::from_millis(300));
-    let keeper = std::thread::spawn(move || {
+    let keeper = abslock::backend::spawn_quiet("abslock-etcd-lease", move || {
         let mut renewed = Instant::now();
         while !stop2.load(Ordering::Acquire) {
             match client.keep_alive(lease) {
@@ -611,8 +606,9 @@ fn keep_alive(client: Client, lease: i64, ttl: u64) -> (Arc<AtomicBool>, LostFla
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-    });
-    (stop, lost, keeper)
+    })
+    .map_err(|e| Error::Engine(format!("starting the lease's keep-alive thread: {e}")))?;
+    Ok((stop, lost, keeper))
 }
 
 impl EtcdHold {

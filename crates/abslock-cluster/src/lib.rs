@@ -63,6 +63,8 @@ mod sslmode;
 mod tls;
 
 use std::fmt;
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use abslock::escape::escape_str;
@@ -71,33 +73,8 @@ pub use identity::Identity;
 pub use lost::LostFlag;
 pub use secret::{redact, HIDDEN};
 
-/// Who holds a cluster lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    /// The holder's host identity ([`Identity`]).
-    pub host: String,
-    /// The holder's pid on that host.
-    pub pid: u32,
-    /// The fencing token of its hold (etcd only).
-    pub token: Option<u64>,
-    /// How long its lease has left if it stopped renewing now (etcd only).
-    pub lease_left: Option<Duration>,
-    /// For a holder that is not abslock (`etcdctl lock`, a `psql` session
-    /// holding the advisory lock): what the engine says about it. `host`
-    /// is then `?` and `pid` 0.
-    pub client: Option<String>,
-}
-
-impl fmt::Display for Holder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Whoever can write the lock's key chose these: escaped.
-        if let Some(client) = &self.client {
-            return write!(f, "a client that is not abslock ({})", escape_str(client));
-        }
-        let host = escape_str(&self.host);
-        write!(f, "pid {} on host {host}", self.pid)
-    }
-}
+/// Who holds a cluster lock: `abslock`'s [`abslock::RemoteHolder`].
+pub use abslock::RemoteHolder as Holder;
 
 /// What can go wrong.
 #[derive(Debug)]
@@ -134,12 +111,27 @@ impl std::error::Error for Error {}
 /// A `Result` with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl From<Error> for abslock::Error {
+    /// The same failure in the terms of [`abslock::Backend`]: a holder
+    /// becomes an [`abslock::Holder::remote`].
+    fn from(e: Error) -> abslock::Error {
+        match e {
+            Error::InvalidUrl(why) => abslock::Error::InvalidBackend(why),
+            Error::Held(h) => abslock::Error::Held(abslock::Holder::remote(h)),
+            Error::Timeout(h) => abslock::Error::Timeout(h.map(abslock::Holder::remote)),
+            Error::Engine(why) => abslock::Error::Engine(why),
+        }
+    }
+}
+
 #[cfg(any(feature = "etcd", feature = "postgres"))]
 /// A lock named `name` on a cluster engine.
 #[derive(Debug)]
 pub struct ClusterLock {
     engine: Engine,
     identity: Identity,
+    /// `NAME on URL`, the URL's password hidden, for [`fmt::Display`].
+    shown: String,
 }
 
 #[cfg(any(feature = "etcd", feature = "postgres"))]
@@ -232,7 +224,12 @@ impl ClusterLock {
                 redact(url)
             )));
         };
-        Ok(ClusterLock { engine, identity })
+        let shown = format!("{} on {}", escape_str(name), escape_str(&redact(url)));
+        Ok(ClusterLock {
+            engine,
+            identity,
+            shown,
+        })
     }
 
     /// Takes the lock if nobody holds it.
@@ -353,6 +350,59 @@ impl ClusterGuard {
             #[cfg(feature = "postgres")]
             GuardInner::Postgres(h) => h.release(),
         }
+    }
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+impl fmt::Display for ClusterLock {
+    /// `NAME on URL`, escaped, without the URL's password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+impl abslock::Backend for ClusterLock {
+    fn try_acquire(&self) -> abslock::Result<abslock::AnyGuard> {
+        Ok(abslock::AnyGuard::Remote(Box::new(
+            ClusterLock::try_acquire(self)?,
+        )))
+    }
+
+    fn acquire(&self, timeout: Option<Duration>) -> abslock::Result<abslock::AnyGuard> {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return abslock::Backend::try_acquire(self);
+        }
+        Ok(abslock::AnyGuard::Remote(Box::new(ClusterLock::acquire(
+            self, timeout,
+        )?)))
+    }
+
+    fn holder(&self) -> abslock::Result<Option<abslock::Holder>> {
+        Ok(ClusterLock::holder(self)?.map(abslock::Holder::remote))
+    }
+
+    fn wait_released(&self, timeout: Option<Duration>) -> abslock::Result<bool> {
+        Ok(self.wait_free(timeout)?)
+    }
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+impl abslock::RemoteGuard for ClusterGuard {
+    fn fencing_token(&self) -> Option<u64> {
+        self.token
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.lost.reason()
+    }
+
+    fn lost_fd(&self) -> BorrowedFd<'_> {
+        self.lost.fd()
+    }
+
+    fn release(self: Box<Self>) -> abslock::Result<()> {
+        Ok(ClusterGuard::release(*self)?)
     }
 }
 

@@ -1,21 +1,50 @@
 //! The flag a backend raises when a held lock is lost.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-/// Set once, when the lock is lost; clones share it.
-#[derive(Debug, Clone, Default)]
-pub struct LostFlag(Arc<(Mutex<Option<String>>, Condvar)>);
+use rustix::event::{eventfd, EventfdFlags};
+
+use crate::{Error, Result};
+
+/// Set once, when the lock is lost; clones share it. An eventfd polls
+/// readable from then on, so an event loop can watch it
+/// ([`LostFlag::fd`]) instead of a thread blocking in [`LostFlag::wait`].
+#[derive(Debug, Clone)]
+pub struct LostFlag(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    reason: Mutex<Option<String>>,
+    raised: Condvar,
+    fd: OwnedFd,
+}
 
 impl LostFlag {
+    /// A flag not yet raised.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] if no eventfd can be made (`EMFILE`).
+    pub fn new() -> Result<LostFlag> {
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(|e| Error::Engine(format!("creating an eventfd: {e}")))?;
+        Ok(LostFlag(Arc::new(Shared {
+            reason: Mutex::new(None),
+            raised: Condvar::new(),
+            fd,
+        })))
+    }
+
     /// Raises the flag with the reason, waking every waiter.
     pub fn set(&self, why: impl Into<String>) {
-        let (lock, cond) = &*self.0;
-        let mut reason = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reason = self.0.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if reason.is_none() {
             *reason = Some(why.into());
+            // The counter goes from 0 to 1 and stays: readable for good.
+            let _ = rustix::io::write(&self.0.fd, &1u64.to_ne_bytes());
         }
-        cond.notify_all();
+        self.0.raised.notify_all();
     }
 
     /// Whether it is raised.
@@ -26,17 +55,22 @@ impl LostFlag {
     /// Why the lock was lost, once it was.
     pub fn reason(&self) -> Option<String> {
         self.0
-             .0
+            .reason
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
+    /// A descriptor that polls readable once the flag is raised.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.0.fd.as_fd()
+    }
+
     /// Waits until the flag is raised or `timeout` passes (`None`: forever);
     /// returns the reason if raised.
     pub fn wait(&self, timeout: Option<Duration>) -> Option<String> {
-        let (lock, cond) = &*self.0;
-        let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.0.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        let cond = &self.0.raised;
         let guard = match timeout {
             Some(t) => {
                 cond.wait_timeout_while(guard, t, |r| r.is_none())
@@ -54,16 +88,24 @@ impl LostFlag {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+    fn readable(flag: &LostFlag) -> bool {
+        let mut fds = [PollFd::new(&flag.0.fd, PollFlags::IN)];
+        poll(&mut fds, Some(&Timespec::default())).unwrap() == 1
+    }
 
     #[test]
-    fn first_reason_wins_and_wakes_waiters() {
-        let flag = LostFlag::default();
+    fn first_reason_wins_and_wakes_waiters_and_the_fd() {
+        let flag = LostFlag::new().unwrap();
         assert_eq!(flag.wait(Some(Duration::from_millis(10))), None);
+        assert!(!readable(&flag));
         let other = flag.clone();
         let waiter = std::thread::spawn(move || other.wait(None));
         flag.set("lease expired");
         flag.set("second");
         assert_eq!(waiter.join().unwrap().as_deref(), Some("lease expired"));
         assert!(flag.is_set());
+        assert!(readable(&flag));
     }
 }

@@ -166,7 +166,7 @@ impl PgLock {
             .map_err(engine("pg_try_advisory_lock"))?
             .get(0);
         if got {
-            return Ok(PgHold::new(client, key));
+            return PgHold::new(client, key);
         }
         let holder = holder_of(&mut client, key)?;
         Err(Error::Held(holder.unwrap_or(Holder {
@@ -195,7 +195,7 @@ impl PgLock {
                 client
                     .batch_execute("SET lock_timeout = 0")
                     .map_err(engine("resetting lock_timeout"))?;
-                Ok(PgHold::new(client, key))
+                PgHold::new(client, key)
             }
             Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
                 Err(Error::Timeout(holder_of(&mut client, key).ok().flatten()))
@@ -276,12 +276,12 @@ impl std::fmt::Debug for PgHold {
 }
 
 impl PgHold {
-    fn new(client: Client, key: i64) -> PgHold {
+    fn new(client: Client, key: i64) -> Result<PgHold> {
         let client = Arc::new(Mutex::new(client));
         let stop = Arc::new(AtomicBool::new(false));
-        let lost = LostFlag::default();
+        let lost = LostFlag::new()?;
         let (c, s, l) = (Arc::clone(&client), Arc::clone(&stop), lost.clone());
-        let watcher = std::thread::spawn(move || {
+        let watcher = abslock::backend::spawn_quiet("abslock-pg-watch", move || {
             while !s.load(Ordering::Acquire) {
                 let alive = {
                     let mut client = c.lock().unwrap_or_else(PoisonError::into_inner);
@@ -300,14 +300,15 @@ impl PgHold {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
-        });
-        PgHold {
+        })
+        .map_err(|e| Error::Engine(format!("starting the connection's watch thread: {e}")))?;
+        Ok(PgHold {
             client,
             key,
             lost,
             stop,
             watcher: Some(watcher),
-        }
+        })
     }
 
     fn stop_watcher(&mut self) {

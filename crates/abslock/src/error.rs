@@ -64,6 +64,14 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// A backend that cannot be used as given (a malformed cluster URL,
+    /// an unknown option, an engine this build lacks); says why.
+    InvalidBackend(String),
+    /// A cluster engine could not be reached, or refused us; its reason.
+    Engine(String),
+    /// This backend cannot do what was asked (hand a cluster lock to
+    /// another program); says why.
+    Unsupported(String),
     /// A system call failed.
     Io {
         /// What abslock was doing.
@@ -125,6 +133,9 @@ impl fmt::Display for Error {
             Error::Refused(why) => write!(f, "the holder refused: {}", escape_str(why)),
             Error::Protocol(why) => write!(f, "protocol error: {}", escape_str(why)),
             Error::UnsafePath(why) | Error::InvalidRequest(why) => f.write_str(why),
+            // Servers, certificates and files chose these words: escaped.
+            Error::InvalidBackend(why) => write!(f, "invalid backend: {}", escape_str(why)),
+            Error::Engine(why) | Error::Unsupported(why) => f.write_str(&escape_str(why)),
             Error::PathIo { path, source } => {
                 write!(f, "{path}: {source}")?;
                 emfile_hint(f, source)

@@ -9,6 +9,7 @@ use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
 
 use crate::access::Access;
 use crate::error::{Error, Result};
+use crate::escape::escape_str;
 use crate::procfs::{self, ProcessInfo};
 use crate::signal::Signal;
 use crate::sys::{self, Connect};
@@ -28,12 +29,17 @@ pub enum Source {
     /// A file lock: the holder was found in `/proc/locks` and confirmed in
     /// `/proc/PID/fdinfo`.
     ProcLocks,
+    /// A lock on a cluster engine: the engine said who holds it
+    /// ([`Holder::as_remote`]).
+    Remote,
 }
 
-/// What is held: an abstract socket name or a lock file.
+/// What is held: an abstract socket name, a lock file, or a lock on an
+/// engine elsewhere.
 #[derive(Debug, Clone)]
 enum Target {
     Socket(Vec<u8>),
+    Remote(Box<RemoteHolder>),
     File {
         path: PathBuf,
         dev: u64,
@@ -41,6 +47,36 @@ enum Target {
         kind: String,
         shared: bool,
     },
+}
+
+/// The holder of a lock kept on a cluster engine (a [`crate::Backend`]
+/// outside this crate), as the engine describes it. Whoever can write the
+/// lock's key or session chose these values: [`fmt::Display`] escapes
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteHolder {
+    /// The holder's host, as it named itself (`uname -n` or `ABSLOCK_HOST`).
+    pub host: String,
+    /// The holder's pid on that host.
+    pub pid: u32,
+    /// The fencing token of its hold, if the engine has one.
+    pub token: Option<u64>,
+    /// How long its lease has left if it stopped renewing now, if the
+    /// engine has leases.
+    pub lease_left: Option<Duration>,
+    /// For a holder that is not abslock (`etcdctl lock`, a `psql` session
+    /// holding the advisory lock): what the engine says about it. `host`
+    /// is then `?` and `pid` 0.
+    pub client: Option<String>,
+}
+
+impl fmt::Display for RemoteHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(client) = &self.client {
+            return write!(f, "a client that is not abslock ({})", escape_str(client));
+        }
+        write!(f, "pid {} on host {}", self.pid, escape_str(&self.host))
+    }
 }
 
 /// The process holding a lock, as seen when it was discovered.
@@ -176,12 +212,36 @@ impl Holder {
         }))
     }
 
+    /// The holder of a lock on a cluster engine, as the engine describes
+    /// it. It has no local pid, uid or pidfd: it may run on another host,
+    /// and cannot be signalled from here.
+    pub fn remote(holder: RemoteHolder) -> Holder {
+        Holder {
+            target: Target::Remote(Box::new(holder)),
+            pid: None,
+            uid: None,
+            gid: None,
+            source: Source::Remote,
+            pidfd: None,
+            pidfd_exact: false,
+        }
+    }
+
+    /// For a lock on a cluster engine: the holder as the engine describes
+    /// it.
+    pub fn as_remote(&self) -> Option<&RemoteHolder> {
+        match &self.target {
+            Target::Remote(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// For a file lock: its kind as `/proc/locks` shows it (`FLOCK`,
     /// `POSIX`, `OFDLCK`) and whether it is shared (`READ`).
     pub fn file_lock(&self) -> Option<(&str, bool)> {
         match &self.target {
             Target::File { kind, shared, .. } => Some((kind, *shared)),
-            Target::Socket(_) => None,
+            Target::Socket(_) | Target::Remote(_) => None,
         }
     }
 
@@ -229,19 +289,21 @@ impl Holder {
         self.pidfd_exact
     }
 
-    /// The abstract address held; for a file lock, the lock file's path.
+    /// The abstract address held; for a file lock, the lock file's path;
+    /// empty for a lock on a cluster engine.
     pub fn address(&self) -> &[u8] {
         use std::os::unix::ffi::OsStrExt;
         match &self.target {
             Target::Socket(address) => address,
             Target::File { path, .. } => path.as_os_str().as_bytes(),
+            Target::Remote(_) => &[],
         }
     }
 
     /// The lock file, for a file lock.
     pub fn path(&self) -> Option<&Path> {
         match &self.target {
-            Target::Socket(_) => None,
+            Target::Socket(_) | Target::Remote(_) => None,
             Target::File { path, .. } => Some(path),
         }
     }
@@ -252,6 +314,7 @@ impl Holder {
         Ok(match &self.target {
             Target::Socket(address) => holders_of(address)?.map(|(_, p)| p).unwrap_or_default(),
             Target::File { dev, inode, .. } => procfs::flock_holders(*dev, *inode),
+            Target::Remote(_) => Vec::new(),
         })
     }
 
@@ -260,7 +323,7 @@ impl Holder {
         match (&self.target, socket_inode) {
             (Target::Socket(_), Some(inode)) => procfs::holds_inode(pid, inode),
             (Target::File { dev, inode, .. }, _) => procfs::holds_flock(pid, *dev, *inode),
-            (Target::Socket(_), None) => false,
+            (Target::Socket(_), None) | (Target::Remote(_), _) => false,
         }
     }
 
@@ -313,6 +376,7 @@ impl Holder {
                 None => return Ok(0),
             },
             Target::File { .. } => (self.keepers()?, None),
+            Target::Remote(_) => return Ok(0),
         };
         let mut sent = 0;
         for pid in pids {
@@ -338,7 +402,9 @@ impl Holder {
     /// `None` waits forever. Returns `false` on timeout.
     ///
     /// # Errors
-    /// If a socket operation fails.
+    /// If a socket operation fails; [`Error::Unsupported`] for a holder on
+    /// a cluster engine, which only its lock can await
+    /// ([`crate::Backend::wait_released`]).
     pub fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         match &self.target {
@@ -346,6 +412,9 @@ impl Holder {
                 Ok(wait::until_free(address, deadline, &Access::anyone())? == wait::Wait::Free)
             }
             Target::File { dev, inode, .. } => wait::until_unlocked(*dev, *inode, deadline),
+            Target::Remote(_) => Err(Error::Unsupported(
+                "a holder on a cluster engine is awaited through its lock".into(),
+            )),
         }
     }
 }
@@ -361,6 +430,9 @@ fn open_pidfd(pid: u32) -> Option<OwnedFd> {
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Target::Remote(r) = &self.target {
+            return fmt::Display::fmt(r, f);
+        }
         match self.pid {
             Some(pid) => write!(f, "pid {pid}")?,
             None => f.write_str("an unidentified process")?,

@@ -34,8 +34,9 @@
 //! * [`file::FileLock`]: the same on a `flock(2)` lock file, for locks
 //!   that need permissions or must cross network namespaces;
 //!   [`combined::CombinedLock`]: the file decides, the socket adds
-//!   discovery and messaging; [`AnyLock`] for programs that let the user
-//!   choose.
+//!   discovery and messaging. [`Backend`] is the one interface every
+//!   backend implements (cluster engines in `abslock-cluster` too), and
+//!   [`AnyLock`] holds any of them, for programs that let the user choose.
 //! * Talking to the running instance over the lock's own socket
 //!   (`docs/protocol.md`): [`Lock::info`], [`Lock::send`] (a second
 //!   instance hands its argv to the first and gets a [`Reply`]),
@@ -87,11 +88,11 @@ mod sys;
 pub mod wait;
 
 pub use access::Access;
-pub use backend::{AnyGuard, AnyLock};
+pub use backend::{AnyGuard, AnyLock, Backend, RemoteGuard};
 pub use client::Reply;
 pub use error::{Error, Result};
 pub use guard::{Guard, FD_ENV};
-pub use holder::{Holder, Source};
+pub use holder::{Holder, RemoteHolder, Source};
 pub use lock::{Lock, DEFAULT_BACKLOG};
 pub use name::{display_address, LockName, Scope, ADDRESS_PREFIX, MAX_ADDRESS_LEN};
 pub use protocol::{Info, Message};

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use abslock::{Lock, LockName};
+use abslock::{Backend, Lock, LockName};
 
 pub const ROLE: &str = "ABSLOCK_TEST_ROLE";
 
@@ -222,7 +222,7 @@ pub fn helper_main() {
         // The backend-generic roles of the contract suite; args[0] is a
         // spec for any_lock().
         "any-hold" => {
-            let guard = any_lock(&args[0]).acquire().unwrap();
+            let guard = any_lock(&args[0]).acquire(None).unwrap();
             if let abslock::AnyGuard::Combined(g) = &guard {
                 say(
                     "squatter",

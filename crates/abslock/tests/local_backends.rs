@@ -1,14 +1,18 @@
-//! The contract every backend keeps, one suite run against each: the
-//! abstract socket, the flock(2) file, and the combined mode. Plus the
-//! file-only traps (a deleted lock file) and the combined mode's reason to
-//! exist (a squatter cannot deny it).
+//! The kernel rules the local backends rely on, one suite run against
+//! each through helper processes: the abstract socket, the flock(2) file,
+//! and the combined mode (forked children keep a lock, exec inherits it
+//! only when passed, SIGKILL frees it). Plus the file-only traps (a deleted
+//! lock file) and the combined mode's reason to exist (a squatter cannot
+//! deny it). The contract of the `abslock::Backend` interface, on all five
+//! backends including etcd and PostgreSQL, is
+//! `crates/abslock-cli/tests/contract.rs`.
 
 mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use abslock::{procfs, AnyLock, Error};
+use abslock::{procfs, AnyLock, Backend, Error};
 use common::{any_lock, eventually, is_root, serial, spawn, spawn_with, Helper};
 
 #[test]
@@ -85,7 +89,7 @@ fn sigkill_of_the_holder_frees_it_and_wakes_a_waiter() {
         let waiter = std::thread::spawn({
             let spec = spec.clone();
             move || {
-                let got = any_lock(&spec).acquire_timeout(Duration::from_secs(10));
+                let got = any_lock(&spec).acquire(Some(Duration::from_secs(10)));
                 got.map(|_| Instant::now())
             }
         });
@@ -107,7 +111,7 @@ fn acquire_timeout_gives_up_naming_the_holder() {
         let spec = spec(backend, "timeout");
         let (_holder, pid) = holder_of(&spec);
         let start = Instant::now();
-        match any_lock(&spec).acquire_timeout(Duration::from_millis(200)) {
+        match any_lock(&spec).acquire(Some(Duration::from_millis(200))) {
             Err(Error::Timeout(Some(h))) => assert_eq!(h.pid(), Some(pid), "{backend}"),
             other => panic!("{backend}: expected Timeout, got {other:?}"),
         }
