@@ -10,7 +10,6 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::BIN;
 use servers::*;
 
 fn run(host: &str, args: &[&str]) -> Output {
@@ -447,7 +446,7 @@ fn postgres_over_tls_follows_libpq_sslmode_and_client_certificates_and_keeps_the
 /// PATH), so that nothing from the test's own environment leaks in.
 #[cfg(any(feature = "etcd", feature = "postgres"))]
 fn run_env(env: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(common::bin())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(env.iter().copied())
@@ -522,7 +521,7 @@ fn postgres_with_a_password_from_the_environment_or_pgpass_never_shows_it() {
         "postgres://postgres:{SECRET}@127.0.0.1:{}/postgres",
         pg.port
     );
-    let mut holder = Command::new(BIN)
+    let mut holder = Command::new(common::bin())
         .args(["run", "--backend", &with_secret, "job", "--", "sleep", "30"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -869,7 +868,7 @@ fn etcd_with_authentication_takes_etcdctl_credentials_and_never_shows_them() {
     assert_eq!(out.status.code(), Some(1), "released: {}", said(&out));
     // The password in the URL works and shows nowhere.
     let with_secret = format!("etcd://root:{SECRET}@127.0.0.1:{port}?ttl=2");
-    let mut holder = Command::new(BIN)
+    let mut holder = Command::new(common::bin())
         .env("ABSLOCK_HOST", "host-a")
         .args(["run", "--backend", &with_secret, "job", "--", "sleep", "30"])
         .stdout(Stdio::piped())

@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use abslock::combined::CombinedLock;
 use abslock::file::FileLock;
 use abslock::{Backend, Error, Holder, Lock, LockName};
-use common::BIN;
 
 /// One backend under test.
 struct Subject {
@@ -64,7 +63,7 @@ fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
 /// `abslock run ARGS -- cat`: holds the lock until its stdin closes (a
 /// clean release) or it is killed. Returns once the lock names it.
 fn holder_process(s: &Subject) -> Child {
-    let child = Command::new(BIN)
+    let child = Command::new(common::bin())
         .arg("run")
         .args(&s.args)
         .args(["--", "cat"])

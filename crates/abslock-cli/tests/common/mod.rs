@@ -9,6 +9,13 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_abslock");
 
+/// The abslock the cluster and contract tests run: `ABSLOCK_TEST_BIN` if
+/// set (CI points it at the binary `cargo install` built, without feature
+/// flags), else the one cargo built for the tests.
+pub fn bin() -> String {
+    std::env::var("ABSLOCK_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 pub fn abslock() -> Cmd {
     Cmd::new(BIN)
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, BIN};
+use crate::common;
 
 /// A server the tests can stop and start again.
 pub trait Server {
@@ -83,7 +83,7 @@ pub fn use_env(env: &[(&str, &str)]) {
 
 /// `abslock ARGS` as host `host`.
 pub fn abslock(host: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(common::bin());
     cmd.env("ABSLOCK_HOST", host).args(args);
     ENV.with(|e| cmd.envs(e.borrow().iter().map(|(k, v)| (k, v))));
     cmd
