@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks: abslock against the raw system calls, flock, PID files and the
 # crates people use (fd-lock, fslock, single-instance). Writes BENCHMARKS.md
-# and the plots under bench/results/ (takes about 5 minutes on 2 cores).
+# and the plots under bench/results/ (takes about 8 minutes on 2 cores, the
+# static build included).
 #
 #   bash scripts/bench.sh           full run, release build
 #   bash scripts/bench.sh --smoke   a few iterations of everything, criterion
@@ -25,5 +26,9 @@ if [ "${1:-}" = "--smoke" ]; then
 fi
 
 cargo build --release -p abslock-cli -p abslock-bench
+# The static binary the .deb ships, measured beside cargo install's build.
+bash scripts/build-static.sh
 cargo bench -p abslock-bench --bench acquire
-ABSLOCK_BIN=target/release/abslock target/release/abslock-bench report --out . --criterion target/criterion
+ABSLOCK_BIN=target/release/abslock \
+ABSLOCK_STATIC_BIN=target/x86_64-unknown-linux-musl/release/abslock \
+  target/release/abslock-bench report --out . --criterion target/criterion

@@ -11,8 +11,11 @@ use crate::stats::mono_ns;
 
 /// Where things live for one run.
 pub struct Env {
-    /// The `abslock` binary under test.
+    /// The `abslock` binary under test (as `cargo install` builds it).
     pub abslock: PathBuf,
+    /// The static binary the .deb ships (`scripts/build-static.sh`), if
+    /// built: measured beside `abslock` where start-up and memory count.
+    pub abslock_static: Option<PathBuf>,
     /// This binary, for the roles.
     pub me: PathBuf,
     /// A scratch directory for lock and PID files.
@@ -24,7 +27,9 @@ pub struct Env {
 impl Env {
     pub fn target(&self, method: Method, what: &str) -> String {
         match method {
-            Method::Abslock | Method::AbslockUnserved => format!("{}/{what}", self.tag),
+            Method::Abslock | Method::AbslockUnserved | Method::RawSocket => {
+                format!("{}/{what}", self.tag)
+            }
             Method::Flock => self.dir.join(format!("{what}.lock")).display().to_string(),
             Method::PidFile => self.dir.join(format!("{what}.pid")).display().to_string(),
         }
@@ -77,14 +82,24 @@ pub enum Ending {
 }
 
 /// Hand-over latency in µs: from the holder's end (the kill, or the
-/// request to exit) to the moment the waiting process holds the lock.
-pub fn handover(env: &Env, method: Method, ending: Ending, rounds: usize) -> Vec<f64> {
-    let target = env.target(method, &format!("handover-{}", method.arg()));
+/// request to exit) to the moment the waiting process holds the lock. The
+/// holder takes the lock with `method`, the waiter with `waiting` (the same
+/// method, or abslock with another serving setting).
+pub fn handover(
+    env: &Env,
+    (method, waiting): (Method, Method),
+    ending: Ending,
+    rounds: usize,
+) -> Vec<f64> {
+    let target = env.target(
+        method,
+        &format!("handover-{}-{}", method.arg(), waiting.arg()),
+    );
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let mut holder = env.role(&["hold", method.arg(), &target]);
         assert_eq!(holder.line(), "ready");
-        let mut waiter = env.role(&["wait", method.arg(), &target]);
+        let mut waiter = env.role(&["wait", waiting.arg(), &target]);
         assert_eq!(waiter.line(), "waiting");
         // Let the waiter get into its wait (poll, flock, or a sleep).
         std::thread::sleep(Duration::from_millis(10));
@@ -155,12 +170,13 @@ fn time_command(cmd: &mut Command) -> f64 {
     elapsed
 }
 
-/// Paired runs of `abslock run -n NAME true` and `flock -n FILE true`, in
-/// alternating order: (abslock µs, flock µs) per pair.
-pub fn whole_command(env: &Env, pairs: usize) -> Vec<(f64, f64)> {
+/// Paired runs of `BIN run -n NAME true` (BIN an abslock binary) and
+/// `flock -n FILE true`, in alternating order: (abslock µs, flock µs) per
+/// pair.
+pub fn whole_command(env: &Env, bin: &Path, pairs: usize) -> Vec<(f64, f64)> {
     let name = env.target(Method::Abslock, "command");
     let file = env.target(Method::Flock, "command");
-    let abslock = || time_command(Command::new(&env.abslock).args(["run", "-n", &name, "true"]));
+    let abslock = || time_command(Command::new(bin).args(["run", "-n", &name, "true"]));
     let flock = || time_command(Command::new("flock").args(["-n", &file, "true"]));
     (0..pairs)
         .map(|i| {
@@ -175,13 +191,13 @@ pub fn whole_command(env: &Env, pairs: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Start-up alone: `abslock --version` and `flock --version`, in µs, for
+/// Start-up alone: `BIN --version` and `flock --version`, in µs, for
 /// `runs` paired runs. The floor under `whole_command`.
-pub fn startup(env: &Env, runs: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn startup(bin: &Path, runs: usize) -> (Vec<f64>, Vec<f64>) {
     (0..runs)
         .map(|_| {
             (
-                time_command(Command::new(&env.abslock).arg("--version")),
+                time_command(Command::new(bin).arg("--version")),
                 time_command(Command::new("flock").arg("--version")),
             )
         })
@@ -189,10 +205,13 @@ pub fn startup(env: &Env, runs: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// Peak RSS in KiB of the process `program args` (which must live at
-/// least 200 ms): its VmHWM from /proc/PID/status, sampled while it runs.
-/// Not wait4's ru_maxrss: that also counts the pages the child had as a
-/// fork of this (larger) process before its exec.
-pub fn peak_rss(program: &Path, args: &[&str]) -> f64 {
+/// least 200 ms): its VmHWM from /proc/PID/status, sampled while it runs,
+/// and the largest RssAnon seen (its private memory; the rest of RSS is
+/// its program and libraries, mapped from the page cache and shared with
+/// every process that runs them). Not wait4's ru_maxrss: that also counts
+/// the pages the child had as a fork of this (larger) process before its
+/// exec.
+pub fn peak_rss(program: &Path, args: &[&str]) -> Rss {
     let mut child = Command::new(program)
         .args(args)
         .stdout(Stdio::null())
@@ -200,30 +219,33 @@ pub fn peak_rss(program: &Path, args: &[&str]) -> f64 {
         .spawn()
         .expect("spawn");
     let status = format!("/proc/{}/status", child.id());
-    let mut peak = 0.0f64;
+    let (mut peak, mut anon) = (0.0f64, 0.0f64);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(50));
-        let kib = std::fs::read_to_string(&status)
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            })
-            .unwrap_or(0.0);
-        peak = peak.max(kib);
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        peak = peak.max(field("VmHWM:"));
+        anon = anon.max(field("RssAnon:"));
     }
     let _ = child.wait();
-    peak
+    (peak, anon)
 }
 
-/// Peak RSS samples of `abslock run NAME -- sleep 0.3` and
+/// One process's (peak RSS, private RSS) in KiB.
+pub type Rss = (f64, f64);
+
+/// [`Rss`] samples of `BIN run NAME -- sleep 0.3` and of
 /// `flock FILE sleep 0.3` (each supervising a command).
-pub fn memory(env: &Env, runs: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn memory(env: &Env, bin: &Path, runs: usize) -> (Vec<Rss>, Vec<Rss>) {
     let name = env.target(Method::Abslock, "memory");
     let file = env.target(Method::Flock, "memory");
     let a = (0..runs)
-        .map(|_| peak_rss(&env.abslock, &["run", &name, "--", "sleep", "0.3"]))
+        .map(|_| peak_rss(bin, &["run", &name, "--", "sleep", "0.3"]))
         .collect();
     let f = (0..runs)
         .map(|_| peak_rss(Path::new("flock"), &[&file, "sleep", "0.3"]))

@@ -17,6 +17,9 @@ pub enum Method {
     Abslock,
     /// The same with `Lock::serving(false)`: no serving thread per hold.
     AbslockUnserved,
+    /// The kernel mechanism alone, no abslock code: bind + listen an
+    /// abstract name; a waiter connects, polls for the hang-up, binds.
+    RawSocket,
     /// flock(2) on a file, waiting inside flock.
     Flock,
     /// A PID file polled every 100 ms, as init scripts do.
@@ -28,6 +31,7 @@ impl Method {
         match self {
             Method::Abslock => "abslock",
             Method::AbslockUnserved => "abslock-unserved",
+            Method::RawSocket => "raw-socket",
             Method::Flock => "flock",
             Method::PidFile => "pidfile",
         }
@@ -37,6 +41,7 @@ impl Method {
         match self {
             Method::Abslock => "abslock (event-driven)",
             Method::AbslockUnserved => "abslock, serving(false)",
+            Method::RawSocket => "raw abstract socket (floor)",
             Method::Flock => "flock(2) blocking",
             Method::PidFile => "PID file, 100 ms poll",
         }
@@ -46,6 +51,7 @@ impl Method {
         match s {
             "abslock" => Method::Abslock,
             "abslock-unserved" => Method::AbslockUnserved,
+            "raw-socket" => Method::RawSocket,
             "flock" => Method::Flock,
             _ => Method::PidFile,
         }
@@ -78,6 +84,7 @@ fn take(method: Method, target: &str) -> Held {
                 .acquire()
                 .expect("acquire"),
         ),
+        Method::RawSocket => Held::File(raw_take(target)),
         Method::Flock => {
             let fd = rustix::fs::open(
                 target,
@@ -106,6 +113,39 @@ fn take(method: Method, target: &str) -> Held {
                     Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
             }
+        }
+    }
+}
+
+/// The floor of a socket-name lock: bind and listen; if the name is taken,
+/// connect to its holder, sleep in poll(2) until the connection hangs up
+/// (the holder's socket closed), and bind again.
+fn raw_take(name: &str) -> std::os::fd::OwnedFd {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::net::{
+        bind, connect, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType,
+    };
+    let addr = SocketAddrUnix::new_abstract_name(format!("abslock-bench-raw/{name}").as_bytes())
+        .expect("address");
+    let stream = || {
+        socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .expect("socket")
+    };
+    loop {
+        let fd = stream();
+        if bind(&fd, &addr).is_ok() {
+            listen(&fd, 16).expect("listen");
+            return fd;
+        }
+        let conn = stream();
+        if connect(&conn, &addr).is_ok() {
+            let mut fds = [PollFd::new(&conn, PollFlags::IN)];
+            let _ = poll(&mut fds, None);
         }
     }
 }

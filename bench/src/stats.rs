@@ -10,7 +10,6 @@ pub fn mono_ns() -> u64 {
 /// Order statistics of a sample.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
-    pub n: usize,
     pub median: f64,
     pub p25: f64,
     pub p75: f64,
@@ -30,7 +29,6 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 pub fn summary(mut v: Vec<f64>) -> Summary {
     v.sort_by(f64::total_cmp);
     Summary {
-        n: v.len(),
         median: quantile(&v, 0.5),
         p25: quantile(&v, 0.25),
         p75: quantile(&v, 0.75),
@@ -46,10 +44,7 @@ mod tests {
     #[test]
     fn quantiles_of_a_known_sample() {
         let s = summary((1..=101).map(f64::from).collect());
-        assert_eq!(
-            (s.median, s.p25, s.p75, s.max, s.n),
-            (51.0, 26.0, 76.0, 101.0, 101)
-        );
+        assert_eq!((s.median, s.p25, s.p75, s.max), (51.0, 26.0, 76.0, 101.0));
         assert_eq!(s.p99, 100.0);
         assert!(summary(Vec::new()).median.is_nan());
     }

@@ -9,7 +9,6 @@ use abslock::combined::CombinedLock;
 use abslock::file::FileLock;
 use abslock::netns::NetnsLock;
 use abslock::AnyLock;
-
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Single-instance locks on Linux abstract socket names: like flock(1), but

@@ -276,7 +276,12 @@ fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) {
     let procs = match guard.release_and_list_keepers() {
         Ok(procs) => procs,
         Err(e) => {
-            eprintln!("abslock: warning: releasing {lock}: {e}");
+            let after = if let AnyLock::Remote(_) = lock {
+                "; the lease or connection will run out on its own"
+            } else {
+                ""
+            };
+            eprintln!("abslock: warning: releasing {lock}: {e}{after}");
             return;
         }
     };

@@ -61,7 +61,7 @@ impl Guard {
         let socket = Arc::new(socket);
         let others = Arc::new(others);
         let info = Info {
-            pid: std::process::id(),
+            pid: crate::sys::pid(),
             uid: rustix::process::getuid().as_raw(),
             acquired_micros: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -154,7 +154,7 @@ pub(crate) fn register(listener: Arc<OwnedFd>, shared: Arc<Shared>) -> Result<Re
         server,
         id,
         served,
-        owner: std::process::id(),
+        owner: sys::pid(),
     })
 }
 
@@ -168,7 +168,7 @@ impl Registration {
     /// them after the listener, so that a waiter woken by its hang-up finds
     /// the name already free.
     pub(crate) fn release(&self) -> Vec<OwnedFd> {
-        if self.owner != std::process::id() {
+        if self.owner != sys::pid() {
             return Vec::new();
         }
         let mut state = lock(&self.served.state);
@@ -195,7 +195,7 @@ fn data(id: u32, token: u32) -> u64 {
 
 /// This process's server, started on first use.
 fn server() -> Result<&'static Server> {
-    let me = std::process::id();
+    let me = sys::pid();
     let mut slot = lock(&SERVER);
     if let Some((pid, server)) = *slot {
         if pid == me {
@@ -265,7 +265,7 @@ pub struct OwnLoop {
 /// the serving thread; [`Error::Io`] if the `epoll` instance cannot be
 /// made.
 pub fn own_loop() -> Result<OwnLoop> {
-    let me = std::process::id();
+    let me = sys::pid();
     let running = matches!(*lock(&SERVER), Some((pid, _)) if pid == me);
     if running && OWN_LOOP.load(Ordering::Relaxed) != me {
         return Err(Error::InvalidRequest(

@@ -246,3 +246,61 @@ pub(crate) fn block_signals_in_this_thread() {
         libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
     }
 }
+
+/// This process's pid, cached: acquiring and releasing a served lock would
+/// otherwise call getpid(2) three times, a tenth of the whole cost
+/// (BENCHMARKS.md, section 1). The cache is cleared in the child of every
+/// `fork(2)` by a `pthread_atfork(3)` handler, so a forked process never
+/// sees its parent's pid; `posix_spawn` and `vfork` children run no Rust
+/// code before their exec.
+pub(crate) fn pid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Once;
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static HOOK: Once = Once::new();
+    extern "C" fn forget_in_child() {
+        // An atomic store: async-signal-safe, as a fork child requires.
+        PID.store(0, Ordering::Relaxed);
+    }
+    HOOK.call_once(|| {
+        // SAFETY: registers a handler with no preconditions of its own: a
+        // valid `extern "C" fn()` that only stores to an atomic. Handlers
+        // cannot be unregistered, and this one stays valid for the life of
+        // the process (it is a static function).
+        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+    });
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let pid = std::process::id();
+            PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_fork_child_sees_its_own_pid_not_the_cached_one() {
+        let parent = super::pid();
+        assert_eq!(parent, std::process::id());
+        // SAFETY: the child calls only getpid(2), atomic loads and stores
+        // and _exit(2), all safe after a fork of a threaded process.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let pid = super::pid();
+            let ok = pid == std::process::id() && pid != parent;
+            // SAFETY: ends the child at once, running no destructors.
+            unsafe { libc::_exit(i32::from(!ok)) };
+        }
+        assert!(child > 0, "fork failed");
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child saw its parent's pid"
+        );
+    }
+}
