@@ -435,10 +435,11 @@ fn handover(md: &mut String, env: &Env, results: &Path, rounds: usize) {
          What limits it, by measurement: the mechanism itself. The raw row is a socket name lock with no abslock code \
          (bind and listen; a waiter connects, sleeps in poll(2) until the hang-up, binds): {} after SIGKILL and {} \
          after exit, against flock(2)'s {} and {}. A flock(2) waiter sleeps in the kernel and is handed the lock there; \
-         a socket waiter is woken by the release of the holder's socket and must come back to bind. abslock with a \
-         holder that serves no requests matches that floor ({} and {}). What abslock adds is the default holder's \
-         serving thread ({} and {}): after SIGKILL the kernel must wake and stop every thread of the holder before \
-         it closes its descriptors. That is the price of answering `info`, messages and stop requests without the \
+         a socket waiter is woken by the release of the holder's socket and must come back to bind. abslock whose \
+         holder serves no requests: {} and {}; with the default holder's serving thread: {} and {} (compare the \
+         p25–p75 columns: after exit the spreads of these rows overlap widely). After SIGKILL the kernel must wake \
+         and stop every thread of the holder before it closes its descriptors, which is what the serving thread \
+         costs there. That is the price of answering `info`, messages and stop requests without the \
          application's help; the waiter's own serving setting makes no difference (it starts its thread while it \
          waits). `abslock run` serves its lock from its one supervising thread, so a command run under it is a \
          holder without that extra thread. The PID-file loop can only notice on its next 100 ms tick, and after \

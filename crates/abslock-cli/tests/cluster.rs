@@ -419,6 +419,19 @@ fn postgres_over_tls_follows_libpq_sslmode_and_client_certificates_and_keeps_the
     );
     assert_eq!(code, Some(69), "{text}");
     assert!(text.contains("certificate"), "{text}");
+    // ... and with one from another CA.
+    let other = Certs::new(&scratch("pg-other-ca"));
+    let (code, text) = status(
+        superuser.clone(),
+        &[
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", &ca),
+            ("PGSSLCERT", &other.path("client.pem")),
+            ("PGSSLKEY", &other.path("client.key")),
+        ],
+    );
+    assert_eq!(code, Some(69), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
     let env = [
         ("PGPASSWORD", SECRET),
         ("HOME", empty_home.to_str().unwrap()),
@@ -775,6 +788,42 @@ fn etcd_over_tls_with_client_certificates_and_auth_keeps_the_contract() {
     let (code, text) = status(&format!("etcd://127.0.0.1:{port}?cacert={ca}"), &[]);
     assert_eq!(code, Some(64), "{text}");
     assert!(text.contains("etcds://"), "{text}");
+    // A client certificate from another CA: refused by the server, one line.
+    let other = Certs::new(&scratch("other-ca"));
+    let (code, text) = status(
+        &format!(
+            "etcds://127.0.0.1:{port}?cacert={ca}&cert={}&key={}",
+            other.path("client.pem"),
+            other.path("client.key")
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(69), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+}
+
+/// Input that cannot work gets one line and its documented exit code,
+/// before any server is needed: 64 for an option abslock does not know,
+/// 69 for a server nobody answers at.
+#[test]
+fn unknown_options_and_unreachable_servers_get_one_line_and_their_exit_code() {
+    // Nothing listens on port 1 of the loopback.
+    for (url, code, says) in [
+        ("etcd://127.0.0.1:2379?ttl=5&colour=blue", 64, "colour"),
+        ("postgres://app@127.0.0.1:5432/db?colour=blue", 64, "colour"),
+        ("etcd://127.0.0.1:1?ttl=5", 69, "no etcd endpoint answered"),
+        (
+            "postgres://app@127.0.0.1:1/db?sslmode=disable",
+            69,
+            "127.0.0.1",
+        ),
+    ] {
+        let out = run_env(&[], &["status", "--backend", url, "job"]);
+        let text = said(&out);
+        assert_eq!(out.status.code(), Some(code), "{url}: {text}");
+        assert_eq!(text.trim().lines().count(), 1, "{url}: {text}");
+        assert!(text.contains(says), "{url}: {text}");
+    }
 }
 
 /// etcd forgets an auth token that has not been used for

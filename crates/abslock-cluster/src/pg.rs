@@ -49,6 +49,27 @@ fn engine(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
     move |e| Error::Engine(format!("PostgreSQL: {what}: {}", cause(&e)))
 }
 
+/// `HOST:PORT[,...]` as the configuration names the servers, for errors
+/// (a socket directory as libpq's socket path).
+fn servers(config: &Config) -> String {
+    let ports = config.get_ports();
+    config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                postgres::config::Host::Unix(dir) => {
+                    format!("{}/.s.PGSQL.{port}", dir.display())
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// What the server or the connection said, not just "db error": the
 /// server's severity and message ("FATAL: password authentication failed
 /// for user ..."), or the chain of causes. (`Error`'s display escapes it.)
@@ -148,7 +169,7 @@ impl PgLock {
             Some(tls) => config.connect(tls),
             None => config.connect(NoTls),
         };
-        let mut client = client.map_err(engine("connecting"))?;
+        let mut client = client.map_err(engine(&format!("connecting to {}", servers(&config))))?;
         client
             .batch_execute(SERVER_KEEPALIVES)
             .map_err(engine("setting keepalives"))?;
