@@ -19,14 +19,23 @@ rustup toolchain list | grep -q "^$msrv" || rustup toolchain install "$msrv" --p
 CARGO_TARGET_DIR=target/msrv cargo +"$msrv" check -q --locked --workspace --all-features --all-targets
 
 echo "== cargo publish --dry-run --workspace"
-cargo publish -q --dry-run --locked --workspace --allow-dirty
+# cargo verifies against a temporary local registry, extracts its packages
+# under CARGO_HOME once per registry path, and reuses what it built from
+# them by version: a target directory at a path used before would verify
+# against that earlier run's sources. So: a fresh target directory each
+# time, outside the workspace (so that the packages are no members of it),
+# and our crates' copies from earlier local registries ("-HASH") removed.
+pkg=$(mktemp -d)
+trap 'rm -rf "$pkg"' EXIT
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/abslock-*
+CARGO_TARGET_DIR="$pkg" cargo publish -q --dry-run --locked --workspace --allow-dirty
 
 echo "== tests from the packaged sources"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-patch=(--config "patch.crates-io.abslock.path=\"$root/target/package/abslock-$version\""
-       --config "patch.crates-io.abslock-cluster.path=\"$root/target/package/abslock-cluster-$version\"")
+patch=(--config "patch.crates-io.abslock.path=\"$pkg/package/abslock-$version\""
+       --config "patch.crates-io.abslock-cluster.path=\"$pkg/package/abslock-cluster-$version\"")
 for crate in abslock abslock-cluster abslock-cli; do
-  dir="target/package/$crate-$version"
+  dir="$pkg/package/$crate-$version"
   [ -f "$dir/Cargo.toml" ] || { echo "publish-check: $dir missing" >&2; exit 1; }
   # The workspace's lock file pins the same versions the workspace tested.
   cp Cargo.lock "$dir/Cargo.lock"

@@ -65,6 +65,7 @@ mod tls;
 use std::fmt;
 #[cfg(any(feature = "etcd", feature = "postgres"))]
 use std::os::fd::BorrowedFd;
+#[cfg(any(feature = "etcd", feature = "postgres"))]
 use std::time::Duration;
 
 use abslock::escape::escape_str;
