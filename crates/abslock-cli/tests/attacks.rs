@@ -340,8 +340,10 @@ fn another_users_command_line_reaches_no_terminal_raw() {
         "\r\nabslock: forged line",
         "\u{9b}31m",
     ];
-    // Through sh, so that the arguments stay in the command line (and in
-    // abslock run's published metadata) while it sleeps.
+    // The arguments stay in abslock run's command line and published
+    // metadata while the command sleeps; `exec` makes sleep abslock's own
+    // child, which dies with it (a grandchild would outlive the test,
+    // keeping the lock).
     let mut cmd = Command::new(BIN);
     cmd.args([
         "run",
@@ -351,7 +353,7 @@ fn another_users_command_line_reaches_no_terminal_raw() {
         "--",
         "sh",
         "-c",
-        "sleep 60",
+        "exec sleep 60",
     ])
     .args(hostile)
     .uid(ATTACKER)
@@ -400,8 +402,15 @@ fn another_users_command_line_reaches_no_terminal_raw() {
     assert!(!String::from_utf8_lossy(&run.stderr).contains("\nabslock: forged"));
     // JSON keeps the exact bytes.
     let json = status_json_args(&["--system", "--trust-any", &lock]);
-    let cmdline = json["processes"][0]["command"].as_array().unwrap();
-    assert!(cmdline.iter().any(|a| a == "\x1b[2J"), "{json}");
+    let processes = json["processes"].as_array().unwrap();
+    assert!(
+        processes.iter().any(|p| p["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "\x1b[2J")),
+        "{json}"
+    );
     stop(holder);
 }
 
