@@ -492,8 +492,8 @@ fn contention(md: &mut String, env: &Env, results: &Path, counts: &[usize], dura
         md,
         "\n![contention](bench/results/contention.svg)\n\n\
          With one process, every acquisition is a re-acquisition by the same process (no hand-over to wait for). \
-         The default abslock guard starts and joins its serving thread on every hold, which caps it near 1 / 70 µs; \
-         `serving(false)` removes that cost.\n\n\
+         The default guard and `serving(false)` differ only in what the process's one serving thread does: \
+         a hold shorter than 1 ms is never registered with it (section 1).\n\n\
          **The thundering herd.** When an abslock holder releases, every waiter's connection is hung up at once \
          (rule 6 of `docs/semantics.md`): all N waiters wake, all try `bind`, one wins, and the N−1 others reconnect and sleep again. \
          Each hand-over therefore costs O(N) wake-ups and connects; compare the `serving(false)` column at 2 and at 128 waiters \
