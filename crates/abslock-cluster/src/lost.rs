@@ -4,6 +4,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use abslock::escape::escape_str;
 use rustix::event::{eventfd, EventfdFlags};
 
 use crate::{Error, Result};
@@ -36,11 +37,13 @@ impl LostFlag {
         })))
     }
 
-    /// Raises the flag with the reason, waking every waiter.
+    /// Raises the flag with the reason, waking every waiter. The reason
+    /// quotes the engine (a server's message, a connection error) and is
+    /// printed as it is kept: escaped for a terminal here, once.
     pub fn set(&self, why: impl Into<String>) {
         let mut reason = self.0.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if reason.is_none() {
-            *reason = Some(why.into());
+            *reason = Some(escape_str(&why.into()));
             // The counter goes from 0 to 1 and stays: readable for good.
             let _ = rustix::io::write(&self.0.fd, &1u64.to_ne_bytes());
         }
@@ -107,5 +110,15 @@ mod tests {
         assert_eq!(waiter.join().unwrap().as_deref(), Some("lease expired"));
         assert!(flag.is_set());
         assert!(readable(&flag));
+    }
+
+    #[test]
+    fn a_servers_words_in_the_reason_reach_no_terminal_raw() {
+        let flag = LostFlag::new().unwrap();
+        flag.set("connection lost: FATAL: \x1b]0;owned\x07\r\nabslock: forged");
+        assert_eq!(
+            flag.reason().as_deref(),
+            Some("connection lost: FATAL: \\x1b]0;owned\\x07\\x0d\\x0aabslock: forged")
+        );
     }
 }
