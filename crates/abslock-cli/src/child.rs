@@ -36,18 +36,19 @@ const SI_KERNEL: i32 = 0x80;
 
 /// Runs `command` as abslock's child and returns how it ended. `prepare`
 /// adjusts the `Command` before the spawn (descriptors, environment);
-/// `started` gets the child's pid once it runs. Stop requests in
-/// `requests` get the command SIGTERM; messages are refused (the command
-/// has no way to receive them). If `guard`, a cluster lock, is lost, the
+/// `started` gets the child's pid once it runs. Stop requests to `guard`'s
+/// socket get the command SIGTERM; messages are refused (the command has
+/// no way to receive them). If `guard`, a cluster lock, is lost, the
 /// command gets SIGTERM too.
 pub fn supervise(
     command: &[OsString],
     prepare: impl FnOnce(&mut Command),
     started: impl FnOnce(u32),
-    requests: Option<&abslock::Requests>,
     server: Option<abslock::server::OwnLoop>,
     guard: &abslock::AnyGuard,
 ) -> Result<ExitStatus, Failure> {
+    // Taken before the spawn: a request that comes meanwhile waits in it.
+    let requests = guard.socket().map(abslock::Guard::requests);
     let oserr =
         |what: &str, e: &dyn std::fmt::Display| Failure::new(exit::OSERR, format!("{what}: {e}"));
     // Blocked before the spawn, so that no signal can end abslock between
@@ -92,7 +93,7 @@ pub fn supervise(
     let pidfd =
         pidfd(child.id()).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
     started(child.id());
-    let mut serving = requests;
+    let mut serving = requests.as_ref();
     let mut lost_fd = guard.lost_fd();
     loop {
         let ready = serving.and_then(abslock::Requests::readiness);

@@ -200,11 +200,10 @@ fn supervise(
 ) -> Result<u8, Failure> {
     let argv = args.argv();
     let (command, close) = (&argv[..], args.close);
-    let requests = guard.socket().map(|socket| {
+    if let Some(socket) = guard.socket() {
         socket.set_version(concat!("abslock-run ", env!("CARGO_PKG_VERSION")));
         socket.set_metadata("command", shell_words(command));
-        socket.requests()
-    });
+    }
     let status = child::supervise(
         command,
         |cmd| {
@@ -216,7 +215,6 @@ fn supervise(
             }
         },
         |pid| record_pid(&mut pidfile, pid),
-        requests.as_ref(),
         server,
         &guard,
     )?;

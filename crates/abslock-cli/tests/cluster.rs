@@ -10,6 +10,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{eventually_within, sigkill};
 use servers::*;
 
 fn run(host: &str, args: &[&str]) -> Output {
@@ -40,11 +41,6 @@ fn wait_held_by(url: &str, name: &str, host: &str) -> serde_json::Value {
         },
     );
     last
-}
-
-fn sigkill(child: &Child) {
-    // SAFETY: kill(2) on our own, not yet reaped child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
 }
 
 // ---- the contract, for any engine ----------------------------------------

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use abslock::combined::CombinedLock;
 use abslock::file::FileLock;
 use abslock::{Backend, Error, Holder, Lock, LockName};
+use common::{eventually_within, sigkill};
 
 /// One backend under test.
 struct Subject {
@@ -52,14 +53,6 @@ fn pid_of(holder: &Holder) -> Option<u32> {
     holder.as_remote().map(|r| r.pid).or(holder.pid())
 }
 
-fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `abslock run ARGS -- cat`: holds the lock until its stdin closes (a
 /// clean release) or it is killed. Returns once the lock names it.
 fn holder_process(s: &Subject) -> Child {
@@ -74,7 +67,7 @@ fn holder_process(s: &Subject) -> Child {
         .spawn()
         .unwrap();
     let pid = child.id();
-    eventually(
+    eventually_within(
         &format!("{} to be held by pid {pid}", s.lock),
         Duration::from_secs(20),
         || {
@@ -85,11 +78,6 @@ fn holder_process(s: &Subject) -> Child {
         },
     );
     child
-}
-
-fn sigkill(child: &Child) {
-    // SAFETY: kill(2) on our own child, not yet reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
 }
 
 fn contract(s: &Subject) {

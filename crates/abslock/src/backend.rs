@@ -112,12 +112,7 @@ pub fn spawn_quiet<T: Send + 'static>(
     name: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<T>> {
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            crate::sys::block_signals_in_this_thread();
-            work()
-        })
+    crate::sys::spawn_blocking_signals(std::thread::Builder::new().name(name.to_string()), work)
 }
 
 /// A lock on any backend.

@@ -223,16 +223,13 @@ fn server() -> Result<&'static Server> {
         born: Instant::now(),
     }));
     if OWN_LOOP.load(Ordering::Relaxed) != me {
-        std::thread::Builder::new()
+        let builder = std::thread::Builder::new()
             .name("abslock-serve".into())
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                sys::block_signals_in_this_thread();
-                loop {
-                    server.wait();
-                }
-            })
-            .map_err(Error::io("starting the serving thread"))?;
+            .stack_size(128 * 1024);
+        sys::spawn_blocking_signals(builder, move || loop {
+            server.wait();
+        })
+        .map_err(Error::io("starting the serving thread"))?;
     }
     *slot = Some((me, server));
     Ok(server)

@@ -237,7 +237,7 @@ pub(crate) fn rt_signal(raw: i32) -> Option<rustix::process::Signal> {
 /// program that waits for SIGTERM with `signalfd(2)` blocks it in its own
 /// threads only; the kernel would otherwise deliver it to ours, where the
 /// default action kills the process).
-pub(crate) fn block_signals_in_this_thread() {
+fn block_signals_in_this_thread() {
     let mut all = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset initialises the set it is given; pthread_sigmask
     // reads that initialised set and changes only this thread's mask.
@@ -245,6 +245,18 @@ pub(crate) fn block_signals_in_this_thread() {
         libc::sigfillset(all.as_mut_ptr());
         libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
     }
+}
+
+/// Starts `builder`'s thread with every signal blocked in it before `work`
+/// runs (see [`block_signals_in_this_thread`]).
+pub(crate) fn spawn_blocking_signals<T: Send + 'static>(
+    builder: std::thread::Builder,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<T>> {
+    builder.spawn(move || {
+        block_signals_in_this_thread();
+        work()
+    })
 }
 
 /// This process's pid, cached: acquiring and releasing a served lock would

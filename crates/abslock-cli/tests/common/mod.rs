@@ -51,6 +51,23 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// [`eventually`] for slower things (a server starting, a lease running
+/// out): up to `within`, asking every 20 ms.
+pub fn eventually_within(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILL to our own child, not yet reaped.
+pub fn sigkill(child: &Child) {
+    // SAFETY: kill(2) has no memory preconditions; the pid is our child's,
+    // which cannot be reused before we wait for it.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+}
+
 pub fn status_json(lock: &str) -> Value {
     let out = Command::new(BIN)
         .args(["status", "--json", lock])

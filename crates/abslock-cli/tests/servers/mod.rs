@@ -14,9 +14,9 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common;
+use crate::common::{self, eventually_within};
 
 /// A server the tests can stop and start again.
 pub trait Server {
@@ -54,14 +54,6 @@ pub fn missing<T>(what: &str) -> Option<T> {
     }
     eprintln!("skipped: {what} is not installed (scripts/setup.sh installs it)");
     None
-}
-
-pub fn eventually_within(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 thread_local! {
