@@ -118,8 +118,10 @@ pub fn supervise(
             fds.push(PollFd::new(fd, PollFlags::IN));
             fds.len() - 1
         });
-        let timeout = server
-            .and_then(|s| s.deadline())
+        let timeout = [server.and_then(|s| s.deadline()), systemd.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|d| timespec(d.saturating_duration_since(std::time::Instant::now())));
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(Errno::INTR) => {}
@@ -142,7 +144,7 @@ pub fn supervise(
         if signalled {
             forward(&signals, &pidfd);
         }
-        if notified {
+        if notified || systemd.deadline().is_some() {
             systemd.relay(child.id());
         }
         if asked {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use abslock::Error;
+use abslock::{Error, PathUse};
 
 /// Success.
 pub const OK: u8 = 0;
@@ -18,12 +18,17 @@ pub const SQUATTED: u8 = 3;
 pub const LOST: u8 = 5;
 /// `EX_USAGE`.
 pub const USAGE: u8 = 64;
+/// `EX_NOINPUT`: a lock file cannot be opened (as `flock(1)` exits).
+pub const NOINPUT: u8 = 66;
 /// `EX_UNAVAILABLE`: the command could not be executed; a cluster engine
 /// could not be reached or refused us; `send`: nobody
 /// holds the lock, or the holder takes no messages.
 pub const UNAVAILABLE: u8 = 69;
 /// `EX_OSERR`.
 pub const OSERR: u8 = 71;
+/// `EX_CANTCREAT`: a PID file cannot be written; a lock file on a
+/// read-only or full file system (as `flock(1)` exits).
+pub const CANTCREAT: u8 = 73;
 /// `EX_TEMPFAIL`: the holder is shutting down or did not answer in time.
 pub const TEMPFAIL: u8 = 75;
 /// `EX_PROTOCOL`: the holder's answer broke the protocol.
@@ -51,6 +56,12 @@ impl Failure {
 }
 
 impl Failure {
+    /// Appends what the user can do (`message; hint`).
+    pub fn hint(mut self, hint: impl fmt::Display) -> Failure {
+        self.message = format!("{}; {hint}", self.message);
+        self
+    }
+
     /// Prefixes the message with what it concerns (`NAME: message`).
     pub fn context(mut self, what: impl fmt::Display) -> Failure {
         self.message = format!("{what}: {}", self.message);
@@ -81,7 +92,15 @@ impl From<Error> for Failure {
             Error::Refused(_) => NOPERM,
             Error::Protocol(_) => PROTOCOL,
             Error::UnsafePath(_) => NOPERM,
-            Error::Io { source, .. } | Error::PathIo { source, .. }
+            Error::PathIo {
+                used_as, source, ..
+            } => match (used_as, source.raw_os_error()) {
+                (_, Some(libc::ENOMEM | libc::EMFILE | libc::ENFILE)) => OSERR,
+                (PathUse::LockFile, Some(libc::EROFS | libc::ENOSPC)) => CANTCREAT,
+                (PathUse::LockFile, _) => NOINPUT,
+                _ => CANTCREAT,
+            },
+            Error::Io { source, .. }
                 if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES)) =>
             {
                 NOPERM

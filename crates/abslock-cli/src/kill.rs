@@ -17,6 +17,14 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
         eprintln!("abslock: {} is not held", lock);
         return Ok(exit::CONFLICT);
     };
+    // A squatter is not the instance the user means to stop: report it
+    // (exit 3) and signal nothing, unless the user trusts its uid.
+    if holder.uid().is_some_and(|uid| !lock.trusts(uid)) {
+        let uid = holder.uid().unwrap_or_default();
+        return Err(Failure::from(Error::Squatted(holder))
+            .context(&lock)
+            .hint(format!("nothing was signalled; to signal it anyway, add --trust-uid {uid}")));
+    }
     holder.signal(signal).map_err(|e| match e {
         Error::HolderUnknown => Failure::new(
             exit::OSERR,

@@ -460,6 +460,20 @@ fn a_squatter_is_exit_3_whatever_it_does() {
                 assert!(text(&out).contains("uid 65534"), "{mode}: {}", text(&out));
             }
         }
+        // Root's `kill` reports the squatter, exit 3, and signals nothing.
+        let mut squat = squat;
+        let out = abslock_as(None, &["kill", "--system", &lock], Duration::from_secs(5));
+        assert_eq!(out.status.code(), Some(3), "{mode} kill: {}", text(&out));
+        assert!(text(&out).contains("--trust-uid 65534"), "{}", text(&out));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(still_running(&mut squat), "{mode}: kill signalled the squatter");
+        // Trusting its uid is the way to stop it on purpose.
+        let out = abslock_as(
+            None,
+            &["kill", "--system", "--trust-uid", "65534", &lock],
+            Duration::from_secs(5),
+        );
+        assert_eq!(out.status.code(), Some(0), "{mode}: {}", text(&out));
         stop(squat);
     }
 }
@@ -672,4 +686,256 @@ fn absurd_values_are_usage_errors_not_panics() {
     let out = abslock_as(None, &["kill", "-w", "1e9", &lock], Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let _ = holder.wait();
+}
+
+// ------------------------------------------- the second review (issue 21)
+
+#[test]
+fn a_pid_file_path_holding_a_device_fifo_or_someones_file_is_left_alone() {
+    if skip_unless_root() {
+        return;
+    }
+    let lock = name("pidfile-keep");
+    let dir = dir_of("pidkeep", 0, 0o755);
+    let device = dir.join("null");
+    // The same device as /dev/null, in a directory of ours.
+    let made = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &device,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    );
+    assert!(made.is_ok(), "mknod as root: {made:?}");
+    let fifo = dir.join("fifo");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o644)).unwrap();
+    let notes = dir.join("notes");
+    std::fs::write(&notes, "not a pid\n").unwrap();
+    let ran = dir.join("ran");
+    for path in [&device, &fifo, &notes] {
+        let out = abslock_as(
+            None,
+            &[
+                "run",
+                "--pidfile",
+                path.to_str().unwrap(),
+                &lock,
+                "--",
+                "touch",
+                ran.to_str().unwrap(),
+            ],
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(77), "{path:?}: {}", text(&out));
+        assert!(text(&out).contains("will not replace"), "{}", text(&out));
+        assert!(!ran.exists(), "the command ran for {path:?}");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&device).unwrap().file_type().is_char_device());
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "not a pid\n");
+    // A stale PID file is replaced, and removed at the end.
+    let stale = dir.join("stale.pid");
+    std::fs::write(&stale, "999999\n").unwrap();
+    let out = abslock_as(
+        None,
+        &["run", "--pidfile", stale.to_str().unwrap(), &lock, "--", "true"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!stale.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Locks `path` with flock(2) as `uid`; returns once locked (or prints
+/// the error and exits).
+fn flock_as(uid: u32, path: &Path) -> Child {
+    const SCRIPT: &str = r#"
+import fcntl, os, sys, time
+try:
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print('locked', flush=True)
+except OSError as e:
+    print('failed', e, flush=True)
+    sys.exit(1)
+time.sleep(120)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT, path.to_str().unwrap()])
+        .uid(uid)
+        .gid(uid)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked", "flock as uid {uid}");
+    child
+}
+
+#[test]
+fn a_lock_file_others_can_read_is_refused_before_a_squatter_locks_it() {
+    if skip_unless_root() {
+        return;
+    }
+    let lock = name("readable");
+    // The setup SECURITY.md calls safe: a root-owned 0755 directory; the
+    // file as `touch` or flock(1) leave it, 0644.
+    let dir = dir_of("readable", 0, 0o755);
+    let file = dir.join("job.lock");
+    std::fs::write(&file, "").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file_arg = file.to_str().unwrap();
+    // The attack works: the other user can lock it first.
+    let squatter = flock_as(ATTACKER, &file);
+    let out = abslock_as(
+        None,
+        &["run", "-n", "--file", file_arg, &lock, "--", "true"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
+    assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+    stop(squatter);
+    // file: alone warns, as documented, and still takes it when free.
+    let out = abslock_as(
+        None,
+        &["run", "-n", &format!("file:{file_arg}"), "--", "true"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("warning") && text(&out).contains("chmod 600"), "{}", text(&out));
+    // chmod 600 is the fix: accepted, and the other user cannot open it.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = abslock_as(
+        None,
+        &["run", "-n", "--file", file_arg, &lock, "--", "true"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A directory others can open (0755) as the lock path: refused too.
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = abslock_as(
+        None,
+        &["run", "-n", "--file", sub.to_str().unwrap(), &lock, "--", "true"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
+    assert!(text(&out).contains("a directory other users can open"), "{}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// CPU time (user + system) of `pid` in clock ticks, from /proc/PID/stat.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_flood_of_the_notify_relay_costs_little_and_delays_ready_little() {
+    if skip_unless_root() {
+        return;
+    }
+    let dir = dir_of("flood", 0, 0o755);
+    let notify = dir.join("notify");
+    // systemd's side: records when READY=1 arrives.
+    const SYSTEMD: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print('ready', flush=True)
+s.settimeout(30)
+while True:
+    data = s.recv(4096)
+    if b'READY=1' in data.split(b'\n'):
+        print(time.time_ns(), flush=True)
+        break
+"#;
+    let mut systemd = Command::new("python3")
+        .args(["-c", SYSTEMD, notify.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut systemd_out = BufReader::new(systemd.stdout.take().unwrap());
+    let mut line = String::new();
+    systemd_out.read_line(&mut line).unwrap();
+    let sent_at = dir.join("sent");
+    // The command says READY=1 after 2 s, into the flood.
+    let command = format!(
+        "sleep 2; exec python3 -c \"import os, socket, time; a = os.environ['NOTIFY_SOCKET']; \
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); \
+         open('{}', 'w').write(str(time.time_ns())); s.sendto(b'READY=1', '\\0' + a[1:]); \
+         time.sleep(3)\"",
+        sent_at.display()
+    );
+    let lock = name("flood");
+    let abslock = Command::new(BIN)
+        .args(["run", &lock, "-c", &command])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = abslock.id();
+    // The attacker finds the relay in /proc/net/unix and floods it.
+    const FLOOD: &str = r#"
+import socket, sys, time
+want = '@abslock-notify/' + sys.argv[1] + '/'
+addr = None
+deadline = time.time() + 10
+while addr is None and time.time() < deadline:
+    for line in open('/proc/net/unix'):
+        f = line.split()
+        if len(f) > 7 and f[7].startswith(want):
+            addr = '\0' + f[7][1:]
+    time.sleep(0.01)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setblocking(False)
+end = time.time() + 3.5
+n = 0
+while time.time() < end:
+    try:
+        s.sendto(b'MAINPID=1', addr)
+        n += 1
+    except BlockingIOError:
+        time.sleep(0.0001)
+    except ConnectionRefusedError:
+        break
+print(n, flush=True)
+"#;
+    let before = cpu_ticks(pid);
+    let started = Instant::now();
+    let flood = Command::new("python3")
+        .args(["-c", FLOOD, &pid.to_string()])
+        .uid(ATTACKER)
+        .gid(ATTACKER)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let flooded = flood.wait_with_output().unwrap();
+    let spent = cpu_ticks(pid) - before;
+    let wall = started.elapsed();
+    let sent: u64 = String::from_utf8_lossy(&flooded.stdout).trim().parse().unwrap();
+    let mut arrived = String::new();
+    systemd_out.read_line(&mut arrived).unwrap();
+    let _ = systemd.wait();
+    let status = abslock.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(0));
+    let sent_ns: u64 = std::fs::read_to_string(&sent_at).unwrap().trim().parse().unwrap();
+    let arrived_ns: u64 = arrived.trim().parse().unwrap();
+    let delay = Duration::from_nanos(arrived_ns.saturating_sub(sent_ns));
+    // Clock ticks are 10 ms: 15 % of a core over the flood.
+    let ticks = wall.as_millis() as u64 / 10;
+    eprintln!("flood: {sent} messages, abslock used {spent}/{ticks} ticks, READY=1 {delay:?} late");
+    assert!(
+        spent * 100 <= ticks * 15,
+        "abslock used {spent} of {ticks} ticks under a flood of {sent} messages"
+    );
+    assert!(delay < Duration::from_millis(500), "READY=1 came {delay:?} late");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -508,6 +508,18 @@ fn postgres_with_a_password_from_the_environment_or_pgpass_never_shows_it() {
     assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
     assert!(!said(&out).contains(SECRET), "{}", said(&out));
     assert!(said(&out).contains("password=***"), "{}", said(&out));
+    // libpq also takes `password = X`, with spaces around '=': hidden in
+    // the JSON and in `run -v` too.
+    let spaced = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres password = {SECRET}",
+        pg.port
+    );
+    let out = run_env(&[], &["status", "--json", "--backend", &spaced, "job"]);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    assert!(!said(&out).contains(SECRET), "{}", said(&out));
+    let out = run_env(&[], &["run", "-v", "--backend", &spaced, "job", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    assert!(!said(&out).contains(SECRET), "{}", said(&out));
     // ~/.pgpass, only when only its owner can read it.
     let home = scratch("home");
     let pgpass = home.join(".pgpass");

@@ -124,7 +124,7 @@ print(json.dumps({"main": main, "messages": messages, "reply": reply,
 "#;
 
 /// The daemon: checks socket activation, says `STATUS=` and `MAINPID=`
-/// itself, has a stranger (a double-forked process, no longer in its tree,
+/// itself (also behind `\r` and a NUL), has a stranger (a double-forked process, no longer in its tree,
 /// under another uid when the test runs as root) send a forged status, then says `READY=1` from a child process (as
 /// `systemd-notify --ready` would) and serves one client on descriptor 3.
 const DAEMON: &str = r#"#!/usr/bin/env python3
@@ -136,6 +136,10 @@ def notify(text):
     s.sendto(text.encode(), address)
     s.close()
 notify("STATUS=starting\nMAINPID=1")
+# systemd splits lines at \r too, and drops a message with a NUL.
+notify("STATUS=x\rMAINPID=1234")
+notify("STATUS=y\rFDSTOREREMOVE=1\rFDNAME=z")
+notify("STATUS=n\0MAINPID=5")
 r, w = os.pipe()
 if os.fork() == 0:
     middle = os.getpid()
@@ -209,7 +213,11 @@ fn a_notify_unit_with_socket_activation_works_supervised() {
         .iter()
         .map(|m| m["text"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["STATUS=starting", "READY=1"], "{seen}");
+    assert_eq!(
+        texts,
+        ["STATUS=starting", "STATUS=x", "STATUS=y", "READY=1"],
+        "{seen}"
+    );
     for m in messages {
         assert_eq!(m["pid"].as_u64(), Some(main), "sender of {m}");
     }
@@ -315,4 +323,53 @@ fn unit_files_pass_systemd_analyze_verify() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A package upgrade replaces abslock's binary while a socket-activated
+/// abslock waits for the lock: the command still starts, with
+/// `LISTEN_PID` naming it.
+#[test]
+fn socket_activation_survives_a_binary_replaced_while_waiting() {
+    let t = runtime_dir("upgrade");
+    let bin = t.join("abslock");
+    std::fs::copy(BIN, &bin).unwrap();
+    let lock = name("sdupgrade");
+    let mut holder = background(&["run", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    // As systemd starts it: LISTEN_PID is abslock's own pid.
+    let waiter = Command::new("sh")
+        .args([
+            "-c",
+            r#"export LISTEN_PID=$$ LISTEN_FDS=0; exec "$0" run "$1" -- sh -c 'echo "$$ $LISTEN_PID"'"#,
+            bin.to_str().unwrap(),
+            &lock,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the waiter to run abslock", || {
+        std::fs::read_link(format!("/proc/{}/exe", waiter.id())).is_ok_and(|exe| exe == bin)
+    });
+    // Queued on the lock.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The upgrade: a new file at the path, the old one unlinked.
+    std::fs::remove_file(&bin).unwrap();
+    std::fs::write(&bin, "#!/bin/sh\nexit 99\n").unwrap();
+    std::fs::set_permissions(&bin, PermissionsExt::from_mode(0o755)).unwrap();
+    sigkill(&holder);
+    holder.wait().unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fields: Vec<&str> = said.split_whitespace().collect();
+    assert_eq!(fields.len(), 2, "{said}");
+    assert_eq!(fields[0], fields[1], "LISTEN_PID names the command: {said}");
+    let _ = std::fs::remove_dir_all(&t);
 }

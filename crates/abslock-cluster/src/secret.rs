@@ -54,8 +54,13 @@ fn redact_parameters(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut from = 0;
-    while let Some(found) = lower[from..].find("password=") {
-        let value = from + found + "password=".len();
+    while let Some(found) = lower[from..].find("password") {
+        let key_end = from + found + "password".len();
+        // libpq allows spaces around '=' (`password = X`).
+        let Some(value) = value_start(text, key_end) else {
+            from = key_end;
+            continue;
+        };
         // Any key ending in `password` (`sslpassword=` too) is hidden.
         let end = value_end(text, value);
         out.push_str(&text[copied..value]);
@@ -67,24 +72,33 @@ fn redact_parameters(text: &str) -> String {
     out
 }
 
+/// Where the value of a key ending at `key_end` starts: after `=` and any
+/// spaces around it; `None` if no `=` follows.
+fn value_start(text: &str, key_end: usize) -> Option<usize> {
+    let rest = &text[key_end..];
+    let after_key = rest.trim_start_matches([' ', '\t']);
+    let after_eq = after_key.strip_prefix('=')?;
+    let value = after_eq.trim_start_matches([' ', '\t']);
+    Some(text.len() - value.len())
+}
+
 /// Where the value starting at `start` ends: after its closing quote
-/// (libpq's `'...'` with `\'` escapes), or at `&`, whitespace or the end.
+/// (libpq's `'...'` with `\'` escapes), or at an unescaped `&` or
+/// whitespace (libpq's `\ ` keeps a space in an unquoted value), or at
+/// the end.
 fn value_end(text: &str, start: usize) -> usize {
     let bytes = text.as_bytes();
-    if bytes.get(start) == Some(&b'\'') {
-        let mut i = start + 1;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' => i += 2,
-                b'\'' => return i + 1,
-                _ => i += 1,
-            }
+    let quoted = bytes.get(start) == Some(&b'\'');
+    let mut i = start + usize::from(quoted);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'\'' if quoted => return i + 1,
+            b'&' | b' ' | b'\t' | b'\n' | b'\r' if !quoted => return i,
+            _ => i += 1,
         }
-        return bytes.len();
     }
-    text[start..]
-        .find(['&', ' ', '\t', '\n'])
-        .map_or(text.len(), |i| start + i)
+    bytes.len()
 }
 
 #[cfg(test)]
@@ -119,6 +133,10 @@ mod tests {
                 "host=db password=*** dbname=x",
             ),
             ("password=", "password=***"),
+            ("host=db password = pw user=u", "host=db password = *** user=u"),
+            ("host=db password\t=\tpw", "host=db password\t=\t***"),
+            ("password=Sec\\ ret user=u", "password=*** user=u"),
+            ("the password is unknown", "the password is unknown"),
             ("no secrets here", "no secrets here"),
             ("db/x?mypassword_hint=1", "db/x?mypassword_hint=1"),
         ];
@@ -134,6 +152,9 @@ mod tests {
             "etcd://u:SECRET@h:1,u:SECRET@h:2",
             "x://u:SECRET@h/p?password=SECRET",
             "host=h password=SECRET\tuser=u",
+            "host=h password = SECRET",
+            "host=h PASSWORD=SEC\\ SECRET",
+            "host=h password='SECRET \\' SECRET'",
         ] {
             assert!(!redact(url).contains("SECRET"), "{url} -> {}", redact(url));
         }

@@ -127,12 +127,21 @@ fn split_key_values(conn: &str) -> Result<(String, [Option<String>; 4])> {
     let mut kept = Vec::new();
     let mut given: [Option<String>; 4] = Default::default();
     let mut rest = conn.trim_start();
+    let mut previous: Option<&str> = None;
     while !rest.is_empty() {
         let eq = rest.find('=').ok_or_else(|| {
-            Error::InvalidUrl(format!(
-                "'{}': expected key=value in the connection string",
-                crate::secret::redact(rest)
-            ))
+            // What follows a value may be the tail of a password with an
+            // unescaped space: name the key before it, never the text.
+            Error::InvalidUrl(match previous {
+                Some(key) => format!(
+                    "expected key=value after the value of {key}= in the connection string \
+                     (a value with spaces is written '...' or with \\ before each space)"
+                ),
+                None => format!(
+                    "'{}': expected key=value in the connection string",
+                    crate::secret::redact(rest)
+                ),
+            })
         })?;
         let key = rest[..eq].trim();
         let after = rest[eq + 1..].trim_start();
@@ -161,10 +170,28 @@ fn split_key_values(conn: &str) -> Result<(String, [Option<String>; 4])> {
                 (value, end)
             }
             None => {
-                let end = after.find(char::is_whitespace).unwrap_or(after.len());
-                (after[..end].to_string(), end)
+                // Unquoted: `\` keeps the next character, even a space.
+                let mut value = String::new();
+                let mut chars = after.char_indices();
+                let mut end = after.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, next)) = chars.next() {
+                                value.push(next);
+                            }
+                        }
+                        c if c.is_whitespace() => {
+                            end = i;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                (value, end)
             }
         };
+        previous = Some(key);
         match OPTIONS.iter().position(|o| *o == key) {
             Some(i) => given[i] = Some(value),
             None => kept.push(format!("{key}={}", &after[..end])),
@@ -218,5 +245,16 @@ mod tests {
             ("postgres://u@h/db", SslMode::Disable)
         );
         assert!(split("postgres://u@h/db?sslmode=sometimes").is_err());
+    }
+
+    #[test]
+    fn key_values_keep_escaped_spaces_and_errors_quote_no_password() {
+        let (kept, _) = split_key_values("host=db password=Sec\\ ret sslmode=require").unwrap();
+        assert_eq!(kept, "host=db password=Sec\\ ret");
+        for bad in ["host=db password=Sec ret", "password = Sec ret x"] {
+            let said = split_key_values(bad).unwrap_err().to_string();
+            assert!(!said.contains("ret"), "{bad}: {said}");
+            assert!(said.contains("password="), "{said}");
+        }
     }
 }

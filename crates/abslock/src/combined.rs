@@ -96,8 +96,7 @@ impl CombinedLock {
         match self.file.exposure()? {
             None => Ok(()),
             Some(why) => Err(Error::UnsafePath(format!(
-                "refusing the lock file: {why}; put it in a directory only trusted users \
-                 can write to, such as a root-owned 0755 /run/NAME (systemd's RuntimeDirectory=)"
+                "refusing the lock file, which must keep other users out: {why}"
             ))),
         }
     }

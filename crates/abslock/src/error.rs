@@ -3,7 +3,10 @@
 use std::fmt;
 use std::io;
 
-use crate::escape::escape_str;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::escape::{escape, escape_str};
 use crate::holder::Holder;
 
 /// A `Result` whose error is [`Error`].
@@ -57,10 +60,15 @@ pub enum Error {
     /// or take over (a symlink they own, a directory they can write to);
     /// the message says which and why.
     UnsafePath(String),
-    /// A lock file or PID file could not be reached or opened.
+    /// A lock file or PID file could not be reached, opened or written.
     PathIo {
-        /// The path, escaped for printing.
-        path: String,
+        /// What the path was for.
+        used_as: PathUse,
+        /// The path as the caller named it.
+        path: PathBuf,
+        /// The part of it where the failure happened (a directory on the
+        /// way, as followed), when that is not `path` itself.
+        at: Option<PathBuf>,
         /// The OS error.
         source: io::Error,
     },
@@ -81,7 +89,48 @@ pub enum Error {
     },
 }
 
+/// What a path that failed was for: it decides the words of the message
+/// and, in the CLI, the exit code (`flock(1)`'s for lock files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathUse {
+    /// A lock file: "cannot open lock file PATH", as `flock(1)` says.
+    LockFile,
+    /// A PID file: "cannot write PID file PATH".
+    PidFile,
+}
+
+impl PathUse {
+    fn action(self) -> &'static str {
+        match self {
+            PathUse::LockFile => "cannot open lock file",
+            PathUse::PidFile => "cannot write PID file",
+        }
+    }
+}
+
 impl Error {
+    /// An error of `path`, used as `used_as`, that failed at `at`.
+    pub(crate) fn path(used_as: PathUse, path: &Path, at: &Path, source: io::Error) -> Error {
+        Error::PathIo {
+            used_as,
+            path: path.to_path_buf(),
+            at: (at != path).then(|| at.to_path_buf()),
+            source,
+        }
+    }
+
+    /// The same error, told of the whole `path` it concerns and what it
+    /// was for, if it is a [`Error::PathIo`] of a part of it.
+    pub(crate) fn of_path(self, used_as: PathUse, path: &Path) -> Error {
+        match self {
+            Error::PathIo {
+                path: at, source, ..
+            } => Error::path(used_as, path, &at, source),
+            other => other,
+        }
+    }
+
     pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Io { context, source }
     }
@@ -136,8 +185,17 @@ impl fmt::Display for Error {
             // Servers, certificates and files chose these words: escaped.
             Error::InvalidBackend(why) => write!(f, "invalid backend: {}", escape_str(why)),
             Error::Engine(why) | Error::Unsupported(why) => f.write_str(&escape_str(why)),
-            Error::PathIo { path, source } => {
-                write!(f, "{path}: {source}")?;
+            Error::PathIo {
+                used_as,
+                path,
+                at,
+                source,
+            } => {
+                write!(f, "{} {}: ", used_as.action(), shown(path))?;
+                if let Some(at) = at {
+                    write!(f, "{}: ", shown(at))?;
+                }
+                write!(f, "{source}")?;
                 emfile_hint(f, source)
             }
             Error::Io { context, source } => {
@@ -146,6 +204,10 @@ impl fmt::Display for Error {
             }
         }
     }
+}
+
+fn shown(path: &Path) -> String {
+    escape(path.as_os_str().as_bytes())
 }
 
 fn emfile_hint(f: &mut fmt::Formatter<'_>, source: &io::Error) -> fmt::Result {

@@ -56,7 +56,7 @@ use rustix::fs::{FlockOperation, OFlags};
 use rustix::io::Errno;
 
 use crate::access::Access;
-use crate::error::{Error, Result};
+use crate::error::{Error, PathUse, Result};
 use crate::escape::escape;
 use crate::guard::FD_ENV;
 use crate::holder::Holder;
@@ -274,16 +274,16 @@ impl FileLock {
     /// [`Error::UnsafePath`] for a symlink an untrusted user owns on the
     /// way; [`Error::PathIo`] if a directory cannot be opened.
     pub fn exposure(&self) -> Result<Option<String>> {
-        let mut dir = safe_path::open_parent(&self.path, &self.trusted)?;
+        let mut dir = safe_path::open_target(&self.path, &self.trusted, PathUse::LockFile)?;
         if let Ok(stat) = dir.stat_file() {
-            dir.check_owner(&stat, &self.trusted, &self.path);
+            dir.check_file(&stat, &self.trusted, &self.path);
         }
         Ok(dir.exposure().map(str::to_string))
     }
 
     /// The file's directory, or `None` if it does not exist.
     fn parent_if_any(&self) -> Result<Option<safe_path::Dir>> {
-        match safe_path::open_parent(&self.path, &self.trusted) {
+        match safe_path::open_target(&self.path, &self.trusted, PathUse::LockFile) {
             Ok(dir) => Ok(Some(dir)),
             Err(Error::PathIo { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Ok(None)
@@ -362,31 +362,32 @@ impl FileLock {
     /// or a directory, is opened read-only, as `flock(1)` does: `flock(2)`
     /// needs no write access.
     fn open(&self) -> Result<(safe_path::Dir, OwnedFd)> {
-        let dir = safe_path::open_parent(&self.path, &self.trusted)?;
-        let opened = match dir.open_file(OFlags::RDWR | OFlags::CREATE, self.mode) {
+        let dir = safe_path::open_target(&self.path, &self.trusted, PathUse::LockFile)?;
+        // O_NONBLOCK: a FIFO planted at the path must not hang the open.
+        let flags = OFlags::NONBLOCK;
+        let opened = match dir.open_file(flags | OFlags::RDWR | OFlags::CREATE, self.mode) {
             Err(e @ (Errno::ACCESS | Errno::ROFS | Errno::PERM | Errno::ISDIR)) => {
-                dir.open_file(OFlags::RDONLY, 0).map_err(|_| e)
+                dir.open_file(flags | OFlags::RDONLY, 0).map_err(|_| e)
             }
             other => other,
         };
-        let fd = match opened {
-            Ok(fd) => fd,
-            Err(Errno::LOOP) => {
-                return Err(Error::UnsafePath(format!(
-                    "lock file {} is a symbolic link; refusing to follow it",
-                    escape(self.path.as_os_str().as_bytes())
-                )))
-            }
-            Err(e) => return Err(Error::io("opening the lock file")(e.into())),
-        };
-        let stat = safe_path::fstat(&fd, &self.path)?;
+        let fd = opened.map_err(|e| Error::path(PathUse::LockFile, &self.path, &self.path, e.into()))?;
+        let stat = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::path(PathUse::LockFile, &self.path, &self.path, e.into()))?;
         if !matches!(
             rustix::fs::FileType::from_raw_mode(stat.st_mode),
             rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory
         ) {
+            let path = escape(self.path.as_os_str().as_bytes());
+            if stat.st_uid != 0 && !self.trusts(stat.st_uid) {
+                return Err(Error::UnsafePath(format!(
+                    "lock file {path} is not a regular file and belongs to uid {}, \
+                     a user this lock does not trust; remove it or choose another path",
+                    stat.st_uid
+                )));
+            }
             return Err(Error::InvalidName(format!(
-                "lock file {} is neither a regular file nor a directory",
-                escape(self.path.as_os_str().as_bytes())
+                "lock file {path} is neither a regular file nor a directory"
             )));
         }
         Ok((dir, fd))

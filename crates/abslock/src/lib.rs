@@ -90,7 +90,7 @@ pub mod wait;
 pub use access::Access;
 pub use backend::{AnyGuard, AnyLock, Backend, RemoteGuard};
 pub use client::Reply;
-pub use error::{Error, Result};
+pub use error::{Error, PathUse, Result};
 pub use guard::{Guard, FD_ENV};
 pub use holder::{Holder, RemoteHolder, Source};
 pub use lock::{Lock, DEFAULT_BACKLOG};

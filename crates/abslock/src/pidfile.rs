@@ -13,11 +13,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use rustix::fs::{FileType, OFlags};
+use rustix::fs::{FileType, OFlags, Stat};
 use rustix::io::Errno;
 
 use crate::access::Access;
-use crate::error::{Error, Result};
+use crate::error::{Error, PathUse, Result};
 use crate::escape::escape;
 use crate::procfs;
 use crate::safe_path::{self, Dir};
@@ -28,32 +28,51 @@ use crate::safe_path::{self, Dir};
 const MAX_READ: usize = 64;
 
 /// A PID file: its directory, reached without untrusted symlinks when
-/// [`PidFile::at`] was called, and the pid this process wrote there, if
-/// any. Dropping it (or [`PidFile::remove`]) deletes the file if it still
-/// holds that pid.
+/// [`PidFile::at`] was called, and the file this process wrote there, if
+/// any. Dropping it (or [`PidFile::remove`]) deletes the file if it is
+/// still the one we wrote and still holds our pid.
+///
+/// What is at the path is never destroyed: a PID file is written only
+/// where there is nothing, an empty regular file, or a regular file that
+/// holds a pid (a stale PID file). A device (`/dev/null`, a common way of
+/// saying "no PID file"), a FIFO, a socket, a directory, a symlink or a
+/// file holding anything else is refused before the command runs.
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
     dir: Dir,
-    pid: Option<u32>,
+    /// The pid we wrote, and the file, kept open so that its inode number
+    /// cannot be reused by another file while we might remove it.
+    written: Option<(u32, std::fs::File)>,
 }
 
 impl PidFile {
     /// Resolves the directory of the PID file at `path` now, following
     /// only symlinks owned by root or by our uid, so that no other user
     /// can redirect where it is written later (a symlinked directory
-    /// pointing at `/etc`, say).
+    /// pointing at `/etc`, say); checks that what is at `path` may be
+    /// replaced and that the directory is writable, so that every
+    /// foreseeable failure comes before the command runs.
     ///
     /// # Errors
-    /// [`Error::UnsafePath`] for a symlink owned by another user;
-    /// [`Error::PathIo`] if the directory cannot be opened.
+    /// [`Error::UnsafePath`] for a symlink owned by another user, or a
+    /// path that holds something other than a PID file;
+    /// [`Error::PathIo`] if the directory cannot be reached or written.
     pub fn at(path: impl Into<PathBuf>) -> Result<PidFile> {
         let path = path.into();
-        let dir = safe_path::open_parent(&path, &Access::same_user())?;
+        let dir = safe_path::open_parent(&path, &Access::same_user(), PathUse::PidFile)?;
+        replaceable(&dir, &path)?;
+        rustix::fs::accessat(
+            &dir.fd,
+            ".",
+            rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(|e| Error::path(PathUse::PidFile, &path, &path, e.into()))?;
         Ok(PidFile {
             path,
             dir,
-            pid: None,
+            written: None,
         })
     }
 
@@ -70,16 +89,18 @@ impl PidFile {
     /// Writes `pid` and a newline atomically: to a new temporary file in
     /// the same directory (`O_EXCL | O_NOFOLLOW`), then `renameat(2)` over
     /// the PID file, so a reader sees the old content or the new, never a
-    /// partial one, and the file written is always a new one of ours. An
-    /// existing file is replaced without being read: it is advisory.
+    /// partial one, and the file written is always a new one of ours. What
+    /// is at the path is checked again first, as in [`PidFile::at`].
     ///
     /// # Errors
-    /// If the temporary file cannot be written or renamed.
+    /// If the path now holds something that is not a PID file, or the
+    /// temporary file cannot be written or renamed.
     pub fn record(&mut self, pid: u32) -> Result<()> {
+        replaceable(&self.dir, &self.path)?;
         let mut tmp = OsString::from(".");
         tmp.push(&self.dir.name);
         tmp.push(format!(".{}.tmp", std::process::id()));
-        let written = (|| -> rustix::io::Result<()> {
+        let written = (|| -> rustix::io::Result<std::fs::File> {
             let fd = rustix::fs::openat(
                 &self.dir.fd,
                 &tmp,
@@ -90,17 +111,19 @@ impl PidFile {
             writeln!(f, "{pid}").map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
             f.sync_all()
                 .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
-            rustix::fs::renameat(&self.dir.fd, &tmp, &self.dir.fd, &self.dir.name)
+            rustix::fs::renameat(&self.dir.fd, &tmp, &self.dir.fd, &self.dir.name)?;
+            Ok(f)
         })();
-        if let Err(e) = written {
-            let _ = rustix::fs::unlinkat(&self.dir.fd, &tmp, rustix::fs::AtFlags::empty());
-            return Err(Error::PathIo {
-                path: escape(self.path.as_os_str().as_bytes()),
-                source: e.into(),
-            });
+        match written {
+            Ok(file) => {
+                self.written = Some((pid, file));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(&self.dir.fd, &tmp, rustix::fs::AtFlags::empty());
+                Err(Error::path(PathUse::PidFile, &self.path, &self.path, e.into()))
+            }
         }
-        self.pid = Some(pid);
-        Ok(())
     }
 
     /// The file's path.
@@ -108,7 +131,8 @@ impl PidFile {
         &self.path
     }
 
-    /// Deletes the file, unless someone else has replaced its content.
+    /// Deletes the file, unless someone else has replaced it or its
+    /// content.
     pub fn remove(self) {
         drop(self);
     }
@@ -116,10 +140,57 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        if self.pid.is_some() && read(&self.dir).ok().and_then(|(pid, _)| pid.ok()) == self.pid {
+        let Some((pid, file)) = &self.written else {
+            return;
+        };
+        let Ok(mine) = rustix::fs::fstat(file) else {
+            return;
+        };
+        let ours = read(&self.dir).is_ok_and(|(found, _, stat)| {
+            found == Ok(*pid) && stat.st_dev == mine.st_dev && stat.st_ino == mine.st_ino
+        });
+        if ours {
             let _ =
                 rustix::fs::unlinkat(&self.dir.fd, &self.dir.name, rustix::fs::AtFlags::empty());
         }
+    }
+}
+
+/// Whether what is at the PID file's path may be replaced: nothing, an
+/// empty regular file, or a regular file holding a pid.
+fn replaceable(dir: &Dir, path: &Path) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(Error::UnsafePath(format!(
+            "refusing PID file {}: it is {what}, which abslock will not replace; \
+             choose another path, or leave out --pidfile",
+            escape(path.as_os_str().as_bytes())
+        )))
+    };
+    let stat = match dir.stat_file() {
+        Ok(stat) => stat,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(Error::path(PathUse::PidFile, path, path, e.into())),
+    };
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => {}
+        FileType::CharacterDevice => return refuse("a character device"),
+        FileType::BlockDevice => return refuse("a block device"),
+        FileType::Fifo => return refuse("a FIFO"),
+        FileType::Socket => return refuse("a socket"),
+        FileType::Directory => return refuse("a directory"),
+        FileType::Symlink => return refuse("a symbolic link"),
+        FileType::Unknown => return refuse("not a regular file"),
+    }
+    if stat.st_size == 0 {
+        return Ok(());
+    }
+    match read(dir) {
+        Ok((Ok(_), _, _)) => Ok(()),
+        Ok((Err(_), _, _)) => refuse("a file that holds something other than a pid"),
+        // Replaced meanwhile by something that is not a regular file.
+        Err(Errno::NOTSUP | Errno::LOOP) => refuse("not a regular file"),
+        Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(Error::path(PathUse::PidFile, path, path, e.into())),
     }
 }
 
@@ -160,7 +231,7 @@ pub enum PidFileState {
 /// If the file exists but cannot be read; [`Error::UnsafePath`] for a
 /// symlink owned by another user on the way.
 pub fn check(path: &Path, keepers: &[u32]) -> Result<PidFileState> {
-    let dir = match safe_path::open_parent(path, &Access::same_user()) {
+    let dir = match safe_path::open_parent(path, &Access::same_user(), PathUse::PidFile) {
         Ok(dir) => dir,
         Err(Error::PathIo { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(PidFileState::Missing)
@@ -168,8 +239,8 @@ pub fn check(path: &Path, keepers: &[u32]) -> Result<PidFileState> {
         Err(e) => return Err(e),
     };
     let (pid, written) = match read(&dir) {
-        Ok((Ok(pid), written)) => (pid, written),
-        Ok((Err(start), _)) => {
+        Ok((Ok(pid), written, _)) => (pid, written),
+        Ok((Err(start), _, _)) => {
             return Ok(PidFileState::Malformed(format!("'{start}' is not a pid")))
         }
         Err(Errno::NOENT) => return Ok(PidFileState::Missing),
@@ -183,12 +254,7 @@ pub fn check(path: &Path, keepers: &[u32]) -> Result<PidFileState> {
                 "not a regular file (not read)".into(),
             ))
         }
-        Err(e) => {
-            return Err(Error::PathIo {
-                path: escape(path.as_os_str().as_bytes()),
-                source: e.into(),
-            })
-        }
+        Err(e) => return Err(Error::path(PathUse::PidFile, path, path, e.into())),
     };
     if keepers.contains(&pid) {
         return Ok(PidFileState::Current(pid));
@@ -211,10 +277,12 @@ fn later(started: SystemTime, written: SystemTime) -> bool {
         .is_ok_and(|d| d > Duration::from_secs(1))
 }
 
-/// The pid in the file (or, if the content is not one, its start,
-/// escaped) and when it was written. `NOTSUP` for anything but a regular
-/// file.
-fn read(dir: &Dir) -> rustix::io::Result<(std::result::Result<u32, String>, Option<SystemTime>)> {
+/// What [`read`] finds: the pid in the file (or, if the content is not
+/// one, its start, escaped), when it was written, and its `fstat`.
+type Content = (std::result::Result<u32, String>, Option<SystemTime>, Stat);
+
+/// Reads the PID file. `NOTSUP` for anything but a regular file.
+fn read(dir: &Dir) -> rustix::io::Result<Content> {
     let fd = dir.open_file(OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
     let stat = rustix::fs::fstat(&fd)?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
@@ -239,7 +307,7 @@ fn read(dir: &Dir) -> rustix::io::Result<(std::result::Result<u32, String>, Opti
     let written = u64::try_from(stat.st_mtime)
         .ok()
         .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)));
-    Ok((pid, written))
+    Ok((pid, written, stat))
 }
 
 #[cfg(test)]
@@ -257,7 +325,7 @@ mod tests {
     #[test]
     fn written_atomically_and_removed_only_if_still_ours() {
         let path = temp("write");
-        fs::write(&path, "garbage from before\n").unwrap();
+        fs::write(&path, "31337\n").unwrap(); // stale, from before
         let file = PidFile::write(&path, 4242).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "4242\n");
         // No temporary file is left beside it.
@@ -269,7 +337,73 @@ mod tests {
         fs::write(&path, "99\n").unwrap(); // someone else's now
         drop(file);
         assert_eq!(fs::read_to_string(&path).unwrap(), "99\n");
+
+        // Another file with our pid in it, put in place of ours: not ours.
+        fs::remove_file(&path).unwrap();
+        let file = PidFile::write(&path, 4242).unwrap();
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, "4242\n").unwrap();
+        drop(file);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "4242\n");
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn nothing_but_a_pid_file_is_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let path = temp("refuse");
+        let dir = path.parent().unwrap().to_path_buf();
+        let refused = |path: &Path| match PidFile::at(path) {
+            Err(Error::UnsafePath(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        // Someone's file: refused, untouched.
+        fs::write(&path, "my notes\n").unwrap();
+        assert!(refused(&path).contains("holds something other than a pid"));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "my notes\n");
+        fs::remove_file(&path).unwrap();
+        // A FIFO, a directory, a symlink: refused, still there.
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600))
+            .unwrap();
+        assert!(refused(&path).contains("a FIFO"));
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_fifo());
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(refused(&path).contains("a directory"));
+        fs::remove_dir(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/null", &path).unwrap();
+        assert!(refused(&path).contains("a symbolic link"));
+        fs::remove_file(&path).unwrap();
+        // A character device, like /dev/null (mknod needs CAP_MKNOD).
+        let dev = rustix::fs::makedev(1, 3);
+        if rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            dev,
+        )
+        .is_ok()
+        {
+            assert!(refused(&path).contains("a character device"));
+            assert!(fs::symlink_metadata(&path).unwrap().file_type().is_char_device());
+            fs::remove_file(&path).unwrap();
+        }
+        // Nothing, or an empty file: written.
+        fs::write(&path, "").unwrap();
+        PidFile::write(&path, 7).unwrap().remove();
+        assert!(!path.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_directory_fails_before_anything_runs_naming_the_whole_path() {
+        let path = temp("missing").join("no/such/dir/app.pid");
+        let e = PidFile::at(&path).unwrap_err();
+        let said = e.to_string();
+        assert!(said.starts_with("cannot write PID file "), "{said}");
+        assert!(said.contains("no/such/dir/app.pid"), "{said}");
+        fs::remove_dir_all(temp("missing").parent().unwrap()).unwrap();
     }
 
     #[test]
