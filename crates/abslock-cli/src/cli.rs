@@ -221,8 +221,12 @@ impl NameArgs {
         // A per-user name also takes a file in the runtime directory, so
         // that another network namespace cannot run a second instance.
         Ok(match crate::netns::file_for(lock.name()) {
-            // Only abslock locks these files: no fcntl locks to look for.
-            Some(path) => AnyLock::Netns(NetnsLock::new(lock, file_lock(&path).fcntl_aware(false))),
+            // Only abslock locks these files: no fcntl locks to look for;
+            // the last holder removes its file.
+            Some(path) => AnyLock::Netns(NetnsLock::new(
+                lock,
+                file_lock(&path).fcntl_aware(false).remove_on_release(true),
+            )),
             None => AnyLock::Socket(lock),
         })
     }

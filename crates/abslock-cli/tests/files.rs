@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::{abslock, background, eventually, is_root, name, status_json, BIN};
+use common::{abslock, background, eventually, is_root, name, sigkill, status_json, BIN};
 use predicates::prelude::*;
 
 fn dir(tag: &str) -> PathBuf {
@@ -245,4 +245,73 @@ fn status_explains_a_stale_or_reused_pid_file() {
     other.wait().unwrap();
     std::fs::write(&path, "not a pid\n").unwrap();
     check("malformed", "'not a pid' is not a pid");
+}
+
+/// A private runtime directory (`XDG_RUNTIME_DIR`) for one test.
+fn runtime(tag: &str) -> PathBuf {
+    let dir = dir(tag);
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    dir
+}
+
+fn run_in(runtime: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Issue 21, point 8: a per-user NAME's runtime file goes with the lock,
+/// never while someone keeps it, and hand-overs through it never let two
+/// holders in.
+#[test]
+fn runtime_files_are_removed_at_release_and_never_let_two_in() {
+    let rt = runtime("runtime-rm");
+    let lock = name("rtfile");
+    let file = rt
+        .join("abslock")
+        .join(format!("{}.lock", lock.replace('/', "%2F")));
+    // Run and released: nothing left.
+    let out = run_in(&rt, &["run", "-n", &lock, "--", "sh", "-c", "test -e \"$0\"", file.to_str().unwrap()])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "the file exists while held: {out:?}");
+    assert!(!file.exists(), "left behind: {}", file.display());
+    // A descendant that keeps the lock keeps the file too.
+    let out = run_in(&rt, &["run", &lock, "--", "sh", "-c", "sleep 3 >/dev/null 2>&1 & echo $!"])
+        .wait_with_output()
+        .unwrap();
+    let kept: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(file.exists(), "removed under a keeper");
+    let out = run_in(&rt, &["run", "-n", &lock, "--", "true"]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    eventually("the keeper to end", || {
+        !std::path::Path::new(&format!("/proc/{kept}")).exists()
+    });
+    // The next holder removes it.
+    let out = run_in(&rt, &["run", "-n", &lock, "--", "true"]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!file.exists());
+    // Twelve at once, each waiting: one inside at a time, none left out.
+    let inside = rt.join("inside");
+    let script = "mkdir \"$0\" || echo OVERLAP; sleep 0.02; rmdir \"$0\"";
+    let all: Vec<_> = (0..12)
+        .map(|_| {
+            run_in(
+                &rt,
+                &["run", "-w", "60", &lock, "--", "sh", "-c", script, inside.to_str().unwrap()],
+            )
+        })
+        .collect();
+    for child in all {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("OVERLAP"));
+    }
+    assert!(!file.exists());
+    std::fs::remove_dir_all(&rt).unwrap();
 }

@@ -93,6 +93,7 @@ pub struct FileLock {
     trusted: Access,
     shared: bool,
     fcntl_aware: bool,
+    remove: bool,
 }
 
 /// A held file lock. Dropping it closes the descriptor, which releases the
@@ -103,6 +104,8 @@ pub struct FileGuard {
     path: PathBuf,
     dir: safe_path::Dir,
     fd: Arc<OwnedFd>,
+    /// Remove the file at release if nobody else keeps the lock.
+    remove: bool,
 }
 
 impl FileLock {
@@ -115,6 +118,7 @@ impl FileLock {
             trusted: Access::same_user(),
             shared: false,
             fcntl_aware: true,
+            remove: false,
         }
     }
 
@@ -123,6 +127,23 @@ impl FileLock {
     /// Turn it off for a file only abslock locks.
     pub fn fcntl_aware(mut self, aware: bool) -> FileLock {
         self.fcntl_aware = aware;
+        self
+    }
+
+    /// Removes the file when the lock is released (default `false`), for a
+    /// file that exists only to be locked, such as a per-user runtime
+    /// file. Deleting a lock file is safe only while holding it and only
+    /// if no other process keeps the lock, so at release the guard opens
+    /// the file again, closes its own descriptor and takes the lock on the
+    /// new one without waiting: that succeeds only if no child or other
+    /// process kept the old descriptor and no waiter came first. Then it
+    /// unlinks the file while holding the lock, and a waiter woken on the
+    /// unlinked file starts over on the path, as every waiter here does
+    /// (module docs). A holder that dies without releasing (SIGKILL)
+    /// leaves the file for the next holder to remove. Exclusive locks
+    /// only: a shared lock never removes the file.
+    pub fn remove_on_release(mut self, remove: bool) -> FileLock {
+        self.remove = remove;
         self
     }
 
@@ -333,6 +354,7 @@ impl FileLock {
                     path: self.path.clone(),
                     dir,
                     fd: Arc::new(fd),
+                    remove: self.remove && !self.shared,
                 }));
             }
             // We locked an inode that was unlinked or replaced meanwhile:
@@ -444,8 +466,12 @@ impl FileGuard {
     ///
     /// # Errors
     /// If `fcntl(2)` or `dup(2)` fails.
-    pub fn into_fd(self) -> Result<OwnedFd> {
-        let fd = Arc::try_unwrap(self.fd)
+    pub fn into_fd(mut self) -> Result<OwnedFd> {
+        // The file stays: the lock lives on in whoever gets the descriptor.
+        self.remove = false;
+        let fd = Arc::clone(&self.fd);
+        drop(self);
+        let fd = Arc::try_unwrap(fd)
             .or_else(|shared| shared.try_clone())
             .map_err(Error::io("duplicating the lock file descriptor"))?;
         sys::set_cloexec(fd.as_fd(), false).map_err(Error::io("clearing close-on-exec"))?;
@@ -455,6 +481,40 @@ impl FileGuard {
     /// Releases the lock now (unless a child kept a copy).
     pub fn release(self) {
         drop(self);
+    }
+}
+
+impl Drop for FileGuard {
+    fn drop(&mut self) {
+        if self.remove {
+            self.remove_if_last();
+        }
+    }
+}
+
+impl FileGuard {
+    /// The release of [`FileLock::remove_on_release`]: our descriptor is
+    /// swapped for a new description of the same file, and the file is
+    /// unlinked only if that one can then be locked at once.
+    fn remove_if_last(&mut self) {
+        let Ok(ours) = rustix::fs::fstat(&*self.fd) else {
+            return;
+        };
+        let Ok(again) = self.dir.open_file(OFlags::RDONLY | OFlags::NONBLOCK, 0) else {
+            return;
+        };
+        match rustix::fs::fstat(&again) {
+            Ok(st) if st.st_dev == ours.st_dev && st.st_ino == ours.st_ino => {}
+            _ => return,
+        }
+        // Our descriptor closes here (the lock goes unless a child keeps
+        // the description).
+        drop(std::mem::replace(&mut self.fd, Arc::new(again)));
+        if rustix::fs::flock(&*self.fd, FlockOperation::NonBlockingLockExclusive).is_ok()
+            && is_linked(self.fd.as_fd(), &self.dir).unwrap_or(false)
+        {
+            let _ = rustix::fs::unlinkat(&self.dir.fd, &self.dir.name, rustix::fs::AtFlags::empty());
+        }
     }
 }
 

@@ -139,7 +139,11 @@ impl LockName {
     /// As the constructor it delegates to.
     pub fn parse(text: &str, system: bool) -> Result<Self> {
         match text.strip_prefix('@') {
-            Some(raw) => Self::raw(unescape_address(raw)?),
+            Some(raw) => {
+                let address = unescape_address(raw)?;
+                copied_from_ss(raw, &address)?;
+                Self::raw(address)
+            }
             None if system => Self::system(text),
             None => Self::user(text),
         }
@@ -252,6 +256,27 @@ pub fn display_address(address: &[u8]) -> String {
         shown.push_str("\\0*");
     }
     shown
+}
+
+/// Refuses the form in which `ss -xa` and `/proc/net/unix` print an
+/// address NUL-padded to the full 107 bytes (as C programs bind with
+/// `sizeof(struct sockaddr_un)`): they show each NUL byte as `@`, so the
+/// copied text ends in a run of literal `@`. Taken as written, it would
+/// lock a different address from the one the program holds. Any 107-byte
+/// address that ends in a literal `@` is refused, with the form to write
+/// instead (a literal `@` there is `\x40`).
+fn copied_from_ss(text: &str, address: &[u8]) -> Result<()> {
+    if address.len() != MAX_ADDRESS_LEN || !text.ends_with('@') {
+        return Ok(());
+    }
+    let body = &address[..address.iter().rposition(|&b| b != b'@').map_or(0, |i| i + 1)];
+    Err(Error::InvalidName(format!(
+        "@{}: this is how ss -xa and /proc/net/unix show a NUL-padded address (each NUL \
+         byte as @), not the address itself; for that address write '@{}\\0*' (and \\0 for \
+         any other @ that ss showed for a NUL); for a literal @ at the end write \\x40",
+        crate::escape::escape(text.as_bytes()),
+        display_address(body)
+    )))
 }
 
 /// Reads an address as [`display_address`] writes it.
@@ -447,6 +472,25 @@ mod tests {
         let n = LockName::system(&name).unwrap();
         assert!(std::str::from_utf8(n.address()).is_ok());
         assert!(n.address().len() <= MAX_ADDRESS_LEN);
+    }
+
+    #[test]
+    fn an_address_copied_from_ss_is_refused_with_the_form_to_write() {
+        // A C daemon binding "mydaemon" with sizeof(struct sockaddr_un):
+        // ss -xa shows "@mydaemon" and 99 more '@'.
+        let shown = format!("@mydaemon{}", "@".repeat(MAX_ADDRESS_LEN - 8));
+        let Err(Error::InvalidName(why)) = LockName::parse(&shown, false) else {
+            panic!("accepted {shown}");
+        };
+        assert!(why.contains("'@mydaemon\\0*'"), "{why}");
+        // The form it names is the daemon's address.
+        let mut padded = b"mydaemon".to_vec();
+        padded.resize(MAX_ADDRESS_LEN, 0);
+        assert_eq!(LockName::parse("@mydaemon\\0*", false).unwrap().address(), padded);
+        // Shorter names with '@', and a literal '@' written as \x40, stay.
+        assert_eq!(LockName::parse("@db@prod", false).unwrap().address(), b"db@prod");
+        let literal = format!("@{}\\x40", "a".repeat(MAX_ADDRESS_LEN - 1));
+        assert_eq!(LockName::parse(&literal, false).unwrap().address().len(), MAX_ADDRESS_LEN);
     }
 
     #[test]
