@@ -195,7 +195,9 @@ fn answer(requests: &abslock::Requests, child: &OwnedFd) -> bool {
                 stop.accept();
             }
             abslock::Incoming::Message(m) => {
-                let _ = m.refuse("'abslock run' has no way to pass messages to its command");
+                // It has no way to pass messages to its command: "takes no
+                // messages", exit 69 for `send`, as documented.
+                let _ = m.not_served();
             }
             _ => {}
         }

@@ -163,9 +163,14 @@ impl NameArgs {
             return Err("--backend file:PATH needs a path".into());
         }
         self.name = if Path::new(path).is_dir() {
-            if self.name.contains('/') || self.name.starts_with("file:") {
+            if matches!(self.name.as_str(), "" | "." | "..")
+                || self.name.contains('/')
+                || self.name.starts_with("file:")
+            {
                 return Err(
-                    "--backend file:DIR takes a NAME without '/' (the lock file DIR/NAME)".into(),
+                    "--backend file:DIR takes a NAME that is a file name (not empty, '.' or \
+                     '..', no '/'): the lock file DIR/NAME"
+                        .into(),
                 );
             }
             format!("file:{}/{}", path.trim_end_matches('/'), self.name)
@@ -507,11 +512,13 @@ const MAX_SECS: f64 = 1e9;
 pub fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = match text.trim().parse() {
         Ok(secs) => secs,
-        Err(_) => humantime::parse_duration(text.trim())
-            .map_err(|e| {
+        Err(_) => {
+            let duration = humantime::parse_duration(text.trim()).map_err(|e| {
                 format!("'{text}' is not a duration ({e}); write seconds or e.g. 5m, 1h30m")
-            })?
-            .as_secs_f64(),
+            })?;
+            units_descend(text)?;
+            duration.as_secs_f64()
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("'{text}': seconds must be a finite number >= 0"));
@@ -522,6 +529,28 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
         ));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("'{text}' seconds is too long"))
+}
+
+/// humantime adds up repeated or unordered units (`5m5m` is 10 minutes):
+/// most likely a typo, so each unit must be smaller than the one before.
+fn units_descend(text: &str) -> Result<(), String> {
+    let mut previous: Option<Duration> = None;
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let after = &rest[digits..];
+        let letters = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+        let unit = humantime::parse_duration(&format!("1{}", &after[..letters]))
+            .map_err(|e| format!("'{text}' is not a duration ({e})"))?;
+        if previous.is_some_and(|p| unit >= p) {
+            return Err(format!(
+                "'{text}': each unit must be smaller than the one before (e.g. 1h30m)"
+            ));
+        }
+        previous = Some(unit);
+        rest = after[letters..].trim_start();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -541,6 +570,10 @@ mod tests {
         assert_eq!(parse_secs("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_secs("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_secs("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_secs("1h 30m 5s"), Ok(Duration::from_secs(5405)));
+        for bad in ["5m5m", "30m1h", "1s1s", "2min5m"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
         for bad in ["-1", "x", "", "nan", "inf", "1e300", "1e19", "1000000001"] {
             assert!(parse_secs(bad).is_err(), "{bad}");
         }

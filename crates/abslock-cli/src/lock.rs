@@ -25,6 +25,19 @@ use crate::exit::{self, Failure};
 use crate::run::shared_if;
 use crate::status::describe_holder;
 
+/// The keeper's metadata key that names the script it holds the lock for.
+const HELD_FOR: &str = "held for";
+
+/// The pid of the script a keeper holds the lock for, from the keeper's
+/// `info` answer; `None` if the answer is not a keeper's.
+pub fn kept_for(info: &abslock::Info) -> Option<u32> {
+    if !info.version.starts_with("abslock-lock ") {
+        return None;
+    }
+    let (_, value) = info.metadata.iter().find(|(k, _)| k == HELD_FOR)?;
+    value.strip_prefix("pid ")?.split(':').next()?.parse().ok()
+}
+
 /// Runs `abslock lock`.
 pub fn lock(args: &LockArgs) -> Result<u8, Failure> {
     match (&args.lock, args.fd) {
@@ -222,7 +235,7 @@ fn keeper(
     if let Some(socket) = guard.socket() {
         socket.set_version(concat!("abslock-lock ", env!("CARGO_PKG_VERSION")));
         let command = procfs::process_info(script_pid).map_or_else(|_| "?".into(), |p| p.command());
-        socket.set_metadata("held for", format!("pid {script_pid}: {command}"));
+        socket.set_metadata(HELD_FOR, format!("pid {script_pid}: {command}"));
     }
     // Out of the script's way: no terminal, no pipe held open.
     detach_stdio();

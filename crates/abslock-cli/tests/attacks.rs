@@ -282,6 +282,30 @@ fn an_untrusted_symlink_in_a_path_is_never_followed() {
         .trim()
         .parse::<u32>()
         .is_ok());
+    // So is a lock file that is a symlink root owns in a root-only
+    // directory (issue 21, point 11), as flock(1) follows it; one the
+    // attacker owns, in the same place, is refused.
+    let private = dir_of("rootonly", 0, 0o700);
+    std::fs::write(private.join("real.lock"), "").unwrap();
+    std::fs::set_permissions(private.join("real.lock"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    symlink(private.join("real.lock"), private.join("link.lock")).unwrap();
+    let link_arg = private.join("link.lock");
+    let link_arg = link_arg.to_str().unwrap();
+    for args in [
+        vec!["run", "-n", "--file", link_arg, &lock, "--", "true"],
+        vec!["run", "-n", &format!("file:{link_arg}"), "--", "true"],
+    ] {
+        let out = abslock_as(None, &args, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    }
+    lchown(private.join("link.lock"), Some(ATTACKER), Some(ATTACKER)).unwrap();
+    let out = abslock_as(
+        None,
+        &["run", "-n", "--file", link_arg, &lock, "--", "true"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
+    std::fs::remove_dir_all(private).unwrap();
     for d in [victim, trap, root_dir] {
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -665,7 +689,14 @@ fn absurd_values_are_usage_errors_not_panics() {
     let mut holder = background(&["run", &lock, "--", "sleep", "60"]);
     eventually("the holder", || held(&lock));
     let big = "x".repeat(70_000);
+    let dir = std::env::temp_dir();
+    let dir = dir.to_str().unwrap();
+    let dir_backend = format!("file:{dir}");
     for args in [
+        vec!["run", "-w", "5m5m", &lock, "--", "true"],
+        vec!["run", "--backend", "etcd://[::1", &lock, "--", "true"],
+        vec!["run", "--backend", &dir_backend, "", "--", "true"],
+        vec!["status", "--backend", &dir_backend, "."],
         vec!["kill", "-w", "1e19", &lock],
         vec!["send", "-w", "1e19", &lock, "--", "x"],
         vec!["send", &lock, "--", &big],
@@ -686,6 +717,69 @@ fn absurd_values_are_usage_errors_not_panics() {
     let out = abslock_as(None, &["kill", "-w", "1e9", &lock], Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let _ = holder.wait();
+}
+
+#[test]
+fn path_errors_name_the_whole_path_and_have_one_rule() {
+    let lock = name("paths");
+    let missing = format!("/nonexistent-{}/dir/app", std::process::id());
+    // A PID file that cannot be written: before the command runs, exit 73.
+    let ran = std::env::temp_dir().join(format!("abslock-paths-ran-{}", std::process::id()));
+    let pid = format!("{missing}.pid");
+    let out = abslock_as(
+        None,
+        &["run", "--pidfile", &pid, &lock, "--", "touch", ran.to_str().unwrap()],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(73), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("cannot write PID file {pid}: /nonexistent-")),
+        "{}",
+        text(&out)
+    );
+    assert!(!ran.exists(), "the command ran");
+    // A lock file that cannot be opened: flock(1)'s words and exit 66.
+    let file = format!("{missing}.lock");
+    for args in [
+        vec!["run".to_string(), format!("file:{file}"), "--".into(), "true".into()],
+        vec!["run".to_string(), "--file".into(), file.clone(), lock.clone(), "--".into(), "true".into()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = abslock_as(None, &args, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(66), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("cannot open lock file {file}")),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    }
+    if is_root() {
+        // An unwritable PID-file directory: the same rule, not a warning.
+        let dir = dir_of("pid-unwritable", 0, 0o755);
+        let pid = dir.join("app.pid");
+        let out = abslock_as(
+            Some(VICTIM),
+            &["run", "--pidfile", pid.to_str().unwrap(), &lock, "--", "touch", ran.to_str().unwrap()],
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(73), "{}", text(&out));
+        assert!(text(&out).contains("cannot write PID file"), "{}", text(&out));
+        assert!(!ran.exists(), "the command ran");
+        // A FIFO another user planted at a file: path: exit 77.
+        let open = dir_of("fifo-planted", 0, 0o1777);
+        let fifo = open.join("job.lock");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
+        std::os::unix::fs::chown(&fifo, Some(ATTACKER), Some(ATTACKER)).unwrap();
+        let out = abslock_as(
+            None,
+            &["run", "-n", &format!("file:{}", fifo.display()), "--", "true"],
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(77), "{}", text(&out));
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&open).unwrap();
+    }
 }
 
 // ------------------------------------------- the second review (issue 21)

@@ -246,10 +246,12 @@ fn the_fd_form_holds_for_the_script_and_what_inherited_it() {
 #[test]
 fn lock_name_holds_until_the_script_exits_even_by_sigkill() {
     let lock = name("keeper");
+    // `held` in the same script agrees with `lock` (issue 21, point 10);
+    // another script is not under it.
     let mut script = Command::new("bash")
         .args([
             "-c",
-            &format!("$A lock -n {lock} && echo ready && sleep 30"),
+            &format!("$A lock -n {lock} && $A held {lock} && echo ready && sleep 30"),
         ])
         .env("A", BIN)
         .stdout(Stdio::piped())
@@ -258,6 +260,13 @@ fn lock_name_holds_until_the_script_exits_even_by_sigkill() {
     script = ready(script);
     assert!(held(&lock));
     abslock().args(["lock", "-n", &lock]).assert().code(1);
+    abslock().args(["held", &lock]).assert().code(1);
+    let nested = Command::new("bash")
+        .args(["-c", &format!("$A held {lock} || echo no")])
+        .env("A", BIN)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&nested.stdout), "no\n");
     script.kill().unwrap();
     script.wait().unwrap();
     eventually("the keeper to let go", || !held(&lock));

@@ -361,9 +361,16 @@ impl EtcdLock {
             .map(|h| h.trim().trim_end_matches('/').to_string())
             .filter(|h| !h.is_empty())
             .collect();
+        // HOST:PORT, with an IPv6 HOST in brackets ([::1]:2379).
         let valid = |e: &String| {
             e.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                let host_ok = match host.strip_prefix('[') {
+                    Some(v6) => v6
+                        .strip_suffix(']')
+                        .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+                    None => !host.is_empty() && !host.contains([':', '[', ']', '/', ' ']),
+                };
+                host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
             })
         };
         if endpoints.is_empty() || !endpoints.iter().all(valid) {

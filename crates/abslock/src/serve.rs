@@ -148,6 +148,16 @@ impl Received {
         })
     }
 
+    /// Answers that this holder takes no messages (it serves only `info`
+    /// and stop requests): the sender gets [`Error::NotServing`], as from
+    /// a holder that never serves, not a refusal.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the sender hung up.
+    pub fn not_served(mut self) -> Result<()> {
+        self.answer.send(&Response::NotServing)
+    }
+
     /// Refuses the message; the sender reports `reason`.
     ///
     /// # Errors
