@@ -1,4 +1,4 @@
-//! The holes a hostile review found (issue 13), each re-run as the attack
+//! The holes two hostile reviews found (issues 13 and 21), each re-run as the attack
 //! it was: an unprivileged user (uid 65534) prepares a trap, root (or
 //! another unprivileged user) runs abslock into it. Each test fails
 //! without its fix. They need root to act as two users; elsewhere they say

@@ -17,16 +17,18 @@
 //!
 //! * **Deleting the file under a holder** lets a second holder in: the old
 //!   holder keeps its lock on the unlinked inode, a newcomer creates a new
-//!   file and locks that. abslock never deletes a lock file, and after each
-//!   `flock` it checks that the path still names the inode it locked;
+//!   file and locks that. abslock deletes a lock file only when asked
+//!   ([`FileLock::remove_on_release`]) and then only under the lock, and
+//!   after each `flock` it checks that the path still names the inode it locked;
 //!   if not, it starts over on the new file. So a process that was
 //!   queued on the old inode does not come out holding a lock nobody else
 //!   can see (test `a_deleted_lock_file_does_not_let_a_waiter_in_twice`).
 //!   [`FileGuard::is_linked`] tells a holder whether its file was removed.
 //! * **Permissions:** new files get mode 0600 ([`DEFAULT_MODE`]): `flock`
 //!   needs only read access, so a world-readable lock file can be squatted
-//!   by any user. A file we may not write, or a directory, is locked
-//!   read-only, as `flock(1)` does.
+//!   by any user ([`FileLock::exposure`] reports an existing one). A file
+//!   we may not write, or a directory, is locked read-only, as `flock(1)`
+//!   does.
 //! * **fcntl locks:** Linux keeps `flock(2)` and POSIX/OFD `fcntl(2)` locks
 //!   apart; a file locked with `fcntl` (by `lckdo`, `setlock`, a
 //!   database) counts as held here too, and is shown with its kind.
