@@ -327,3 +327,137 @@ pub fn queries(env: &Env, runs: usize, counts: &[usize]) -> Queries {
         list,
     }
 }
+
+/// How a user locks on the command line, for [`cli_handover`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliMode {
+    /// `flock -F FILE` holder, `flock -w 10 FILE` waiter.
+    Flock,
+    /// `abslock run NAME`: a per-user name (socket and runtime file).
+    Name,
+    /// `abslock run @NAME`: a raw socket name alone.
+    Raw,
+    /// `abslock run file:PATH`.
+    File,
+    /// `abslock run --file PATH NAME`: combined.
+    Combined,
+}
+
+impl CliMode {
+    pub const ALL: [CliMode; 5] = [
+        CliMode::Flock,
+        CliMode::Name,
+        CliMode::Raw,
+        CliMode::File,
+        CliMode::Combined,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CliMode::Flock => "flock(1) on a lock file",
+            CliMode::Name => "abslock, default per-user NAME",
+            CliMode::Raw => "abslock, `@raw` name",
+            CliMode::File => "abslock, `file:PATH`",
+            CliMode::Combined => "abslock, `--file PATH NAME`",
+        }
+    }
+
+    /// The program and its arguments up to the command, holder or waiter.
+    fn argv(self, env: &Env, what: &str, waiter: bool) -> Vec<String> {
+        let file = env.dir.join(format!("{what}.lock")).display().to_string();
+        let name = format!("{}/{what}", env.tag);
+        let abslock = env.abslock.display().to_string();
+        let wait: &[&str] = if waiter { &["-w", "10"] } else { &[] };
+        let mut argv = match self {
+            CliMode::Flock => {
+                let mut v = vec!["flock".to_string()];
+                v.push(if waiter { "-w" } else { "-F" }.into());
+                if waiter {
+                    v.push("10".into());
+                }
+                v.push(file);
+                return v;
+            }
+            _ => vec![abslock, "run".to_string()],
+        };
+        argv.extend(wait.iter().map(|s| s.to_string()));
+        match self {
+            CliMode::Name => argv.push(name),
+            CliMode::Raw => argv.push(format!("@{name}")),
+            CliMode::File => argv.push(format!("file:{file}")),
+            CliMode::Combined => argv.extend(["--file".into(), file, name]),
+            CliMode::Flock => {}
+        }
+        argv.push("--".into());
+        argv
+    }
+}
+
+/// CLOCK_REALTIME in nanoseconds, the clock of `date +%s%N`.
+fn real_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Hand-over as a user runs it, in µs: a holder `MODE -- sleep 30` is
+/// SIGKILLed (or its command `sh` exits), and a waiter already waiting
+/// with a 10 s timeout runs `sh -c 'date +%s%N'`, which stamps the time;
+/// both include the start of `sh`, for flock(1) as for abslock.
+pub fn cli_handover(env: &Env, mode: CliMode, ending: Ending, rounds: usize) -> Vec<f64> {
+    let what = format!(
+        "cli-{}-{}",
+        CliMode::ALL.iter().position(|m| *m == mode).unwrap_or(0),
+        if ending == Ending::Sigkill {
+            "kill"
+        } else {
+            "exit"
+        }
+    );
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let argv = mode.argv(env, &what, false);
+        let script = match ending {
+            Ending::Sigkill => "echo ready; exec sleep 30",
+            Ending::Exit => "echo ready; read x",
+        };
+        let mut holder = Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["sh", "-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the holder");
+        let mut out = BufReader::new(holder.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("holder ready");
+        assert_eq!(line.trim(), "ready", "{argv:?}");
+        let argv = mode.argv(env, &what, true);
+        let waiter = Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["sh", "-c", "date +%s%N"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the waiter");
+        // Let the waiter start and get into its wait.
+        std::thread::sleep(Duration::from_millis(300));
+        let start = real_ns();
+        match ending {
+            Ending::Sigkill => {
+                let _ = holder.kill();
+            }
+            Ending::Exit => {
+                let _ = writeln!(holder.stdin.as_mut().expect("stdin"));
+            }
+        }
+        let _ = holder.wait();
+        let got = waiter.wait_with_output().expect("waiter");
+        let stamp: u64 = String::from_utf8_lossy(&got.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{mode:?} waiter said {got:?}"));
+        samples.push(stamp.saturating_sub(start) as f64 / 1000.0);
+    }
+    samples
+}

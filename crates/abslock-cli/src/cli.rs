@@ -537,9 +537,13 @@ fn units_descend(text: &str) -> Result<(), String> {
     let mut previous: Option<Duration> = None;
     let mut rest = text.trim();
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let after = &rest[digits..];
-        let letters = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+        let letters = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
         let unit = humantime::parse_duration(&format!("1{}", &after[..letters]))
             .map_err(|e| format!("'{text}' is not a duration ({e})"))?;
         if previous.is_some_and(|p| unit >= p) {

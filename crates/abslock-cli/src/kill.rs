@@ -23,7 +23,9 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
         let uid = holder.uid().unwrap_or_default();
         return Err(Failure::from(Error::Squatted(holder))
             .context(&lock)
-            .hint(format!("nothing was signalled; to signal it anyway, add --trust-uid {uid}")));
+            .hint(format!(
+                "nothing was signalled; to signal it anyway, add --trust-uid {uid}"
+            )));
     }
     holder.signal(signal).map_err(|e| match e {
         Error::HolderUnknown => Failure::new(

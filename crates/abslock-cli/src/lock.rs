@@ -13,11 +13,10 @@
 //!   not keep it; `abslock kill NAME` releases it early.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use abslock::{procfs, AnyLock, Backend, Error};
 use rustix::fs::FlockOperation;
-use rustix::io::Errno;
 use rustix::process::{getppid, pidfd_open, PidfdFlags};
 
 use crate::cli::{LockArgs, UnlockArgs};
@@ -89,52 +88,24 @@ fn inherited(fd: i32) -> Result<BorrowedFd<'static>, Failure> {
     Ok(borrowed)
 }
 
-/// flock(2) on the shell's descriptor, waiting as `-n`/`-w` say.
+/// flock(2) on the shell's descriptor, waiting as `-n`/`-w` say (a timed
+/// wait is woken by the kernel when the holder closes the file).
 fn lock_fd(args: &LockArgs, raw: i32) -> Result<u8, Failure> {
     let fd = inherited(raw)?;
-    let op = if args.acquire.shared {
-        FlockOperation::NonBlockingLockShared
+    let timeout = if args.acquire.nonblocking() {
+        Some(Duration::ZERO)
     } else {
-        FlockOperation::NonBlockingLockExclusive
+        args.acquire.timeout
     };
-    let blocking = if args.acquire.shared {
-        FlockOperation::LockShared
-    } else {
-        FlockOperation::LockExclusive
-    };
-    let nonblock = args.acquire.nonblocking();
-    let deadline = args
-        .acquire
-        .timeout
-        .and_then(|t| Instant::now().checked_add(t));
-    let mut pause = Duration::from_millis(1);
-    loop {
-        let result = if nonblock || args.acquire.timeout.is_some() {
-            rustix::fs::flock(fd, op)
-        } else {
-            rustix::fs::flock(fd, blocking)
-        };
-        match result {
-            Ok(()) => return Ok(exit::OK),
-            Err(Errno::INTR) => continue,
-            Err(Errno::WOULDBLOCK) => {}
-            Err(e) => {
-                return Err(Failure::new(
-                    exit::OSERR,
-                    format!("locking descriptor {raw}: {e}"),
-                ))
-            }
-        }
-        let late = deadline.is_none_or(|d| Instant::now() >= d);
-        if nonblock || (args.acquire.timeout.is_some() && late) {
-            if args.verbose {
-                eprintln!("abslock: descriptor {raw} is locked{}", holder_of(fd));
-            }
-            return Ok(args.acquire.conflict_exit_code);
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(100));
+    let locked = abslock::file::flock_timeout(fd, args.acquire.shared, timeout)
+        .map_err(|e| Failure::new(exit::OSERR, format!("locking descriptor {raw}: {e}")))?;
+    if locked {
+        return Ok(exit::OK);
     }
+    if args.verbose {
+        eprintln!("abslock: descriptor {raw} is locked{}", holder_of(fd));
+    }
+    Ok(args.acquire.conflict_exit_code)
 }
 
 /// ` by pid N (uid U)` for the file open on `fd`, from /proc/locks.

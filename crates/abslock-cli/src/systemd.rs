@@ -302,7 +302,10 @@ mod tests {
     #[test]
     fn lines_are_split_and_dropped_as_systemd_splits_them() {
         let kept = |text: &[u8]| filter(text).map(|k| String::from_utf8(k).unwrap());
-        assert_eq!(kept(b"READY=1\nSTATUS=up"), Some("READY=1\nSTATUS=up".into()));
+        assert_eq!(
+            kept(b"READY=1\nSTATUS=up"),
+            Some("READY=1\nSTATUS=up".into())
+        );
         assert_eq!(kept(b"STATUS=x\rMAINPID=1234"), Some("STATUS=x".into()));
         assert_eq!(
             kept(b"STATUS=y\rFDSTOREREMOVE=1\r\nFDNAME=z\rREADY=1"),

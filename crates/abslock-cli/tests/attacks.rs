@@ -287,7 +287,11 @@ fn an_untrusted_symlink_in_a_path_is_never_followed() {
     // attacker owns, in the same place, is refused.
     let private = dir_of("rootonly", 0, 0o700);
     std::fs::write(private.join("real.lock"), "").unwrap();
-    std::fs::set_permissions(private.join("real.lock"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        private.join("real.lock"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     symlink(private.join("real.lock"), private.join("link.lock")).unwrap();
     let link_arg = private.join("link.lock");
     let link_arg = link_arg.to_str().unwrap();
@@ -490,7 +494,10 @@ fn a_squatter_is_exit_3_whatever_it_does() {
         assert_eq!(out.status.code(), Some(3), "{mode} kill: {}", text(&out));
         assert!(text(&out).contains("--trust-uid 65534"), "{}", text(&out));
         std::thread::sleep(Duration::from_millis(100));
-        assert!(still_running(&mut squat), "{mode}: kill signalled the squatter");
+        assert!(
+            still_running(&mut squat),
+            "{mode}: kill signalled the squatter"
+        );
         // Trusting its uid is the way to stop it on purpose.
         let out = abslock_as(
             None,
@@ -728,7 +735,15 @@ fn path_errors_name_the_whole_path_and_have_one_rule() {
     let pid = format!("{missing}.pid");
     let out = abslock_as(
         None,
-        &["run", "--pidfile", &pid, &lock, "--", "touch", ran.to_str().unwrap()],
+        &[
+            "run",
+            "--pidfile",
+            &pid,
+            &lock,
+            "--",
+            "touch",
+            ran.to_str().unwrap(),
+        ],
         Duration::from_secs(10),
     );
     assert_eq!(out.status.code(), Some(73), "{}", text(&out));
@@ -741,8 +756,20 @@ fn path_errors_name_the_whole_path_and_have_one_rule() {
     // A lock file that cannot be opened: flock(1)'s words and exit 66.
     let file = format!("{missing}.lock");
     for args in [
-        vec!["run".to_string(), format!("file:{file}"), "--".into(), "true".into()],
-        vec!["run".to_string(), "--file".into(), file.clone(), lock.clone(), "--".into(), "true".into()],
+        vec![
+            "run".to_string(),
+            format!("file:{file}"),
+            "--".into(),
+            "true".into(),
+        ],
+        vec![
+            "run".to_string(),
+            "--file".into(),
+            file.clone(),
+            lock.clone(),
+            "--".into(),
+            "true".into(),
+        ],
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = abslock_as(None, &args, Duration::from_secs(10));
@@ -760,20 +787,43 @@ fn path_errors_name_the_whole_path_and_have_one_rule() {
         let pid = dir.join("app.pid");
         let out = abslock_as(
             Some(VICTIM),
-            &["run", "--pidfile", pid.to_str().unwrap(), &lock, "--", "touch", ran.to_str().unwrap()],
+            &[
+                "run",
+                "--pidfile",
+                pid.to_str().unwrap(),
+                &lock,
+                "--",
+                "touch",
+                ran.to_str().unwrap(),
+            ],
             Duration::from_secs(10),
         );
         assert_eq!(out.status.code(), Some(73), "{}", text(&out));
-        assert!(text(&out).contains("cannot write PID file"), "{}", text(&out));
+        assert!(
+            text(&out).contains("cannot write PID file"),
+            "{}",
+            text(&out)
+        );
         assert!(!ran.exists(), "the command ran");
         // A FIFO another user planted at a file: path: exit 77.
         let open = dir_of("fifo-planted", 0, 0o1777);
         let fifo = open.join("job.lock");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o666),
+        )
+        .unwrap();
         std::os::unix::fs::chown(&fifo, Some(ATTACKER), Some(ATTACKER)).unwrap();
         let out = abslock_as(
             None,
-            &["run", "-n", &format!("file:{}", fifo.display()), "--", "true"],
+            &[
+                "run",
+                "-n",
+                &format!("file:{}", fifo.display()),
+                "--",
+                "true",
+            ],
             Duration::from_secs(10),
         );
         assert_eq!(out.status.code(), Some(77), "{}", text(&out));
@@ -802,7 +852,12 @@ fn a_pid_file_path_holding_a_device_fifo_or_someones_file_is_left_alone() {
     );
     assert!(made.is_ok(), "mknod as root: {made:?}");
     let fifo = dir.join("fifo");
-    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o644)).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
     let notes = dir.join("notes");
     std::fs::write(&notes, "not a pid\n").unwrap();
     let ran = dir.join("ran");
@@ -825,15 +880,28 @@ fn a_pid_file_path_holding_a_device_fifo_or_someones_file_is_left_alone() {
         assert!(!ran.exists(), "the command ran for {path:?}");
     }
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::symlink_metadata(&device).unwrap().file_type().is_char_device());
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(&device)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "not a pid\n");
     // A stale PID file is replaced, and removed at the end.
     let stale = dir.join("stale.pid");
     std::fs::write(&stale, "999999\n").unwrap();
     let out = abslock_as(
         None,
-        &["run", "--pidfile", stale.to_str().unwrap(), &lock, "--", "true"],
+        &[
+            "run",
+            "--pidfile",
+            stale.to_str().unwrap(),
+            &lock,
+            "--",
+            "true",
+        ],
         Duration::from_secs(10),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -900,7 +968,11 @@ fn a_lock_file_others_can_read_is_refused_before_a_squatter_locks_it() {
         Duration::from_secs(10),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("warning") && text(&out).contains("chmod 600"), "{}", text(&out));
+    assert!(
+        text(&out).contains("warning") && text(&out).contains("chmod 600"),
+        "{}",
+        text(&out)
+    );
     // chmod 600 is the fix: accepted, and the other user cannot open it.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = abslock_as(
@@ -915,11 +987,23 @@ fn a_lock_file_others_can_read_is_refused_before_a_squatter_locks_it() {
     std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = abslock_as(
         None,
-        &["run", "-n", "--file", sub.to_str().unwrap(), &lock, "--", "true"],
+        &[
+            "run",
+            "-n",
+            "--file",
+            sub.to_str().unwrap(),
+            &lock,
+            "--",
+            "true",
+        ],
         Duration::from_secs(10),
     );
     assert_eq!(out.status.code(), Some(77), "{}", text(&out));
-    assert!(text(&out).contains("a directory other users can open"), "{}", text(&out));
+    assert!(
+        text(&out).contains("a directory other users can open"),
+        "{}",
+        text(&out)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1014,13 +1098,20 @@ print(n, flush=True)
     let flooded = flood.wait_with_output().unwrap();
     let spent = cpu_ticks(pid) - before;
     let wall = started.elapsed();
-    let sent: u64 = String::from_utf8_lossy(&flooded.stdout).trim().parse().unwrap();
+    let sent: u64 = String::from_utf8_lossy(&flooded.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     let mut arrived = String::new();
     systemd_out.read_line(&mut arrived).unwrap();
     let _ = systemd.wait();
     let status = abslock.wait_with_output().unwrap().status;
     assert_eq!(status.code(), Some(0));
-    let sent_ns: u64 = std::fs::read_to_string(&sent_at).unwrap().trim().parse().unwrap();
+    let sent_ns: u64 = std::fs::read_to_string(&sent_at)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let arrived_ns: u64 = arrived.trim().parse().unwrap();
     let delay = Duration::from_nanos(arrived_ns.saturating_sub(sent_ns));
     // Clock ticks are 10 ms: 15 % of a core over the flood.
@@ -1030,6 +1121,9 @@ print(n, flush=True)
         spent * 100 <= ticks * 15,
         "abslock used {spent} of {ticks} ticks under a flood of {sent} messages"
     );
-    assert!(delay < Duration::from_millis(500), "READY=1 came {delay:?} late");
+    assert!(
+        delay < Duration::from_millis(500),
+        "READY=1 came {delay:?} late"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -517,7 +517,10 @@ fn postgres_with_a_password_from_the_environment_or_pgpass_never_shows_it() {
     let out = run_env(&[], &["status", "--json", "--backend", &spaced, "job"]);
     assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
     assert!(!said(&out).contains(SECRET), "{}", said(&out));
-    let out = run_env(&[], &["run", "-v", "--backend", &spaced, "job", "--", "true"]);
+    let out = run_env(
+        &[],
+        &["run", "-v", "--backend", &spaced, "job", "--", "true"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
     assert!(!said(&out).contains(SECRET), "{}", said(&out));
     // ~/.pgpass, only when only its owner can read it.

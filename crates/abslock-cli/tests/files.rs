@@ -67,7 +67,10 @@ fn a_lock_file_works_like_a_name_and_is_never_deleted() {
     assert!(held(&[&linked]));
     sigkill(&holder);
     holder.wait().unwrap();
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 /// `--backend file:PATH NAME`, the cluster backends' form for the file
@@ -276,24 +279,54 @@ fn runtime_files_are_removed_at_release_and_never_let_two_in() {
         .join("abslock")
         .join(format!("{}.lock", lock.replace('/', "%2F")));
     // Run and released: nothing left.
-    let out = run_in(&rt, &["run", "-n", &lock, "--", "sh", "-c", "test -e \"$0\"", file.to_str().unwrap()])
-        .wait_with_output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "the file exists while held: {out:?}");
+    let out = run_in(
+        &rt,
+        &[
+            "run",
+            "-n",
+            &lock,
+            "--",
+            "sh",
+            "-c",
+            "test -e \"$0\"",
+            file.to_str().unwrap(),
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the file exists while held: {out:?}"
+    );
     assert!(!file.exists(), "left behind: {}", file.display());
     // A descendant that keeps the lock keeps the file too.
-    let out = run_in(&rt, &["run", &lock, "--", "sh", "-c", "sleep 3 >/dev/null 2>&1 & echo $!"])
-        .wait_with_output()
-        .unwrap();
+    let out = run_in(
+        &rt,
+        &[
+            "run",
+            &lock,
+            "--",
+            "sh",
+            "-c",
+            "sleep 3 >/dev/null 2>&1 & echo $!",
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
     let kept: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert!(file.exists(), "removed under a keeper");
-    let out = run_in(&rt, &["run", "-n", &lock, "--", "true"]).wait_with_output().unwrap();
+    let out = run_in(&rt, &["run", "-n", &lock, "--", "true"])
+        .wait_with_output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     eventually("the keeper to end", || {
         !std::path::Path::new(&format!("/proc/{kept}")).exists()
     });
     // The next holder removes it.
-    let out = run_in(&rt, &["run", "-n", &lock, "--", "true"]).wait_with_output().unwrap();
+    let out = run_in(&rt, &["run", "-n", &lock, "--", "true"])
+        .wait_with_output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(!file.exists());
     // Twelve at once, each waiting: one inside at a time, none left out.
@@ -303,7 +336,17 @@ fn runtime_files_are_removed_at_release_and_never_let_two_in() {
         .map(|_| {
             run_in(
                 &rt,
-                &["run", "-w", "60", &lock, "--", "sh", "-c", script, inside.to_str().unwrap()],
+                &[
+                    "run",
+                    "-w",
+                    "60",
+                    &lock,
+                    "--",
+                    "sh",
+                    "-c",
+                    script,
+                    inside.to_str().unwrap(),
+                ],
             )
         })
         .collect();

@@ -441,21 +441,17 @@ int main(int argc, char **argv) {
         .code(1);
     // What ss -xa shows (each NUL as @), copied: refused with the form to
     // write, never taken as another address beside the daemon.
-    let ss = String::from_utf8(
-        Command::new("ss")
-            .args(["-xaH"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let ss = String::from_utf8(Command::new("ss").args(["-xaH"]).output().unwrap().stdout).unwrap();
     let copied = ss
         .split_whitespace()
         .find(|w| w.starts_with(&format!("@{raw}")))
         .unwrap_or_else(|| panic!("ss -xa does not show @{raw}: {ss}"))
         .to_string();
     assert_eq!(copied.len(), 108, "{copied}");
-    for sub in [vec!["run", "-n", &copied, "--", "true"], vec!["status", &copied]] {
+    for sub in [
+        vec!["run", "-n", &copied, "--", "true"],
+        vec!["status", &copied],
+    ] {
         abslock()
             .args(&sub)
             .assert()

@@ -133,7 +133,10 @@ mod tests {
                 "host=db password=*** dbname=x",
             ),
             ("password=", "password=***"),
-            ("host=db password = pw user=u", "host=db password = *** user=u"),
+            (
+                "host=db password = pw user=u",
+                "host=db password = *** user=u",
+            ),
             ("host=db password\t=\tpw", "host=db password\t=\t***"),
             ("password=Sec\\ ret user=u", "password=*** user=u"),
             ("the password is unknown", "the password is unknown"),

@@ -242,29 +242,49 @@ impl FileLock {
     }
 
     /// Takes the lock, waiting at most `timeout`. `flock(2)` has no
-    /// timeout, so this retries a non-blocking `flock` with a back-off of
-    /// up to 100 ms (no signals, no helper thread that might take the lock
-    /// after we gave up).
+    /// timeout, so the wait sleeps in `poll(2)` on an inotify watch of the
+    /// file, which the kernel wakes when the holder's last descriptor
+    /// closes ([`crate::file_wait`]): no signals, no helper thread that
+    /// might take the lock after we gave up, and no polling, except for a
+    /// holder of an `fcntl(2)` lock, which the kernel does not report and
+    /// which is retried with a back-off of up to 100 ms.
     ///
     /// # Errors
     /// [`Error::Timeout`] with the holder, or [`Error::Squatted`] if it
     /// runs as a uid the lock does not trust; as [`FileLock::try_acquire`].
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<FileGuard> {
-        let deadline = Instant::now().checked_add(timeout);
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return self.acquire();
+        };
+        match self.try_acquire() {
+            Err(Error::Held(_) | Error::Timeout(None)) => {}
+            other => return other,
+        }
         let mut backoff = Backoff::default();
         loop {
-            if let Some(guard) = self.lock(false)? {
-                return Ok(guard);
+            let (dir, fd) = self.open()?;
+            let locked = crate::file_wait::flock_until(fd.as_fd(), self.shared, deadline)
+                .map_err(|e| Error::io("locking the lock file")(e.into()))?;
+            if locked {
+                if self.fcntl_conflict(fd.as_fd())? {
+                    drop(fd);
+                    if backoff.sleep(Some(deadline)) {
+                        continue;
+                    }
+                } else if is_linked(fd.as_fd(), &dir)? {
+                    return Ok(self.guard(dir, fd));
+                } else {
+                    // Removed or replaced while we waited: the new file.
+                    continue;
+                }
             }
-            if !backoff.sleep(deadline) {
-                return Err(match self.holder() {
-                    Ok(Some(h)) => match self.held(h) {
-                        Error::Held(h) => Error::Timeout(Some(h)),
-                        squatted => squatted,
-                    },
-                    _ => Error::Timeout(None),
-                });
-            }
+            return Err(match self.holder() {
+                Ok(Some(h)) => match self.held(h) {
+                    Error::Held(h) => Error::Timeout(Some(h)),
+                    squatted => squatted,
+                },
+                _ => Error::Timeout(None),
+            });
         }
     }
 
@@ -352,33 +372,43 @@ impl FileLock {
                 return Ok(None);
             }
             if is_linked(fd.as_fd(), &dir)? {
-                return Ok(Some(FileGuard {
-                    path: self.path.clone(),
-                    dir,
-                    fd: Arc::new(fd),
-                    remove: self.remove && !self.shared,
-                }));
+                return Ok(Some(self.guard(dir, fd)));
             }
             // We locked an inode that was unlinked or replaced meanwhile:
             // a lock nobody else can see. Drop it, lock the current file.
         }
     }
 
+    fn guard(&self, dir: safe_path::Dir, fd: OwnedFd) -> FileGuard {
+        FileGuard {
+            path: self.path.clone(),
+            dir,
+            fd: Arc::new(fd),
+            remove: self.remove && !self.shared,
+        }
+    }
+
     /// Whether another process holds a POSIX or OFD `fcntl(2)` lock on the
     /// file that ours conflicts with. Linux keeps those apart from
     /// `flock(2)` locks, so a `lckdo` or `setlock` holder would not stop us
-    /// otherwise.
+    /// otherwise. One `fcntl(F_GETLK)` over the whole file: it reports the
+    /// first conflicting POSIX lock of another process or OFD lock of
+    /// another description, never our own process's POSIX locks. (Not
+    /// `/proc/locks`: reading it takes the kernel's `file_rwsem` for
+    /// writing, an RCU grace period of several milliseconds, and slows
+    /// every `flock(2)` on the system meanwhile.)
     fn fcntl_conflict(&self, fd: BorrowedFd<'_>) -> Result<bool> {
         if !self.fcntl_aware {
             return Ok(false);
         }
-        let stat =
-            rustix::fs::fstat(fd).map_err(|e| Error::io("examining the lock file")(e.into()))?;
-        let me = std::process::id();
-        Ok(crate::procfs::locks_on(stat.st_dev, stat.st_ino)
-            .map_err(Error::io("reading /proc/locks"))?
-            .iter()
-            .any(|e| e.kind != "FLOCK" && e.pid != Some(me) && !(self.shared && e.is_shared())))
+        let probe = if self.shared {
+            rustix::process::FlockType::ReadLock
+        } else {
+            rustix::process::FlockType::WriteLock
+        };
+        rustix::process::fcntl_getlk(fd, &rustix::process::Flock::from(probe))
+            .map(|found| found.is_some())
+            .map_err(|e| Error::io("testing for fcntl locks on the lock file")(e.into()))
     }
 
     /// Opens the lock file, creating it, through a directory reached
@@ -395,7 +425,8 @@ impl FileLock {
             }
             other => other,
         };
-        let fd = opened.map_err(|e| Error::path(PathUse::LockFile, &self.path, &self.path, e.into()))?;
+        let fd =
+            opened.map_err(|e| Error::path(PathUse::LockFile, &self.path, &self.path, e.into()))?;
         let stat = rustix::fs::fstat(&fd)
             .map_err(|e| Error::path(PathUse::LockFile, &self.path, &self.path, e.into()))?;
         if !matches!(
@@ -415,6 +446,35 @@ impl FileLock {
             )));
         }
         Ok((dir, fd))
+    }
+}
+
+/// Takes `flock(2)` on a descriptor the caller opened (as `flock -w`
+/// does with `exec 9>FILE; flock -w 10 9`), shared or exclusive, waiting
+/// at most `timeout` (`None`: as long as it takes, in `flock(2)` itself).
+/// A timed wait sleeps until the kernel reports the holder's close, as
+/// [`FileLock::acquire_timeout`] does. `Ok(false)` on timeout.
+///
+/// # Errors
+/// If `flock(2)` fails for another reason than the lock being held.
+pub fn flock_timeout(fd: BorrowedFd<'_>, shared: bool, timeout: Option<Duration>) -> Result<bool> {
+    let failed = |e: Errno| Error::io("locking the file")(e.into());
+    match timeout.and_then(|t| Instant::now().checked_add(t)) {
+        Some(deadline) => crate::file_wait::flock_until(fd, shared, deadline).map_err(failed),
+        None => {
+            let op = if shared {
+                FlockOperation::LockShared
+            } else {
+                FlockOperation::LockExclusive
+            };
+            loop {
+                match rustix::fs::flock(fd, op) {
+                    Ok(()) => return Ok(true),
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+        }
     }
 }
 
@@ -486,36 +546,45 @@ impl FileGuard {
     }
 }
 
-impl Drop for FileGuard {
-    fn drop(&mut self) {
-        if self.remove {
-            self.remove_if_last();
-        }
-    }
-}
-
 impl FileGuard {
-    /// The release of [`FileLock::remove_on_release`]: our descriptor is
-    /// swapped for a new description of the same file, and the file is
-    /// unlinked only if that one can then be locked at once.
-    fn remove_if_last(&mut self) {
+    /// Closes our descriptor and takes the lock again, without waiting, on
+    /// a new description of the same file, which replaces ours: `true` if
+    /// that worked, which proves that no other process kept the old
+    /// description (a child) and that no waiter came first. Two system
+    /// calls, where asking `/proc/locks` costs an RCU grace period.
+    fn retake(&mut self) -> bool {
         let Ok(ours) = rustix::fs::fstat(&*self.fd) else {
-            return;
+            return false;
         };
         let Ok(again) = self.dir.open_file(OFlags::RDONLY | OFlags::NONBLOCK, 0) else {
-            return;
+            return false;
         };
         match rustix::fs::fstat(&again) {
             Ok(st) if st.st_dev == ours.st_dev && st.st_ino == ours.st_ino => {}
-            _ => return,
+            _ => return false,
         }
         // Our descriptor closes here (the lock goes unless a child keeps
         // the description).
         drop(std::mem::replace(&mut self.fd, Arc::new(again)));
-        if rustix::fs::flock(&*self.fd, FlockOperation::NonBlockingLockExclusive).is_ok()
-            && is_linked(self.fd.as_fd(), &self.dir).unwrap_or(false)
-        {
-            let _ = rustix::fs::unlinkat(&self.dir.fd, &self.dir.name, rustix::fs::AtFlags::empty());
+        rustix::fs::flock(&*self.fd, FlockOperation::NonBlockingLockExclusive).is_ok()
+    }
+
+    /// The release of [`FileLock::remove_on_release`], once [`retake`]
+    /// succeeded: the file is unlinked under the lock.
+    ///
+    /// [`retake`]: FileGuard::retake
+    fn unlink_held(&self) {
+        if is_linked(self.fd.as_fd(), &self.dir).unwrap_or(false) {
+            let _ =
+                rustix::fs::unlinkat(&self.dir.fd, &self.dir.name, rustix::fs::AtFlags::empty());
+        }
+    }
+}
+
+impl Drop for FileGuard {
+    fn drop(&mut self) {
+        if self.remove && self.retake() {
+            self.unlink_held();
         }
     }
 }
@@ -530,23 +599,29 @@ impl AsFd for FileGuard {
 impl FileGuard {
     /// Releases this process's hold and returns the processes that still
     /// keep the lock (children that inherited the descriptor). Cheap when
-    /// there are none: one read of `/proc/locks`.
+    /// there are none: the lock is taken again at once on a new
+    /// description ([`FileGuard::retake`]) and released. Otherwise the
+    /// processes' fdinfo tell keepers (the lock still bears the pid of the
+    /// process that took it, ours) from a waiter that came first.
     ///
     /// # Errors
     /// If `fstat(2)` on the descriptor fails.
-    pub fn release_and_list_keepers(self) -> Result<Vec<crate::procfs::ProcessInfo>> {
+    pub fn release_and_list_keepers(mut self) -> Result<Vec<crate::procfs::ProcessInfo>> {
         let stat = rustix::fs::fstat(&*self.fd)
             .map_err(|e| Error::io("examining the lock file")(e.into()))?;
+        let free = self.retake();
+        if free && self.remove {
+            self.unlink_held();
+        }
+        self.remove = false;
         drop(self);
-        if !matches!(
-            crate::procfs::flock_on(stat.st_dev, stat.st_ino),
-            Ok(Some(_))
-        ) {
+        if free {
             return Ok(Vec::new());
         }
-        Ok(crate::procfs::process_infos(crate::procfs::flock_holders(
+        Ok(crate::procfs::process_infos(crate::procfs::flock_keepers(
             stat.st_dev,
             stat.st_ino,
+            std::process::id(),
         )))
     }
 

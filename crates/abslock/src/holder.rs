@@ -411,7 +411,9 @@ impl Holder {
             Target::Socket(address) => {
                 Ok(wait::until_free(address, deadline, &Access::anyone())? == wait::Wait::Free)
             }
-            Target::File { dev, inode, .. } => wait::until_unlocked(*dev, *inode, deadline),
+            Target::File {
+                path, dev, inode, ..
+            } => wait::until_unlocked(path, *dev, *inode, deadline),
             Target::Remote(_) => Err(Error::Unsupported(
                 "a holder on a cluster engine is awaited through its lock".into(),
             )),

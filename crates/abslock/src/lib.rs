@@ -70,6 +70,7 @@ pub mod diag;
 mod error;
 pub mod escape;
 pub mod file;
+mod file_wait;
 mod frame_io;
 mod guard;
 mod holder;

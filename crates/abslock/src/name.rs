@@ -269,7 +269,10 @@ fn copied_from_ss(text: &str, address: &[u8]) -> Result<()> {
     if address.len() != MAX_ADDRESS_LEN || !text.ends_with('@') {
         return Ok(());
     }
-    let body = &address[..address.iter().rposition(|&b| b != b'@').map_or(0, |i| i + 1)];
+    let body = &address[..address
+        .iter()
+        .rposition(|&b| b != b'@')
+        .map_or(0, |i| i + 1)];
     Err(Error::InvalidName(format!(
         "@{}: this is how ss -xa and /proc/net/unix show a NUL-padded address (each NUL \
          byte as @), not the address itself; for that address write '@{}\\0*' (and \\0 for \
@@ -486,11 +489,20 @@ mod tests {
         // The form it names is the daemon's address.
         let mut padded = b"mydaemon".to_vec();
         padded.resize(MAX_ADDRESS_LEN, 0);
-        assert_eq!(LockName::parse("@mydaemon\\0*", false).unwrap().address(), padded);
+        assert_eq!(
+            LockName::parse("@mydaemon\\0*", false).unwrap().address(),
+            padded
+        );
         // Shorter names with '@', and a literal '@' written as \x40, stay.
-        assert_eq!(LockName::parse("@db@prod", false).unwrap().address(), b"db@prod");
+        assert_eq!(
+            LockName::parse("@db@prod", false).unwrap().address(),
+            b"db@prod"
+        );
         let literal = format!("@{}\\x40", "a".repeat(MAX_ADDRESS_LEN - 1));
-        assert_eq!(LockName::parse(&literal, false).unwrap().address().len(), MAX_ADDRESS_LEN);
+        assert_eq!(
+            LockName::parse(&literal, false).unwrap().address().len(),
+            MAX_ADDRESS_LEN
+        );
     }
 
     #[test]

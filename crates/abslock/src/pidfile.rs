@@ -121,7 +121,12 @@ impl PidFile {
             }
             Err(e) => {
                 let _ = rustix::fs::unlinkat(&self.dir.fd, &tmp, rustix::fs::AtFlags::empty());
-                Err(Error::path(PathUse::PidFile, &self.path, &self.path, e.into()))
+                Err(Error::path(
+                    PathUse::PidFile,
+                    &self.path,
+                    &self.path,
+                    e.into(),
+                ))
             }
         }
     }
@@ -363,8 +368,12 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "my notes\n");
         fs::remove_file(&path).unwrap();
         // A FIFO, a directory, a symlink: refused, still there.
-        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600))
-            .unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
         assert!(refused(&path).contains("a FIFO"));
         assert!(fs::symlink_metadata(&path).unwrap().file_type().is_fifo());
         fs::remove_file(&path).unwrap();
@@ -386,7 +395,10 @@ mod tests {
         .is_ok()
         {
             assert!(refused(&path).contains("a character device"));
-            assert!(fs::symlink_metadata(&path).unwrap().file_type().is_char_device());
+            assert!(fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_char_device());
             fs::remove_file(&path).unwrap();
         }
         // Nothing, or an empty file: written.

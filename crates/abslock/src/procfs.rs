@@ -572,13 +572,30 @@ pub fn locks_on(dev: u64, inode: u64) -> io::Result<Vec<FileLockEntry>> {
 /// processes that merely have the file open (waiters) are not listed,
 /// because fdinfo shows a lock only on the description that owns it.
 pub fn flock_holders(dev: u64, inode: u64) -> Vec<u32> {
+    processes_where(|pid| holds_flock(pid, dev, inode))
+}
+
+/// The processes that keep the `flock(2)` lock on `dev`/`inode` that
+/// process `locker` took: the lock bears the pid of the process that
+/// called `flock`, so a later holder's lock (a waiter's) is not counted.
+/// Read from each process's fdinfo, never from `/proc/locks` (whose read
+/// takes the kernel's `file_rwsem` for writing, an RCU grace period).
+pub fn flock_keepers(dev: u64, inode: u64, locker: u32) -> Vec<u32> {
+    processes_where(|pid| {
+        fd_locks(pid, dev, inode)
+            .iter()
+            .any(|e| e.is_flock_on(dev, inode) && e.pid == Some(locker))
+    })
+}
+
+fn processes_where(mut keep: impl FnMut(u32) -> bool) -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     let mut pids: Vec<u32> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| holds_flock(pid, dev, inode))
+        .filter(|&pid| keep(pid))
         .collect();
     pids.sort_unstable();
     pids
@@ -587,18 +604,28 @@ pub fn flock_holders(dev: u64, inode: u64) -> Vec<u32> {
 /// Whether process `pid` has a descriptor of the description holding the
 /// `flock(2)` lock on `dev`/`inode` now.
 pub fn holds_flock(pid: u32, dev: u64, inode: u64) -> bool {
+    fd_locks(pid, dev, inode)
+        .iter()
+        .any(|e| e.is_flock_on(dev, inode))
+}
+
+/// The locks shown in process `pid`'s fdinfo for its descriptors of the
+/// file `dev`/`inode` (a description shows the locks it owns).
+fn fd_locks(pid: u32, dev: u64, inode: u64) -> Vec<FileLockEntry> {
     let base = Path::new("/proc").join(pid.to_string());
     let Ok(fds) = fs::read_dir(base.join("fd")) else {
-        return false;
+        return Vec::new();
     };
-    fds.flatten().any(|fd| {
-        // stat follows the magic link to the open file: cheap filter
-        // before reading fdinfo.
-        let same = fs::metadata(fd.path()).is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.dev() == dev && m.ino() == inode
-        });
-        same && fs::read(base.join("fdinfo").join(fd.file_name()))
-            .is_ok_and(|info| parse_locks(&info).iter().any(|e| e.is_flock_on(dev, inode)))
-    })
+    fds.flatten()
+        .filter(|fd| {
+            // stat follows the magic link to the open file: cheap filter
+            // before reading fdinfo.
+            fs::metadata(fd.path()).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.dev() == dev && m.ino() == inode
+            })
+        })
+        .filter_map(|fd| fs::read(base.join("fdinfo").join(fd.file_name())).ok())
+        .flat_map(|info| parse_locks(&info))
+        .collect()
 }

@@ -229,8 +229,7 @@ impl<'a> Walk<'a> {
     /// that a trusted uid owns; `None` if it is anything else or missing.
     fn last(&mut self, name: &OsStr) -> Result<Option<OsString>> {
         let next = self.shown.join(name);
-        let stat = match rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-        {
+        let stat = match rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(io_error(&next, e)),
@@ -279,25 +278,29 @@ impl<'a> Walk<'a> {
 
     fn finish(self, name: OsString, path: &Path) -> Result<Dir> {
         let dir = &self.stat;
-        let exposure = self.exposure.clone().map(|why| format!("{why}; {DIR_FIX}")).or_else(|| {
-            if !self.trusts(dir.st_uid) {
-                Some(format!(
-                    "its directory {} is owned by uid {}; {DIR_FIX}",
-                    shown(&self.shown),
-                    dir.st_uid
-                ))
-            } else if self.writable_by_others(dir) {
-                Some(format!(
-                    "its directory {} can be written by other users (mode {:o}): \
+        let exposure = self
+            .exposure
+            .clone()
+            .map(|why| format!("{why}; {DIR_FIX}"))
+            .or_else(|| {
+                if !self.trusts(dir.st_uid) {
+                    Some(format!(
+                        "its directory {} is owned by uid {}; {DIR_FIX}",
+                        shown(&self.shown),
+                        dir.st_uid
+                    ))
+                } else if self.writable_by_others(dir) {
+                    Some(format!(
+                        "its directory {} can be written by other users (mode {:o}): \
                      any of them can create {} first; {DIR_FIX}",
-                    shown(&self.shown),
-                    dir.st_mode & 0o7777,
-                    shown(path)
-                ))
-            } else {
-                None
-            }
-        });
+                        shown(&self.shown),
+                        dir.st_mode & 0o7777,
+                        shown(path)
+                    ))
+                } else {
+                    None
+                }
+            });
         Ok(Dir {
             fd: self.fd,
             name,
@@ -415,7 +418,12 @@ mod tests {
         let dir = temp("own");
         std::fs::create_dir(dir.join("real")).unwrap();
         symlink("real", dir.join("link")).unwrap();
-        let found = open_parent(&dir.join("link/x.lock"), &Access::same_user(), PathUse::LockFile).unwrap();
+        let found = open_parent(
+            &dir.join("link/x.lock"),
+            &Access::same_user(),
+            PathUse::LockFile,
+        )
+        .unwrap();
         assert_eq!(found.name, "x.lock");
         let real = std::fs::metadata(dir.join("real")).unwrap();
         let got = rustix::fs::fstat(&found.fd).unwrap();
@@ -424,7 +432,12 @@ mod tests {
         // safe (sticky bit, and we own the entry).
         assert_eq!(found.exposure(), None, "{:?}", found.exposure());
         std::fs::set_permissions(dir.join("real"), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let open = open_parent(&dir.join("link/x.lock"), &Access::same_user(), PathUse::LockFile).unwrap();
+        let open = open_parent(
+            &dir.join("link/x.lock"),
+            &Access::same_user(),
+            PathUse::LockFile,
+        )
+        .unwrap();
         assert!(open.exposure().unwrap().contains("mode 777"), "{open:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

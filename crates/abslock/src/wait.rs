@@ -147,11 +147,30 @@ pub(crate) enum Wait {
 }
 
 /// Waits until nobody holds a lock (`flock(2)` or `fcntl(2)`) on the file
-/// `dev`/`inode`, or
-/// `deadline`; returns whether it is free. Polls `/proc/locks` with the
-/// back-off: unlike a socket, a file lock has no event a bystander can
-/// sleep on without queueing for the lock itself.
-pub(crate) fn until_unlocked(dev: u64, inode: u64, deadline: Option<Instant>) -> Result<bool> {
+/// `dev`/`inode` at `path`, or `deadline`; returns whether it is free.
+/// A bystander cannot queue for a file lock without taking it, so it
+/// checks `/proc/locks`, but only when the kernel reports a close of the
+/// file (an inotify watch, [`crate::file_wait`]); where the file cannot
+/// be watched (replaced meanwhile, no inotify), it polls with the
+/// back-off.
+pub(crate) fn until_unlocked(
+    path: &std::path::Path,
+    dev: u64,
+    inode: u64,
+    deadline: Option<Instant>,
+) -> Result<bool> {
+    // O_PATH: no permission needed, nothing read; only watched if it is
+    // the very file (a path may have been replaced since).
+    let opened = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+    .filter(|fd| rustix::fs::fstat(fd).is_ok_and(|s| s.st_dev == dev && s.st_ino == inode));
+    let mut watch = opened
+        .as_ref()
+        .map(|fd| crate::file_wait::CloseWatch::on(fd.as_fd()));
     let mut backoff = Backoff::default();
     loop {
         if procfs::locks_on(dev, inode)
@@ -160,7 +179,13 @@ pub(crate) fn until_unlocked(dev: u64, inode: u64, deadline: Option<Instant>) ->
         {
             return Ok(true);
         }
-        if !backoff.sleep(deadline) {
+        let more = match &mut watch {
+            Some(w) => w
+                .next(deadline)
+                .map_err(|e| Error::io("waiting for the lock file")(e.into()))?,
+            None => backoff.sleep(deadline),
+        };
+        if !more {
             return Ok(false);
         }
     }
