@@ -28,8 +28,10 @@ set +e; abslock run -n -v demo -- true; echo "exit status $?"; set -e
 say "abslock run -v demo -- echo mine &  # a waiter, woken by the kernel's hang-up"
 abslock run -v demo -- echo "the waiter ran its command" & waiter=$!
 sleep 0.3
+say "abslock list                     # every abslock lock here, with its holder"
+abslock list
 say "kill -9 $sup                      # SIGKILL the supervisor: its command dies with it"
 kill -9 "$sup"; wait "$sup" 2>/dev/null || true
 wait "$waiter"
-say "abslock list                     # all abslock locks in this network namespace"
-abslock list
+say "abslock status demo              # freed at the kill, by the kernel: nothing to clean up"
+if abslock status demo; then echo "demo: the lock should be free now" >&2; exit 1; fi

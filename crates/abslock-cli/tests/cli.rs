@@ -278,7 +278,9 @@ fn kill_signals_the_holder_and_reports_the_release() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("not held"));
-    let mut run = background(&["run", "--exec", &lock, "--", "sleep", "30"]);
+    // SIGINT must reach sleep with its default action, however the test
+    // itself was started (a background job has SIGINT ignored).
+    let mut run = background_with_default_signals(&["run", "--exec", &lock, "--", "sleep", "30"]);
     wait_held(&lock);
     abslock()
         .args(["kill", "-s", "INT", "-w", "10", &lock])

@@ -40,6 +40,29 @@ pub fn background(args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// `abslock ARGS` in the background with SIGINT and SIGQUIT back at their
+/// default action: a test started from a shell's background job inherits
+/// them ignored (and exec keeps them so), and a test that signals with
+/// them must not depend on how it was started.
+pub fn background_with_default_signals(args: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the closure calls only signal(2),
+    // which is async-signal-safe, and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
