@@ -12,7 +12,7 @@ rm -f target/debian/abslock_*.deb
 cargo deb -p abslock-cli --no-build --target "$target" --output target/debian/ >/dev/null
 deb=$(ls target/debian/abslock_*.deb)
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
-for want in ./usr/bin/abslock \
+for want in ./usr/bin/abslock ./usr/bin/abslock-cluster \
     ./usr/share/man/man1/abslock.1.gz ./usr/share/man/man1/abslock-run.1.gz \
     ./usr/share/man/man1/abslock-status.1.gz \
     ./usr/share/bash-completion/completions/abslock \

@@ -196,7 +196,7 @@ impl NameArgs {
     /// cluster engine with `--backend URL`, else a local one.
     pub fn lock(&self) -> abslock::Result<AnyLock> {
         if let Some(url) = &self.backend {
-            return cluster_lock(url, &self.name);
+            return (crate::engines::get().lock)(url, &self.name);
         }
         let file_lock = |path: &Path| {
             let lock = FileLock::new(path);
@@ -235,22 +235,6 @@ impl NameArgs {
             None => AnyLock::Socket(lock),
         })
     }
-}
-
-/// `--backend URL NAME`: the engine's lock, through `abslock-cluster`.
-#[cfg(any(feature = "etcd", feature = "postgres"))]
-fn cluster_lock(url: &str, name: &str) -> abslock::Result<AnyLock> {
-    let lock = abslock_cluster::ClusterLock::from_url(url, name)?;
-    Ok(AnyLock::Remote(Box::new(lock)))
-}
-
-#[cfg(not(any(feature = "etcd", feature = "postgres")))]
-fn cluster_lock(_: &str, _: &str) -> abslock::Result<AnyLock> {
-    Err(abslock::Error::InvalidBackend(
-        "this abslock was built without cluster backends (--no-default-features); \
-         rebuild with the default features"
-            .into(),
-    ))
 }
 
 /// How to take a lock, as flock(1) spells it: shared by `run` and `lock`.

@@ -68,15 +68,8 @@ fn kept_for_ancestor(lock: &AnyLock, holder: &Holder, ancestors: &HashSet<u32>) 
 }
 
 /// Whether a cluster lock's holder named this host (as abslock names it).
-#[cfg(any(feature = "etcd", feature = "postgres"))]
 fn on_this_host(holder: &RemoteHolder) -> bool {
-    holder.host == abslock_cluster::Identity::current().host
-}
-
-/// Without cluster backends there are no remote holders.
-#[cfg(not(any(feature = "etcd", feature = "postgres")))]
-fn on_this_host(_: &RemoteHolder) -> bool {
-    false
+    holder.host == (crate::engines::get().host)()
 }
 
 /// Our parent, its parent, and so on up to pid 1.

@@ -113,14 +113,8 @@ fn remote_status(args: &StatusArgs, holder: Option<&RemoteHolder>) -> u8 {
 }
 
 /// The URL without its password.
-#[cfg(any(feature = "etcd", feature = "postgres"))]
 fn redact(url: &str) -> String {
-    abslock_cluster::redact(url)
-}
-
-#[cfg(not(any(feature = "etcd", feature = "postgres")))]
-fn redact(_: &str) -> String {
-    String::new()
+    (crate::engines::get().redact)(url)
 }
 
 /// One line on what a PID file is worth.

@@ -483,3 +483,46 @@ fn help_version_completions_and_doctor() {
         assert!(checks.iter().all(|c| c["status"] == "pass"), "{report}");
     }
 }
+
+/// `abslock` carries no cluster engine: `--backend` execs `abslock-cluster`
+/// from its own directory, same arguments, same pid; without it, one line
+/// that says what to install, exit 69.
+#[test]
+fn backend_runs_through_abslock_cluster_beside_abslock() {
+    let dir = std::env::temp_dir().join(format!("abslock-helper-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let alone = dir.join("abslock");
+    std::fs::copy(BIN, &alone).unwrap();
+    let args = ["status", "--backend", "etcd://127.0.0.1:1", "job"];
+    let out = std::process::Command::new(&alone)
+        .args(args)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{said}");
+    assert!(said.contains("needs abslock-cluster"), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    // With the helper beside it, the engine answers (here: nobody there).
+    let helper = std::path::Path::new(BIN).with_file_name("abslock-cluster");
+    std::fs::copy(&helper, dir.join("abslock-cluster")).unwrap();
+    let out = std::process::Command::new(&alone)
+        .args(args)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "etcd") {
+        assert!(said.contains("no etcd endpoint answered"), "{said}");
+    } else {
+        assert!(said.contains("without cluster backends"), "{said}");
+    }
+    // Local locks never need it.
+    std::fs::remove_file(dir.join("abslock-cluster")).unwrap();
+    let lock = name("helper-local");
+    let out = std::process::Command::new(&alone)
+        .args(["run", "-n", &lock, "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -244,7 +244,7 @@ impl FileLock {
     /// Takes the lock, waiting at most `timeout`. `flock(2)` has no
     /// timeout, so the wait sleeps in `poll(2)` on an inotify watch of the
     /// file, which the kernel wakes when the holder's last descriptor
-    /// closes ([`crate::file_wait`]): no signals, no helper thread that
+    /// closes (`inotify(7)`, see `docs/semantics.md`): no signals, no helper thread that
     /// might take the lock after we gave up, and no polling, except for a
     /// holder of an `fcntl(2)` lock, which the kernel does not report and
     /// which is retried with a back-off of up to 100 ms.

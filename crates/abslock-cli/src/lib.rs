@@ -1,0 +1,122 @@
+//! `abslock`: the command-line face of the `abslock` library. Each
+//! subcommand lives in its own module; this file parses and dispatches.
+//! Two binaries run it: `abslock` (`src/main.rs`), without the cluster
+//! engines, and `abslock-cluster` (`src/bin/abslock-cluster.rs`), with
+//! them, which `abslock` execs when `--backend` names an engine
+//! ([`engines`]).
+
+mod child;
+mod cli;
+mod completions;
+mod doctor;
+pub mod engines;
+mod exit;
+mod held;
+mod kill;
+mod list;
+mod lock;
+mod netns;
+mod out;
+mod progress;
+mod replace;
+mod run;
+mod send;
+mod status;
+mod systemd;
+mod users;
+mod wait;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, Command};
+pub use engines::Engines;
+
+/// Runs the command line of this process with `engines` for `--backend`.
+pub fn main(engines: Engines) -> ExitCode {
+    engines::set(engines);
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == systemd::SHIM) {
+        return ExitCode::from(systemd::shim(argv));
+    }
+    let mut cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(usage_error(&e)),
+    };
+    if let Some(Err(why)) = cli
+        .command
+        .name_args_mut()
+        .map(cli::NameArgs::resolve_file_backend)
+    {
+        eprintln!("abslock: {why}");
+        return ExitCode::from(exit::USAGE);
+    }
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Status(args) => status::status(&args),
+        Command::Wait(args) => wait::wait(&args),
+        Command::Kill(args) if args.lock.backend.is_some() => Err(local_only("kill")),
+        Command::Send(args) if args.lock.backend.is_some() => Err(local_only("send")),
+        Command::Kill(args) => kill::kill(&args),
+        Command::Send(args) => send::send(&args),
+        Command::Lock(args) => lock::lock(&args),
+        Command::Unlock(args) => lock::unlock(&args),
+        Command::Held(args) => held::held(&args),
+        Command::List(args) => list::list(&args),
+        Command::Doctor(args) => doctor::doctor(&args),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(args.subcommand.as_deref()),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("abslock: {failure}");
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn local_only(what: &str) -> exit::Failure {
+    exit::Failure::new(
+        exit::USAGE,
+        format!("{what} works on local locks only: a holder on another host cannot be reached from here"),
+    )
+}
+
+/// Help and version go to stdout with status 0; every other parse error is
+/// one line on stderr and `EX_USAGE`.
+fn usage_error(e: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            exit::OK
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let names: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .filter(|n| n != "help")
+                .collect();
+            eprintln!(
+                "usage: abslock COMMAND [OPTIONS] NAME ... (COMMAND: {}); see 'abslock --help'",
+                names.join(", ")
+            );
+            exit::USAGE
+        }
+        _ => {
+            // clap's message up to the usage block, folded onto one line.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("abslock: {message} (see 'abslock --help')");
+            exit::USAGE
+        }
+    }
+}
