@@ -600,7 +600,7 @@ impl FileGuard {
     /// Releases this process's hold and returns the processes that still
     /// keep the lock (children that inherited the descriptor). Cheap when
     /// there are none: the lock is taken again at once on a new
-    /// description ([`FileGuard::retake`]) and released. Otherwise the
+    /// description and released. Otherwise the
     /// processes' fdinfo tell keepers (the lock still bears the pid of the
     /// process that took it, ours) from a waiter that came first.
     ///
