@@ -220,12 +220,21 @@ fn supervise(
     )?;
     drop(pidfile);
     let lost = guard.lost().is_some();
-    if close {
+    // A cluster lock must be confirmed at its release as held to the end:
+    // if it was lost unnoticed (abslock paused, the command done before
+    // the watchdog saw it), the command may have overlapped another
+    // client's, and that is exit 5, never success.
+    // (`-o` is refused with --backend.)
+    let unconfirmed = if close {
         drop(guard);
+        None
     } else {
-        report_leftovers(lock, guard, &command[0]);
+        report_leftovers(lock, guard, &command[0])
+    };
+    if let Some(why) = &unconfirmed {
+        eprintln!("abslock: lock lost: {lock}: {why}");
     }
-    Ok(if lost {
+    Ok(if lost || unconfirmed.is_some() {
         exit::LOST
     } else {
         exit::of_status(status)
@@ -270,17 +279,16 @@ fn shell_words(command: &[OsString]) -> String {
 /// Says which processes still keep the lock after the command exited (its
 /// descendants that inherited the descriptor), instead of leaving the next
 /// caller to hang without a clue.
-fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) {
+/// Releases the lock and names what still keeps it; for a cluster lock,
+/// returns why it could not be confirmed as held to the end, if it could
+/// not.
+fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) -> Option<String> {
     let procs = match guard.release_and_list_keepers() {
         Ok(procs) => procs,
+        Err(e) if matches!(lock, AnyLock::Remote(_)) => return Some(e.to_string()),
         Err(e) => {
-            let after = if let AnyLock::Remote(_) = lock {
-                "; the lease or connection will run out on its own"
-            } else {
-                ""
-            };
-            eprintln!("abslock: warning: releasing {lock}: {e}{after}");
-            return;
+            eprintln!("abslock: warning: releasing {lock}: {e}");
+            return None;
         }
     };
     let rest: Vec<String> = procs
@@ -300,4 +308,5 @@ fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) {
             rest.join(", ")
         );
     }
+    None
 }

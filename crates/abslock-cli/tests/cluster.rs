@@ -997,3 +997,70 @@ fn etcd_with_authentication_takes_etcdctl_credentials_and_never_shows_them() {
     sigkill(&holder);
     holder.wait().unwrap();
 }
+
+// ---- a lost lock is never a success (issue 23) ----------------------------
+
+/// The holder `abslock run --backend URL lost -- sleep 2` is paused
+/// (SIGSTOP) while `lose` makes it lose the lock, and another client
+/// takes it; its command ends meanwhile. Resumed, abslock must exit 5 and
+/// say so, never 0: the command may have overlapped the other client's.
+fn a_paused_holder_that_lost_its_lock_exits_5(url: &str, lose: impl FnOnce(u32)) {
+    let holder = background(
+        "host-a",
+        &["run", "--backend", url, "lost", "--", "sleep", "2"],
+    );
+    wait_held_by(url, "lost", "host-a");
+    common::signal(holder.id(), libc::SIGSTOP);
+    let paused = Instant::now();
+    lose(holder.id());
+    let other = run(
+        "host-b",
+        &["run", "-w", "20", "--backend", url, "lost", "--", "true"],
+    );
+    assert!(other.status.success(), "another client took it: {other:?}");
+    // Until the paused holder's command has ended.
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(paused.elapsed()));
+    common::signal(holder.id(), libc::SIGCONT);
+    let out = holder.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("lock lost"), "{err}");
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_a_lease_that_expired_while_paused_is_exit_5() {
+    let Some(etcd) = Etcd::new() else { return };
+    let url = etcd.url(); // ?ttl=2
+    a_paused_holder_that_lost_its_lock_exits_5(&url, |_| {
+        // Past the TTL: etcd expires the lease and deletes the key.
+        std::thread::sleep(Duration::from_secs(4));
+    });
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_a_session_terminated_while_paused_is_exit_5() {
+    let Some(pg) = Postgres::new() else { return };
+    let url = pg.url();
+    a_paused_holder_that_lost_its_lock_exits_5(&url, |pid| {
+        let out = pg
+            .as_owner(&pg.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
+                "-Atc",
+            ])
+            .arg(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'abslock host=host-a pid={pid}'"
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{out:?}");
+    });
+}

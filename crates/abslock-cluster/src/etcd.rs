@@ -619,11 +619,29 @@ fn keep_alive(
 }
 
 impl EtcdHold {
+    /// Releases the lock, and fails unless etcd confirms that it was held
+    /// to the end: the lease still lives (an expired lease never comes
+    /// back, so a live one never lapsed, and nobody else could take the
+    /// lock meanwhile). A lease that expired while abslock was paused, or
+    /// while the command finished before the keep-alive noticed, is a
+    /// lost lock, not a success.
     pub(crate) fn release(mut self) -> Result<()> {
         self.stop_keeper();
         let lease = self.lease;
         self.lease = 0;
-        self.client.revoke(lease)
+        let held = match self.client.keep_alive(lease) {
+            Ok(left) if left > 0 => Ok(()),
+            Ok(_) => Err(Error::Engine(
+                "the etcd lease had expired before the release: another client may have held \
+                 the lock meanwhile"
+                    .into(),
+            )),
+            Err(e) => Err(Error::Engine(format!(
+                "etcd could not confirm at the release that the lease was still alive: {e}"
+            ))),
+        };
+        let revoked = self.client.revoke(lease);
+        held.and(revoked)
     }
 
     fn stop_keeper(&mut self) {

@@ -339,13 +339,25 @@ impl PgHold {
         }
     }
 
+    /// Releases the lock, and fails unless the server confirms that this
+    /// session held it to the end: a session-level advisory lock lives as
+    /// long as the session, so `pg_advisory_unlock` answering `true` on
+    /// the same connection proves it was never lost; a dropped connection
+    /// (`pg_terminate_backend`, a restart) or `false` is a lost lock.
     pub(crate) fn release(mut self) -> Result<()> {
         self.stop_watcher();
         let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&self.key])
-            .map(drop)
-            .map_err(engine("pg_advisory_unlock"))
+        let held: bool = client
+            .query_one("SELECT pg_advisory_unlock($1)", &[&self.key])
+            .map_err(engine("pg_advisory_unlock"))?
+            .get(0);
+        if held {
+            Ok(())
+        } else {
+            Err(Error::Engine(
+                "this PostgreSQL session no longer held the lock at the release".into(),
+            ))
+        }
     }
 }
 
