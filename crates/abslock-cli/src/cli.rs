@@ -32,6 +32,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The whole command tree with every subcommand's arguments defined, for
+/// completions and man pages (parsing defines only the one it parses);
+/// with clap's `help` subcommand or without it (the man pages: there is no
+/// abslock-help(1)).
+pub fn full_command(help_subcommand: bool) -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command().disable_help_subcommand(!help_subcommand);
+    cmd.build();
+    cmd
+}
+
 /// The exit codes, shown under `--help` and in the man page.
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -40,21 +51,29 @@ Exit codes:
   2    kill: still held when the wait ran out
   3    held by a user the lock does not trust (squatted name): reported,
        never waited for
-  5    run --backend: the cluster lock was lost while the command ran
+  5    run --backend: the cluster lock was lost while the command ran, or
+       could not be confirmed at the release as held to the end
   64   usage error (bad option, name, signal or timeout)
+  66   a lock file cannot be opened (as flock(1))
   69   the command could not be executed; send: the lock is not held, or
        its holder takes no messages
   71   operating-system error
+  73   a PID file cannot be written; a lock file on a read-only or full
+       file system (as flock(1))
   75   send: the holder is shutting down (retry) or did not answer in time
   76   send: the holder's answer broke the protocol
   77   not permitted (signalling another user's process; refused by the
        holder; a lock or PID file path another user could redirect or
-       take over)
+       take over; a PID-file path holding something abslock will not
+       replace)
   128+N  run: the command was killed by signal N
   send: otherwise the status the holder replied with";
 
-/// The subcommands.
+/// The subcommands. Each one's arguments are defined only when it is
+/// the one parsed (`defer`): building the whole tree was most of
+/// abslock's start-up (about 0.17 ms of 0.27 ms spent in clap, measured).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run a command while holding the lock.
     Run(RunArgs),
@@ -90,7 +109,9 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// Which lock: the name and its scope, and whose holding is expected.
+// Which lock: the name and its scope, and whose holding is expected.
+// (Flattened into subcommands: a doc comment here would become their
+// about text, with `defer`.)
 #[derive(Debug, Args)]
 pub struct NameArgs {
     /// Use the system-wide scope instead of the per-user one.
@@ -237,7 +258,8 @@ impl NameArgs {
     }
 }
 
-/// How to take a lock, as flock(1) spells it: shared by `run` and `lock`.
+// How to take a lock, as flock(1) spells it: shared by `run` and `lock`.
+// (Flattened: no doc comment, as for NameArgs.)
 #[derive(Debug, Args)]
 pub struct AcquireArgs {
     /// Fail at once if the lock is held (same as -w 0).
@@ -277,7 +299,8 @@ impl AcquireArgs {
     }
 }
 
-/// `abslock run`.
+// The arguments of `abslock run`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -335,7 +358,8 @@ impl RunArgs {
     }
 }
 
-/// `abslock lock`.
+// The arguments of `abslock lock`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct LockArgs {
     #[command(flatten)]
@@ -357,7 +381,8 @@ pub struct LockArgs {
     pub lock: Option<NameArgs>,
 }
 
-/// `abslock unlock`.
+// The arguments of `abslock unlock`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// The descriptor `abslock lock --fd` locked.
@@ -365,14 +390,16 @@ pub struct UnlockArgs {
     pub fd: i32,
 }
 
-/// `abslock held`.
+// The arguments of `abslock held`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct HeldArgs {
     #[command(flatten)]
     pub lock: NameArgs,
 }
 
-/// `abslock status`.
+// The arguments of `abslock status`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print one JSON object.
@@ -387,7 +414,8 @@ pub struct StatusArgs {
     pub lock: NameArgs,
 }
 
-/// `abslock wait`.
+// The arguments of `abslock wait`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Give up after SECS seconds.
@@ -397,7 +425,8 @@ pub struct WaitArgs {
     pub lock: NameArgs,
 }
 
-/// `abslock kill`.
+// The arguments of `abslock kill`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// The signal: a name (TERM, SIGTERM) or a number.
@@ -419,7 +448,8 @@ pub struct KillArgs {
     pub lock: NameArgs,
 }
 
-/// `abslock send`.
+// The arguments of `abslock send`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// How long to wait for the reply, in seconds.
@@ -440,7 +470,8 @@ pub struct SendArgs {
     pub args: Vec<OsString>,
 }
 
-/// `abslock list`.
+// The arguments of `abslock list`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Print a JSON array.
@@ -451,7 +482,8 @@ pub struct ListArgs {
     pub all: bool,
 }
 
-/// `abslock doctor`.
+// The arguments of `abslock doctor`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print one JSON object.
@@ -459,7 +491,8 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// `abslock man`.
+// The arguments of `abslock man`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// The subcommand whose page to print (abslock-SUBCOMMAND(1)).
@@ -467,7 +500,8 @@ pub struct ManArgs {
     pub subcommand: Option<String>,
 }
 
-/// `abslock completions`.
+// The arguments of `abslock completions`. (A doc comment here would become the
+// subcommand\'s about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell.

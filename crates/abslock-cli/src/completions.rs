@@ -1,9 +1,7 @@
 //! `abslock completions` and `abslock man`, generated from the same clap
 //! definitions that parse the command line.
 
-use clap::CommandFactory;
-
-use crate::cli::{Cli, CompletionsArgs, Shell};
+use crate::cli::{full_command, CompletionsArgs, Shell};
 use crate::exit::{self, Failure};
 
 /// Prints the completion script for a shell.
@@ -20,7 +18,7 @@ fn completion_script(shell: Shell) -> Vec<u8> {
         Shell::Fish => clap_complete::Shell::Fish,
     };
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "abslock", &mut script);
+    clap_complete::generate(shell, &mut full_command(true), "abslock", &mut script);
     script
 }
 
@@ -32,7 +30,7 @@ pub fn man(subcommand: Option<&str>) -> Result<u8, Failure> {
 
 /// Renders `abslock(1)`, or `abslock-SUBCOMMAND(1)`.
 pub fn render_man(subcommand: Option<&str>) -> Result<Vec<u8>, Failure> {
-    let cmd = Cli::command();
+    let cmd = full_command(false);
     let page = match subcommand {
         None => cmd,
         Some(name) => {
@@ -47,8 +45,6 @@ pub fn render_man(subcommand: Option<&str>) -> Result<Vec<u8>, Failure> {
                 .version(env!("CARGO_PKG_VERSION"))
         }
     };
-    // No `help` subcommand in the pages: there is no abslock-help(1).
-    let page = page.disable_help_subcommand(true);
     let has_args = page.get_arguments().any(|a| !a.is_hide_set());
     let has_subcommands = page.get_subcommands().next().is_some();
     let man = clap_mangen::Man::new(page);
@@ -191,7 +187,7 @@ mod tests {
             eprintln!("skipped: docs/man is checked in the workspace only");
             return;
         }
-        let cmd = Cli::command();
+        let cmd = full_command(false);
         let subs: Vec<Option<String>> = std::iter::once(None)
             .chain(
                 cmd.get_subcommands()
