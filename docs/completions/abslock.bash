@@ -425,7 +425,7 @@ _abslock() {
             return 0
             ;;
         abslock__subcmd__lock)
-            opts="-n -w -E -s -x -v -h -V --nb --nonblock --wait --timeout --conflict-exit-code --read --shared --write --exclusive --verbose --fd --system --trust-uid --trust-any --file --backend --help --version"
+            opts="-n -w -E -s -x -v -q -h -V --nb --nonblock --wait --timeout --conflict-exit-code --read --shared --write --exclusive --verbose --quiet --fd --system --trust-uid --trust-any --file --backend --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -489,7 +489,7 @@ _abslock() {
             return 0
             ;;
         abslock__subcmd__run)
-            opts="-n -w -E -s -x -F -c -o -v -h -V --nb --nonblock --wait --timeout --conflict-exit-code --read --shared --write --exclusive --no-fork --exec --command --close --replace --pidfile --verbose --system --trust-uid --trust-any --file --backend --help --version"
+            opts="-n -w -E -s -x -F -c -o -v -q -h -V --nb --nonblock --wait --timeout --conflict-exit-code --read --shared --write --exclusive --no-fork --exec --command --close --replace --pidfile --verbose --quiet --system --trust-uid --trust-any --file --backend --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -299,8 +299,36 @@ impl AcquireArgs {
     }
 }
 
+// How much abslock says, as flock and most tools spell it. (Flattened:
+// no doc comment, as for NameArgs.)
+#[derive(Debug, Args)]
+pub struct Verbosity {
+    /// Say who held the lock, how long it waited, what it acquired
+    /// (repeatable). A conflict with -n is silent without it, as with
+    /// flock(1).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing but errors: no warnings, no notes.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+impl Verbosity {
+    /// `-v` given.
+    pub fn verbose(&self) -> bool {
+        self.verbose > 0
+    }
+
+    /// Prints a warning unless `-q`.
+    pub fn warn(&self, what: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("abslock: warning: {what}");
+        }
+    }
+}
+
 // The arguments of `abslock run`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -333,9 +361,8 @@ pub struct RunArgs {
     /// the lock decides.
     #[arg(long, value_name = "PATH")]
     pub pidfile: Option<PathBuf>,
-    /// Say how long it waited and who held the lock meanwhile.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub talk: Verbosity,
     #[command(flatten)]
     pub lock: NameArgs,
     /// The command and its arguments.
@@ -359,14 +386,13 @@ impl RunArgs {
 }
 
 // The arguments of `abslock lock`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct LockArgs {
     #[command(flatten)]
     pub acquire: AcquireArgs,
-    /// Say who held the lock.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub talk: Verbosity,
     /// Lock the file open on this descriptor of the calling shell
     /// (`exec 9>/run/job/lock`), with flock(2): the lock lasts as long as
     /// that open file, in the shell and every process that inherited it.
@@ -382,7 +408,7 @@ pub struct LockArgs {
 }
 
 // The arguments of `abslock unlock`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// The descriptor `abslock lock --fd` locked.
@@ -391,7 +417,7 @@ pub struct UnlockArgs {
 }
 
 // The arguments of `abslock held`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct HeldArgs {
     #[command(flatten)]
@@ -399,7 +425,7 @@ pub struct HeldArgs {
 }
 
 // The arguments of `abslock status`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print one JSON object.
@@ -415,7 +441,7 @@ pub struct StatusArgs {
 }
 
 // The arguments of `abslock wait`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Give up after SECS seconds.
@@ -426,7 +452,7 @@ pub struct WaitArgs {
 }
 
 // The arguments of `abslock kill`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// The signal: a name (TERM, SIGTERM) or a number.
@@ -449,7 +475,7 @@ pub struct KillArgs {
 }
 
 // The arguments of `abslock send`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// How long to wait for the reply, in seconds.
@@ -471,7 +497,7 @@ pub struct SendArgs {
 }
 
 // The arguments of `abslock list`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Print a JSON array.
@@ -483,7 +509,7 @@ pub struct ListArgs {
 }
 
 // The arguments of `abslock doctor`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print one JSON object.
@@ -492,7 +518,7 @@ pub struct DoctorArgs {
 }
 
 // The arguments of `abslock man`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// The subcommand whose page to print (abslock-SUBCOMMAND(1)).
@@ -501,7 +527,7 @@ pub struct ManArgs {
 }
 
 // The arguments of `abslock completions`. (A doc comment here would become the
-// subcommand\'s about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant\'s, with `defer`.)
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell.

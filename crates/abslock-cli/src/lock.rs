@@ -102,7 +102,7 @@ fn lock_fd(args: &LockArgs, raw: i32) -> Result<u8, Failure> {
     if locked {
         return Ok(exit::OK);
     }
-    if args.verbose {
+    if args.talk.verbose() {
         eprintln!("abslock: descriptor {raw} is locked{}", holder_of(fd));
     }
     Ok(args.acquire.conflict_exit_code)
@@ -187,7 +187,7 @@ fn keeper(
         Err(e) => {
             let code = match e {
                 Error::Held(_) | Error::Timeout(_) => {
-                    if args.verbose {
+                    if args.talk.verbose() {
                         let who = e.holder().map_or_else(|| "?".into(), describe_holder);
                         eprintln!("abslock: {lock} is held by {who}");
                     }

@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::child::{self, cannot_execute};
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, Verbosity};
 use crate::exit::{self, Failure};
 use crate::progress::Spinner;
 use crate::replace::replace;
@@ -52,22 +52,28 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         // Alone, a lock file is the user's choice: warn. Combined mode,
         // where the file must defeat squatters, refuses (exit 77).
         if let Some(why) = file.exposure()? {
-            eprintln!("abslock: warning: {lock}: {why}; another user could lock it first");
+            args.talk.warn(format_args!(
+                "{lock}: {why}; another user could lock it first"
+            ));
         }
     }
     if args.replace {
         replace(
             &lock,
             args.acquire.timeout.unwrap_or(REPLACE_WAIT),
-            args.verbose,
+            args.talk.verbose(),
         )?;
     }
     // After a replacement the lock is free; someone faster wins, and that
     // is a conflict like any other.
     let nonblock = args.acquire.nonblocking() || args.replace;
-    let talk = args.verbose || std::io::stderr().is_terminal();
+    // A conflict is said with -v; a wait that ended without the lock also
+    // on a terminal (-n stays silent there, as flock -n does).
+    let talk =
+        args.talk.verbose() || (!nonblock && !args.talk.quiet && std::io::stderr().is_terminal());
     let start = Instant::now();
-    let (guard, waited_for) = match acquire(&lock, nonblock, args.acquire.timeout) {
+    let (guard, waited_for) = match acquire(&lock, nonblock, args.acquire.timeout, args.talk.quiet)
+    {
         Ok(acquired) => acquired,
         Err(Error::Held(holder)) | Err(Error::Timeout(Some(holder))) => {
             if talk {
@@ -86,15 +92,15 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     };
     if let AnyGuard::Combined(g) = &guard {
         if let Some(squatter) = g.squatter() {
-            eprintln!(
-                "abslock: warning: the socket name of {lock} is held by {}, which does not hold the lock file: \
+            args.talk.warn(format_args!(
+                "the socket name of {lock} is held by {}, which does not hold the lock file: \
                  a squatter (or a program using the name without the file); running anyway, \
                  but status details and messages will not reach this instance",
                 describe_holder(squatter)
-            );
+            ));
         }
     }
-    if args.verbose {
+    if args.talk.verbose() {
         let token = guard
             .fencing_token()
             .map_or_else(String::new, |t| format!(" (fencing token {t})"));
@@ -163,6 +169,7 @@ fn acquire(
     lock: &AnyLock,
     nonblock: bool,
     timeout: Option<Duration>,
+    quiet: bool,
 ) -> abslock::Result<(AnyGuard, Option<String>)> {
     let holder: Holder = match lock.try_acquire() {
         Ok(guard) => return Ok((guard, None)),
@@ -171,7 +178,7 @@ fn acquire(
         Err(e) => return Err(e),
     };
     let who = describe_holder(&holder);
-    let _spinner = Spinner::start(format!("waiting for {}, held by {who}", lock));
+    let _spinner = (!quiet).then(|| Spinner::start(format!("waiting for {lock}, held by {who}")));
     Ok((lock.acquire(timeout)?, Some(who)))
 }
 
@@ -229,7 +236,7 @@ fn supervise(
         drop(guard);
         None
     } else {
-        report_leftovers(lock, guard, &command[0])
+        report_leftovers(lock, guard, &command[0], &args.talk)
     };
     if let Some(why) = &unconfirmed {
         eprintln!("abslock: lock lost: {lock}: {why}");
@@ -282,12 +289,17 @@ fn shell_words(command: &[OsString]) -> String {
 /// Releases the lock and names what still keeps it; for a cluster lock,
 /// returns why it could not be confirmed as held to the end, if it could
 /// not.
-fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) -> Option<String> {
+fn report_leftovers(
+    lock: &AnyLock,
+    guard: AnyGuard,
+    program: &OsString,
+    talk: &Verbosity,
+) -> Option<String> {
     let procs = match guard.release_and_list_keepers() {
         Ok(procs) => procs,
         Err(e) if matches!(lock, AnyLock::Remote(_)) => return Some(e.to_string()),
         Err(e) => {
-            eprintln!("abslock: warning: releasing {lock}: {e}");
+            talk.warn(format_args!("releasing {lock}: {e}"));
             return None;
         }
     };
@@ -295,7 +307,7 @@ fn report_leftovers(lock: &AnyLock, guard: AnyGuard, program: &OsString) -> Opti
         .iter()
         .map(|p| format!("{} ({})", p.pid, p.command()))
         .collect();
-    if !rest.is_empty() {
+    if !rest.is_empty() && !talk.quiet {
         eprintln!(
             "abslock: '{}' exited, but {} still hold {}: it stays held until they exit: {}",
             escape(program.as_bytes()),

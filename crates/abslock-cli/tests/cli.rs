@@ -526,3 +526,46 @@ fn backend_runs_through_abslock_cluster_beside_abslock() {
     assert_eq!(out.status.code(), Some(0));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// flock's habits: `-n` says nothing on a conflict, even on a terminal,
+/// unless `-v`; `-v` repeats; `-q` silences warnings (issue 25).
+#[test]
+fn nonblock_is_silent_on_a_terminal_verbose_repeats_and_quiet_silences_warnings() {
+    let lock = name("habits");
+    let mut holder = background(&["run", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    // script(1) gives abslock a terminal as stderr.
+    let on_terminal = |args: &str| {
+        let out = std::process::Command::new("script")
+            .args(["-qec", &format!("{BIN} {args}; echo rc=$?"), "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    };
+    assert_eq!(on_terminal(&format!("run -n {lock} -- true")), "rc=1\n");
+    let said = on_terminal(&format!("run -n -vv {lock} -- true"));
+    assert!(
+        said.contains("is held by pid") && said.ends_with("rc=1\n"),
+        "{said}"
+    );
+    abslock()
+        .args(["run", "-q", "-v", &lock, "--", "true"])
+        .assert()
+        .code(64);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // A lock file in world-writable /tmp: a warning, unless -q.
+    let file = format!("file:/tmp/abslock-habits-{}.lock", std::process::id());
+    abslock()
+        .args(["run", "-n", &file, "--", "true"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning"));
+    abslock()
+        .args(["run", "-n", "-q", &file, "--", "true"])
+        .assert()
+        .success()
+        .stderr("");
+    let _ = std::fs::remove_file(file.trim_start_matches("file:"));
+}

@@ -19,8 +19,8 @@
 //!   holder keeps its lock on the unlinked inode, a newcomer creates a new
 //!   file and locks that. abslock deletes a lock file only when asked
 //!   ([`FileLock::remove_on_release`]) and then only under the lock, and
-//!   after each `flock` it checks that the path still names the inode it locked;
-//!   if not, it starts over on the new file. So a process that was
+//!   after each `flock` it checks that the path still names the inode it
+//!   locked; if not, it starts over on the new file. So a process that was
 //!   queued on the old inode does not come out holding a lock nobody else
 //!   can see (test `a_deleted_lock_file_does_not_let_a_waiter_in_twice`).
 //!   [`FileGuard::is_linked`] tells a holder whether its file was removed.
@@ -244,10 +244,10 @@ impl FileLock {
     /// Takes the lock, waiting at most `timeout`. `flock(2)` has no
     /// timeout, so the wait sleeps in `poll(2)` on an inotify watch of the
     /// file, which the kernel wakes when the holder's last descriptor
-    /// closes (`inotify(7)`, see `docs/semantics.md`): no signals, no helper thread that
-    /// might take the lock after we gave up, and no polling, except for a
-    /// holder of an `fcntl(2)` lock, which the kernel does not report and
-    /// which is retried with a back-off of up to 100 ms.
+    /// closes (`inotify(7)`; `docs/semantics.md`): no signals, no helper
+    /// thread that might take the lock after we gave up, and no polling,
+    /// except for a holder of an `fcntl(2)` lock, which the kernel does not
+    /// report and which is retried with a back-off of up to 100 ms.
     ///
     /// # Errors
     /// [`Error::Timeout`] with the holder, or [`Error::Squatted`] if it

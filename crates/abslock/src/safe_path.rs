@@ -210,7 +210,13 @@ impl<'a> Walk<'a> {
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => {
                 self.fd = fd;
-                self.closed |= !searchable_by_others(&stat);
+                // Going up (`..`) may leave the closed directory behind:
+                // forget it (reporting too much exposure is the safe side).
+                self.closed = if part == ".." {
+                    !searchable_by_others(&stat)
+                } else {
+                    self.closed || !searchable_by_others(&stat)
+                };
                 self.stat = stat;
                 self.shown = next;
                 Ok(Step::Dir)
