@@ -708,7 +708,6 @@ fn absurd_values_are_usage_errors_not_panics() {
         vec!["send", "-w", "1e19", &lock, "--", "x"],
         vec!["send", &lock, "--", &big],
         vec!["run", "--backend", "etcd://host:99999", &lock, "--", "true"],
-        vec!["run", "--backend", "postgres://", &lock, "--", "true"],
     ] {
         let out = abslock_as(None, &args, Duration::from_secs(10));
         assert_eq!(

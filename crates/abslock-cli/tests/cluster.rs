@@ -837,6 +837,34 @@ fn unknown_options_and_unreachable_servers_get_one_line_and_their_exit_code() {
     }
 }
 
+/// A PostgreSQL URL that names no host uses the local Unix socket, as
+/// libpq does; `PGCONNECT_TIMEOUT` is read (issue 25).
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_without_a_host_uses_the_local_socket_as_libpq_does() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root to give the test server libpq's socket directory");
+        return;
+    }
+    let Some(pg) = Postgres::new() else { return };
+    let local = format!("postgres:///postgres?user=postgres&port={}", pg.port);
+    let out = run_env(&[], &["status", "--backend", &local, "job"]);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    let key_values = format!("user=postgres dbname=postgres port={}", pg.port);
+    let out = run_env(&[], &["status", "--backend", &key_values, "job"]);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    let out = run_env(
+        &[("PGCONNECT_TIMEOUT", "soon")],
+        &["status", "--backend", &local, "job"],
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", said(&out));
+    assert!(said(&out).contains("PGCONNECT_TIMEOUT"), "{}", said(&out));
+    // Nothing on that socket's port: the socket path is named.
+    let out = run_env(&[], &["status", "--backend", "postgres:///x?port=1", "job"]);
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    assert!(said(&out).contains(".s.PGSQL.1"), "{}", said(&out));
+}
+
 /// etcd forgets an auth token that has not been used for
 /// `--auth-token-ttl`: a holder whose token ran out while its command ran
 /// must fetch a new one to release the lock (else the lock would stay

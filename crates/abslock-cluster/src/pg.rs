@@ -94,13 +94,39 @@ pub(crate) fn env(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
-/// libpq's defaults for what the URL leaves out: `PGHOST`, `PGPORT`,
-/// `PGUSER` (else the login name), `PGDATABASE`, and the password from
-/// `PGPASSWORD` or the password file (`PGPASSFILE`, else `~/.pgpass`).
+/// Where libpq looks for the server's Unix socket when no host is given:
+/// Debian's and Fedora's `/run/postgresql` (`/var/run/postgresql`), else
+/// upstream's `/tmp`.
+const SOCKET_DIRS: [&str; 3] = ["/run/postgresql", "/var/run/postgresql", "/tmp"];
+
+/// libpq's defaults for what the URL leaves out: `PGHOST` (else the local
+/// Unix socket, as libpq uses it), `PGPORT`, `PGUSER` (else the login
+/// name), `PGDATABASE`, `PGCONNECT_TIMEOUT` (else 5 s), and the password
+/// from `PGPASSWORD` or the password file (`PGPASSFILE`, else
+/// `~/.pgpass`).
 fn libpq_defaults(config: &mut Config) -> Result<()> {
     if config.get_hosts().is_empty() {
         for host in env("PGHOST").iter().flat_map(|h| h.split(',')) {
             config.host(host);
+        }
+    }
+    if config.get_hosts().is_empty() {
+        let dir = SOCKET_DIRS
+            .iter()
+            .find(|d| std::path::Path::new(d).is_dir())
+            .unwrap_or(&"/tmp");
+        config.host_path(dir);
+    }
+    if config.get_connect_timeout().is_none() {
+        let secs = match env("PGCONNECT_TIMEOUT") {
+            Some(t) => t.trim().parse::<u64>().map_err(|_| {
+                Error::InvalidUrl(format!("PGCONNECT_TIMEOUT={t}: not a number of seconds"))
+            })?,
+            None => 5,
+        };
+        // As libpq: 0 waits as long as it takes, and less than 2 s is 2 s.
+        if secs > 0 {
+            config.connect_timeout(Duration::from_secs(secs.max(2)));
         }
     }
     if config.get_ports().is_empty() {
@@ -144,17 +170,11 @@ impl PgLock {
             .map_err(|e| Error::InvalidUrl(format!("{shown}: {e}")))?;
         libpq_defaults(&mut config)?;
         config.ssl_mode(tls.client_mode());
-        if config.get_hosts().is_empty() {
-            return Err(Error::InvalidUrl(format!(
-                "{shown}: names no host (postgres://USER@HOST/DB, or PGHOST)"
-            )));
-        }
         config
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(5))
             .keepalives_interval(Duration::from_secs(2))
-            .keepalives_retries(3)
-            .connect_timeout(Duration::from_secs(5));
+            .keepalives_retries(3);
         Ok(PgLock {
             config,
             tls,

@@ -376,16 +376,29 @@ impl Postgres {
 }
 
 #[cfg(feature = "postgres")]
+/// libpq's default socket directory on Debian.
+pub const DEFAULT_SOCKETS: &str = "/run/postgresql";
+
 impl Server for Postgres {
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     fn start(&mut self) {
+        // As root, also libpq's default socket directory (its socket file
+        // carries the port, so it meets no other server's): a client that
+        // names no host reaches the server there.
+        let mut sockets = self.dir.display().to_string();
+        if common::is_root() && std::fs::create_dir_all(DEFAULT_SOCKETS).is_ok() {
+            let _ = Command::new("chown")
+                .args(["postgres:", DEFAULT_SOCKETS])
+                .status();
+            sockets.push(',');
+            sockets.push_str(DEFAULT_SOCKETS);
+        }
         let mut opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
-            self.dir.display()
         );
         if let Some(c) = &self.tls {
             opts.push_str(&format!(
