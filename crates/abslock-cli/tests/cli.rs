@@ -493,7 +493,7 @@ fn backend_runs_through_abslock_cluster_beside_abslock() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let alone = dir.join("abslock");
-    std::fs::copy(BIN, &alone).unwrap();
+    copy_executable(BIN, &alone);
     let args = ["status", "--backend", "etcd://127.0.0.1:1", "job"];
     let out = std::process::Command::new(&alone)
         .args(args)
@@ -505,7 +505,7 @@ fn backend_runs_through_abslock_cluster_beside_abslock() {
     assert_eq!(said.lines().count(), 1, "{said}");
     // With the helper beside it, the engine answers (here: nobody there).
     let helper = std::path::Path::new(BIN).with_file_name("abslock-cluster");
-    std::fs::copy(&helper, dir.join("abslock-cluster")).unwrap();
+    copy_executable(&helper, dir.join("abslock-cluster"));
     let out = std::process::Command::new(&alone)
         .args(args)
         .output()

@@ -332,7 +332,7 @@ fn unit_files_pass_systemd_analyze_verify() {
 fn socket_activation_survives_a_binary_replaced_while_waiting() {
     let t = runtime_dir("upgrade");
     let bin = t.join("abslock");
-    std::fs::copy(BIN, &bin).unwrap();
+    copy_executable(BIN, &bin);
     let lock = name("sdupgrade");
     let mut holder = background(&["run", &lock, "--", "sleep", "30"]);
     wait_held(&lock);
@@ -356,8 +356,10 @@ fn socket_activation_survives_a_binary_replaced_while_waiting() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     // The upgrade: a new file at the path, the old one unlinked.
     std::fs::remove_file(&bin).unwrap();
-    std::fs::write(&bin, "#!/bin/sh\nexit 99\n").unwrap();
-    std::fs::set_permissions(&bin, PermissionsExt::from_mode(0o755)).unwrap();
+    let new = t.join("new");
+    std::fs::write(&new, "#!/bin/sh\nexit 99\n").unwrap();
+    std::fs::set_permissions(&new, PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&new, &bin).unwrap();
     sigkill(&holder);
     holder.wait().unwrap();
     let out = waiter.wait_with_output().unwrap();

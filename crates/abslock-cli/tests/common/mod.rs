@@ -63,6 +63,20 @@ pub fn background_with_default_signals(args: &[&str]) -> Child {
     cmd.spawn().unwrap()
 }
 
+/// Copies an executable with cp(1), not `std::fs::copy`: a file this
+/// process had open for writing could be inherited by a child another
+/// test thread is forking, and exec'ing the copy would then fail with
+/// ETXTBSY ("Text file busy").
+pub fn copy_executable(from: impl AsRef<std::path::Path>, to: impl AsRef<std::path::Path>) {
+    let ok = Command::new("cp")
+        .arg(from.as_ref())
+        .arg(to.as_ref())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cp {:?} {:?}", from.as_ref(), to.as_ref());
+}
+
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
