@@ -223,6 +223,13 @@ fn print_human(
             outln!("  started:   {} ago", age(started));
         }
     }
+    // Why a lock stays taken after a crash or a kill: a holder or keeper
+    // that is dumping core, traced, stopped or stuck in the kernel.
+    for p in processes {
+        if let Some(why) = p.unusual_state() {
+            outln!("  state:     pid {} is {why}", p.pid);
+        }
+    }
     match h.source() {
         Source::PeerCred => outln!("  socket:    listening (SO_PEERCRED)"),
         Source::Procfs => outln!("  socket:    bound, not listening (found through /proc)"),
@@ -320,6 +327,8 @@ pub fn process_json(p: &ProcessInfo) -> Value {
         "user": users::name_of(p.uid),
         "command": p.cmdline,
         "started_unix": p.started.and_then(unix_secs),
+        "state": p.state.map(|(state, _)| state.to_string()),
+        "unusual_state": p.unusual_state(),
     })
 }
 

@@ -242,3 +242,116 @@ fn timeouts_ignore_wall_clock_jumps() {
         "a backward jump stretched the wait: {waited:?}"
     );
 }
+
+/// The human status of `lock`.
+fn status_text(lock: &str) -> String {
+    let out = Command::new(BIN).args(["status", lock]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Why a lock stays taken after a crash, a kill or a stop (issue 26):
+/// `status` names a holder that is stopped, stopped by a tracer, or
+/// dumping core, from `/proc/PID/stat`.
+#[test]
+fn status_says_why_a_stopped_traced_or_dumping_holder_still_holds() {
+    // Stopped: -F makes `sleep` itself the holder.
+    let lock = name("state-stop");
+    let mut holder = background(&["run", "-F", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    signal(holder.id(), libc::SIGSTOP);
+    eventually("the stop to show", || {
+        status_text(&lock).contains("is stopped (SIGSTOP")
+    });
+    let json = status_json(&lock);
+    assert_eq!(json["processes"][0]["state"], "T", "{json}");
+    signal(holder.id(), libc::SIGKILL);
+    holder.wait().unwrap();
+
+    if !is_root() {
+        eprintln!("skipped: the tracer and core-dump cases need root");
+        return;
+    }
+    // Stopped by a tracer: python3 attaches with ptrace(2) and waits.
+    let lock = name("state-traced");
+    let mut holder = background(&["run", "-F", &lock, "--", "sleep", "30"]);
+    wait_held(&lock);
+    const TRACER: &str = r#"
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+pid = int(sys.argv[1])
+if libc.ptrace(16, pid, None, None) != 0:  # PTRACE_ATTACH
+    sys.exit("attach: errno %d" % ctypes.get_errno())
+os.waitpid(pid, os.WUNTRACED if hasattr(os, "WUNTRACED") else 0)
+print("attached", flush=True)
+time.sleep(30)
+"#;
+    let mut tracer = Command::new("python3")
+        .args(["-c", TRACER, &holder.id().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(tracer.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "attached");
+    assert!(
+        status_text(&lock).contains("stopped by a tracer"),
+        "{}",
+        status_text(&lock)
+    );
+    tracer.kill().unwrap();
+    tracer.wait().unwrap();
+    signal(holder.id(), libc::SIGKILL);
+    holder.wait().unwrap();
+
+    // Dumping core: only with a core_pattern that writes a file (a pipe
+    // to systemd-coredump or apport is the machine's, not the test's).
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.trim().is_empty() || pattern.starts_with('|') || pattern.contains('/') {
+        eprintln!("skipped: core_pattern is {pattern:?}, not a plain file name");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("abslock-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = name("state-core");
+    // 1 GiB touched, so the dump takes a while to write.
+    const BIG: &str = "import sys, time\nb = bytearray(1 << 30)\nb[::4096] = b'x' * (len(b) // 4096)\nprint('big', flush=True)\ntime.sleep(60)\n";
+    let mut holder = Command::new(BIN)
+        .args([
+            "run",
+            "-F",
+            &lock,
+            "--",
+            "sh",
+            "-c",
+            "ulimit -c unlimited; exec python3 -c \"$0\"",
+            BIG,
+        ])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "big");
+    signal(holder.id(), libc::SIGSEGV);
+    let mut seen = false;
+    let start = std::time::Instant::now();
+    while !seen && start.elapsed() < std::time::Duration::from_secs(10) {
+        let text = status_text(&lock);
+        if text.ends_with(": free\n") || text.is_empty() {
+            break;
+        }
+        seen = text.contains("dumping core");
+    }
+    holder.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(seen, "status never said the holder was dumping core");
+}

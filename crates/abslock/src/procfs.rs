@@ -267,9 +267,46 @@ pub struct ProcessInfo {
     /// When the process started (from `starttime` in `/proc/PID/stat` and
     /// the boot time in `/proc/stat`), if it could be computed.
     pub started: Option<SystemTime>,
+    /// The state letter (`R`, `S`, `D`, `T`, `t`, `Z`, ...) and the kernel's
+    /// `PF_*` flags, from `/proc/PID/stat` (`proc_pid_stat(5)`), if read.
+    pub state: Option<(char, u64)>,
 }
 
+/// `PF_EXITING`: the process is exiting (`include/linux/sched.h`).
+const PF_EXITING: u64 = 0x4;
+/// `PF_DUMPCORE`: the process is writing a core dump.
+const PF_DUMPCORE: u64 = 0x200;
+
 impl ProcessInfo {
+    /// Why this process may keep a lock although it crashed, was killed or
+    /// is not running: a state the user should know of when a lock stays
+    /// taken (`docs/semantics.md`, "When the release is late"); `None`
+    /// for a process that runs or sleeps normally.
+    pub fn unusual_state(&self) -> Option<&'static str> {
+        let (state, flags) = self.state?;
+        if flags & PF_DUMPCORE != 0 {
+            return Some(
+                "dumping core: its descriptors close, and the lock goes, only when the dump \
+                 is written (core_pattern, core_pipe_limit)",
+            );
+        }
+        match state {
+            't' => Some(
+                "stopped by a tracer (ptrace): its descriptors close only when the tracer \
+                 lets it go on or detaches",
+            ),
+            'T' => Some("stopped (SIGSTOP or a job-control signal): it keeps the lock until continued or killed"),
+            'D' => Some(
+                "in uninterruptible sleep (D): blocked in the kernel, for example on a hung \
+                 NFS or FUSE file; even SIGKILL waits for it",
+            ),
+            _ if flags & PF_EXITING != 0 => Some(
+                "exiting: the kernel is tearing down its memory; its descriptors close next",
+            ),
+            _ => None,
+        }
+    }
+
     /// The command line joined with spaces, or `[comm]` when it is empty,
     /// escaped for a terminal ([`crate::escape`]): the process's owner
     /// chose every byte of it.
@@ -308,14 +345,13 @@ pub fn process_info(pid: u32) -> io::Result<ProcessInfo> {
         .unwrap_or_default()
         .trim_end()
         .to_string();
-    let started = fs::read_to_string(base.join("stat"))
-        .ok()
-        .and_then(|s| start_ticks(&s))
-        .and_then(|ticks| {
-            let hz = rustix::param::clock_ticks_per_second();
-            let boot = boot_time()?;
-            (hz > 0).then(|| boot + Duration::from_millis(ticks.saturating_mul(1000) / hz))
-        });
+    let stat = fs::read_to_string(base.join("stat")).ok();
+    let state = stat.as_deref().and_then(state_and_flags);
+    let started = stat.as_deref().and_then(start_ticks).and_then(|ticks| {
+        let hz = rustix::param::clock_ticks_per_second();
+        let boot = boot_time()?;
+        (hz > 0).then(|| boot + Duration::from_millis(ticks.saturating_mul(1000) / hz))
+    });
     Ok(ProcessInfo {
         pid,
         ppid,
@@ -323,6 +359,7 @@ pub fn process_info(pid: u32) -> io::Result<ProcessInfo> {
         cmdline,
         comm,
         started,
+        state,
     })
 }
 
@@ -347,6 +384,15 @@ pub fn lineage(pid: u32) -> impl Iterator<Item = u32> {
 
 /// Field 22 of `/proc/PID/stat`, counted after the parenthesised command
 /// name, which may itself contain spaces and parentheses.
+/// The state letter and the flags of a `/proc/PID/stat` line (fields 3
+/// and 9; the command name before them may hold spaces and parentheses).
+fn state_and_flags(stat: &str) -> Option<(char, u64)> {
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let flags = fields.nth(5)?.parse().ok()?;
+    Some((state, flags))
+}
+
 fn start_ticks(stat: &str) -> Option<u64> {
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(19)?.parse().ok()
