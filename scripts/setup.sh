@@ -13,6 +13,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
 # systemd-analyze checks the example unit files (issue 17).
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# lexgrog and man check the generated man pages in CI.
+command -v lexgrog >/dev/null || need+=(man-db)
 # A C program that binds a NUL-padded name (issue 14's interop test).
 command -v cc >/dev/null      || need+=(gcc)
 [ -e /usr/include/sys/socket.h ] || need+=(libc6-dev)

@@ -475,12 +475,16 @@ _abslock() {
             return 0
             ;;
         abslock__subcmd__man)
-            opts="-h -V --help --version"
+            opts="-h -V --install --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --install)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

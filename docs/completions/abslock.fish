@@ -128,6 +128,7 @@ complete -c abslock -n "__fish_abslock_using_subcommand doctor" -s h -l help -d 
 complete -c abslock -n "__fish_abslock_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c abslock -n "__fish_abslock_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c abslock -n "__fish_abslock_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c abslock -n "__fish_abslock_using_subcommand man" -l install -d 'Write every page to DIR/man1/ instead (for `cargo install`: `abslock man --install ~/.local/share/man`, then `man abslock-run`)' -r -F
 complete -c abslock -n "__fish_abslock_using_subcommand man" -s h -l help -d 'Print help'
 complete -c abslock -n "__fish_abslock_using_subcommand man" -s V -l version -d 'Print version'
 complete -c abslock -n "__fish_abslock_using_subcommand help; and not __fish_seen_subcommand_from run status wait kill lock unlock held send list doctor completions man help" -f -a "run" -d 'Run a command while holding the lock'

@@ -26,7 +26,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     propagate_version = true,
     max_term_width = 100
 )]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -43,31 +43,39 @@ pub fn full_command(help_subcommand: bool) -> clap::Command {
     cmd
 }
 
-/// The exit codes, shown under `--help` and in the man page.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0    success (run: the command's own status)
-  1    the lock is held (conflict or timeout; run -E changes it), or status: free
-  2    kill: still held when the wait ran out
-  3    held by a user the lock does not trust (squatted name): reported,
-       never waited for
-  5    run --backend: the cluster lock was lost while the command ran, or
-       could not be confirmed at the release as held to the end
-  64   usage error (bad option, name, signal or timeout)
-  66   a lock file cannot be opened (as flock(1))
-  69   the command could not be executed; send: the lock is not held, or
-       its holder takes no messages
-  71   operating-system error
-  73   a PID file cannot be written; a lock file on a read-only or full
-       file system (as flock(1))
-  75   send: the holder is shutting down (retry) or did not answer in time
-  76   send: the holder's answer broke the protocol
-  77   not permitted (signalling another user's process; refused by the
-       holder; a lock or PID file path another user could redirect or
-       take over; a PID-file path holding something abslock will not
-       replace)
-  128+N  run: the command was killed by signal N
-  send: otherwise the status the holder replied with";
+/// The exit codes: `--help` shows them, the man pages have them as EXIT
+/// STATUS.
+pub const EXIT_STATUS: [(&str, &str); 15] = [
+    ("0", "success (run: the command's own status)"),
+    ("1", "the lock is held (conflict or timeout; run -E changes it), or status: free"),
+    ("2", "kill: still held when the wait ran out"),
+    ("3", "held by a user the lock does not trust (squatted name): reported, never waited for"),
+    ("5", "run --backend: the cluster lock was lost while the command ran, or could not be confirmed at the release as held to the end"),
+    ("64", "usage error (bad option, name, signal or timeout)"),
+    ("66", "a lock file cannot be opened (as flock(1))"),
+    ("69", "the command could not be executed; send: the lock is not held, or its holder takes no messages"),
+    ("71", "operating-system error"),
+    ("73", "a PID file cannot be written; a lock file on a read-only or full file system (as flock(1))"),
+    ("75", "send: the holder is shutting down (retry) or did not answer in time"),
+    ("76", "send: the holder's answer broke the protocol"),
+    ("77", "not permitted (signalling another user's process; refused by the holder; a lock or PID file path another user could redirect or take over; a PID-file path holding something abslock will not replace)"),
+    ("128+N", "run: the command was killed by signal N"),
+    ("other", "send: the status the holder replied with"),
+];
+
+/// What `--help` shows after the options: the exit codes, and where the
+/// man pages are.
+fn after_help() -> String {
+    let mut text = String::from("Exit codes:\n");
+    for (code, what) in EXIT_STATUS {
+        text.push_str(&format!("  {code:<6} {what}\n"));
+    }
+    text.push_str(
+        "\nMan pages: abslock man SUBCOMMAND | man -l -, or install them all with \
+         abslock man --install ~/.local/share/man (the .deb installs them).",
+    );
+    text
+}
 
 /// The subcommands. Each one's arguments are defined only when it is
 /// the one parsed (`defer`): building the whole tree was most of
@@ -328,7 +336,7 @@ impl Verbosity {
 }
 
 // The arguments of `abslock run`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -386,7 +394,7 @@ impl RunArgs {
 }
 
 // The arguments of `abslock lock`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct LockArgs {
     #[command(flatten)]
@@ -408,7 +416,7 @@ pub struct LockArgs {
 }
 
 // The arguments of `abslock unlock`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// The descriptor `abslock lock --fd` locked.
@@ -417,7 +425,7 @@ pub struct UnlockArgs {
 }
 
 // The arguments of `abslock held`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct HeldArgs {
     #[command(flatten)]
@@ -425,7 +433,7 @@ pub struct HeldArgs {
 }
 
 // The arguments of `abslock status`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print one JSON object.
@@ -441,7 +449,7 @@ pub struct StatusArgs {
 }
 
 // The arguments of `abslock wait`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Give up after SECS seconds.
@@ -452,7 +460,7 @@ pub struct WaitArgs {
 }
 
 // The arguments of `abslock kill`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// The signal: a name (TERM, SIGTERM) or a number.
@@ -475,7 +483,7 @@ pub struct KillArgs {
 }
 
 // The arguments of `abslock send`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// How long to wait for the reply, in seconds.
@@ -497,7 +505,7 @@ pub struct SendArgs {
 }
 
 // The arguments of `abslock list`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Print a JSON array.
@@ -509,7 +517,7 @@ pub struct ListArgs {
 }
 
 // The arguments of `abslock doctor`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print one JSON object.
@@ -518,16 +526,20 @@ pub struct DoctorArgs {
 }
 
 // The arguments of `abslock man`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// The subcommand whose page to print (abslock-SUBCOMMAND(1)).
-    #[arg(value_name = "SUBCOMMAND")]
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "install")]
     pub subcommand: Option<String>,
+    /// Write every page to DIR/man1/ instead (for `cargo install`:
+    /// `abslock man --install ~/.local/share/man`, then `man abslock-run`).
+    #[arg(long, value_name = "DIR")]
+    pub install: Option<PathBuf>,
 }
 
 // The arguments of `abslock completions`. (A doc comment here would become the
-// subcommand's about text, over the variant\'s, with `defer`.)
+// subcommand's about text, over the variant's, with `defer`.)
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell.

@@ -15,6 +15,7 @@ mod held;
 mod kill;
 mod list;
 mod lock;
+mod man;
 mod netns;
 mod out;
 mod progress;
@@ -66,7 +67,7 @@ pub fn main(engines: Engines) -> ExitCode {
         Command::List(args) => list::list(&args),
         Command::Doctor(args) => doctor::doctor(&args),
         Command::Completions(args) => completions::completions(&args),
-        Command::Man(args) => completions::man(args.subcommand.as_deref()),
+        Command::Man(args) => man::man(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

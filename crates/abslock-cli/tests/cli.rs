@@ -569,3 +569,35 @@ fn nonblock_is_silent_on_a_terminal_verbose_repeats_and_quiet_silences_warnings(
         .stderr("");
     let _ = std::fs::remove_file(file.trim_start_matches("file:"));
 }
+
+/// `cargo install` users get the man pages with `abslock man --install`.
+#[test]
+fn man_install_writes_every_page_where_man_finds_it() {
+    let dir = std::env::temp_dir().join(format!("abslock-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    abslock()
+        .args(["man", "--install", dir.to_str().unwrap()])
+        .assert()
+        .success();
+    let pages: Vec<String> = std::fs::read_dir(dir.join("man1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(pages.contains(&"abslock.1".to_string()), "{pages:?}");
+    assert!(pages.contains(&"abslock-run.1".to_string()), "{pages:?}");
+    let run = std::fs::read_to_string(dir.join("man1/abslock-run.1")).unwrap();
+    for section in [
+        "SYNOPSIS",
+        "OPTIONS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(run.contains(&format!(".SH {section}")), "no {section}");
+    }
+    assert!(run.contains("\\fISECS\\fR"), "value names in the synopsis");
+    assert!(!run.contains(".SH EXTRA"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
