@@ -35,9 +35,12 @@ pub struct CombinedLock {
 /// was squatted.
 #[derive(Debug)]
 pub struct CombinedGuard {
-    file: FileGuard,
+    // Fields drop in this order: the socket before the file, the reverse
+    // of taking them, so that whoever gets the file next finds the name
+    // free (and does not take us, on our way out, for a squatter).
     socket: Option<Guard>,
     squatter: Option<Holder>,
+    file: FileGuard,
 }
 
 impl CombinedLock {

@@ -167,7 +167,11 @@ impl NetnsGuard {
     /// # Errors
     /// If `fstat(2)` fails.
     pub fn release_and_list_keepers(self) -> Result<Vec<ProcessInfo>> {
-        drop(self.file);
-        self.socket.release_and_list_keepers()
+        // The reverse of taking them: the socket, then the file, so that
+        // the next holder of the file finds the name free.
+        let NetnsGuard { socket, file } = self;
+        let keepers = socket.release_and_list_keepers();
+        drop(file);
+        keepers
     }
 }

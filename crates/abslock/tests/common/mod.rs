@@ -121,6 +121,20 @@ fn args() -> Vec<String> {
         .collect()
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: comparable between processes.
+pub fn mono_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `t` is.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) },
+        0
+    );
+    u64::try_from(t.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap()
+}
+
 fn say(word: &str, rest: impl std::fmt::Display) {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{word} {rest}").unwrap();
@@ -141,8 +155,10 @@ pub fn helper_main() {
             let guard = Lock::new(name()).try_acquire().unwrap();
             say("ready", std::process::id());
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            // When the release began, on the clock every process shares.
+            let releasing = mono_ns();
             drop(guard);
-            say("released", std::process::id());
+            say("released", releasing);
             std::thread::sleep(Duration::from_secs(30));
         }
         // Wait for the lock, log entry and exit to a shared file, leave.
@@ -231,8 +247,10 @@ pub fn helper_main() {
             }
             say("ready", std::process::id());
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            // When the release began, on the clock every process shares.
+            let releasing = mono_ns();
             drop(guard);
-            say("released", std::process::id());
+            say("released", releasing);
             std::thread::sleep(Duration::from_secs(30));
         }
         "any-try" => match any_lock(&args[0]).try_acquire() {
