@@ -161,20 +161,28 @@ static RETIRED: Mutex<Vec<(Instant, OwnedFd)>> = Mutex::new(Vec::new());
 /// Long enough for the reaper's grace period.
 const REAPED: Duration = Duration::from_millis(100);
 
-/// Keeps `inotify` for a later, cheap close; closes those retired long
-/// enough ago.
+/// Keeps `inotify` for a later, cheap close.
 fn retire(inotify: OwnedFd) {
-    let Ok(mut retired) = RETIRED.lock() else {
-        return;
-    };
-    let now = Instant::now();
-    retired.retain(|(at, _)| now.duration_since(*at) < REAPED);
-    retired.push((now, inotify));
+    if let Ok(mut retired) = RETIRED.lock() {
+        retired.push((Instant::now(), inotify));
+    }
+}
+
+/// Closes the instances retired long enough ago. Called when a wait
+/// begins, never when it ends: closing any instance flushes the kernel's
+/// (system-wide) mark reaper, which waits a grace period if a watch was
+/// just removed, as the one of the wait that ended was.
+fn close_retired() {
+    if let Ok(mut retired) = RETIRED.lock() {
+        let now = Instant::now();
+        retired.retain(|(at, _)| now.duration_since(*at) < REAPED);
+    }
 }
 
 /// An inotify descriptor watching the file open at `fd` for closes and
 /// unlinks, and the watch; `None` where inotify cannot be had.
 fn watch(fd: BorrowedFd<'_>) -> Option<(OwnedFd, i32)> {
+    close_retired();
     let inotify = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
     // The magic link names the open file itself, whatever its path is now.
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
