@@ -143,7 +143,7 @@ fn report(config: &Config) {
         whole_command(&mut md, &env, n(200, 3));
     }
     if run("cli-handover") {
-        cli_handover(&mut md, &env, &results, n(9, 1));
+        cli_handover(&mut md, &env, &results, n(15, 1));
     }
     if run("handover") {
         handover(&mut md, &env, &results, n(200, 3));
@@ -368,16 +368,24 @@ fn cli_handover(md: &mut String, env: &Env, results: &Path, rounds: usize) {
         "A holder `MODE -- sleep 30` is SIGKILLed (for abslock, the `abslock run` process; the kernel then kills \
          its command), or its command `sh` exits; a waiter started 300 ms earlier, `MODE -w 10 -- sh -c 'date +%s%N'`, \
          stamps the time it runs. flock(1) is measured the same way, with a `flock -F` holder and a `flock -w 10` \
-         waiter; every row includes the start of `sh`. Medians of {rounds}, in one run; the ratio is to flock(1)'s \
-         median for the same ending.\n\n\
+         waiter; every row includes the start of `sh`. Medians of {rounds}, in one run, the modes taking turns \
+         round by round; the ratio is to flock(1)'s median for the same ending.\n\n\
          | mode | after SIGKILL | ratio | after exit | ratio |\n|---|---:|---:|---:|---:|"
     );
-    let mut medians = Vec::new();
-    for mode in measure::CliMode::ALL {
-        let kill = summary(measure::cli_handover(env, mode, Ending::Sigkill, rounds)).median;
-        let exit = summary(measure::cli_handover(env, mode, Ending::Exit, rounds)).median;
-        medians.push((mode, kill, exit));
+    // Interleaved, one hand-over of each mode per round, so that a slow
+    // spell of the machine falls on every mode alike.
+    let mut samples = vec![(Vec::new(), Vec::new()); measure::CliMode::ALL.len()];
+    for _ in 0..rounds {
+        for (i, mode) in measure::CliMode::ALL.into_iter().enumerate() {
+            samples[i].0.extend(measure::cli_handover(env, mode, Ending::Sigkill, 1));
+            samples[i].1.extend(measure::cli_handover(env, mode, Ending::Exit, 1));
+        }
     }
+    let medians: Vec<_> = measure::CliMode::ALL
+        .into_iter()
+        .zip(samples)
+        .map(|(mode, (kill, exit))| (mode, summary(kill).median, summary(exit).median))
+        .collect();
     let (flock_kill, flock_exit) = (medians[0].1, medians[0].2);
     let mut worst: f64 = 0.0;
     let mut plot_rows = Vec::new();
