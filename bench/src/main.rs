@@ -377,8 +377,12 @@ fn cli_handover(md: &mut String, env: &Env, results: &Path, rounds: usize) {
     let mut samples = vec![(Vec::new(), Vec::new()); measure::CliMode::ALL.len()];
     for _ in 0..rounds {
         for (i, mode) in measure::CliMode::ALL.into_iter().enumerate() {
-            samples[i].0.extend(measure::cli_handover(env, mode, Ending::Sigkill, 1));
-            samples[i].1.extend(measure::cli_handover(env, mode, Ending::Exit, 1));
+            samples[i]
+                .0
+                .extend(measure::cli_handover(env, mode, Ending::Sigkill, 1));
+            samples[i]
+                .1
+                .extend(measure::cli_handover(env, mode, Ending::Exit, 1));
         }
     }
     let medians: Vec<_> = measure::CliMode::ALL

@@ -57,11 +57,7 @@ time.sleep(120)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    assert_eq!(first_line(&mut child), "ready");
     child
 }
 
@@ -929,11 +925,7 @@ time.sleep(120)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "locked", "flock as uid {uid}");
+    assert_eq!(first_line(&mut child), "locked", "flock as uid {uid}");
     child
 }
 

@@ -238,9 +238,7 @@ fn postgres_wait_sleeps_in_the_server_on_one_connection() {
     // The waiter's sessions, by the application_name abslock sets.
     let sessions = || {
         let out = pg
-            .as_owner(&pg.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-Atc"])
-            .arg(format!(
+            .psql(&format!(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'abslock host=host-b pid={}'",
                 waiter.id()
             ))
@@ -276,17 +274,9 @@ fn foreign_holders_are_named_for_what_they_are() {
     if let Some(pg) = Postgres::new() {
         let url = pg.url();
         let mut psql = pg
-            .as_owner(&pg.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "postgres",
-                "-Atc",
-            ])
-            .arg("SELECT pg_advisory_lock(hashtextextended('abslock:job', 0)); SELECT pg_sleep(30)")
+            .psql(
+                "SELECT pg_advisory_lock(hashtextextended('abslock:job', 0)); SELECT pg_sleep(30)",
+            )
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -1073,17 +1063,7 @@ fn postgres_a_session_terminated_while_paused_is_exit_5() {
     let url = pg.url();
     a_paused_holder_that_lost_its_lock_exits_5(&url, |pid| {
         let out = pg
-            .as_owner(&pg.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "postgres",
-                "-Atc",
-            ])
-            .arg(format!(
+            .psql(&format!(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE application_name = 'abslock host=host-a pid={pid}'"
             ))

@@ -290,13 +290,7 @@ time.sleep(30)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(tracer.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "attached");
+    assert_eq!(first_line(&mut tracer), "attached");
     assert!(
         status_text(&lock).contains("stopped by a tracer"),
         "{}",
@@ -334,13 +328,7 @@ time.sleep(30)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "big");
+    assert_eq!(first_line(&mut holder), "big");
     signal(holder.id(), libc::SIGSEGV);
     let mut seen = false;
     let start = std::time::Instant::now();

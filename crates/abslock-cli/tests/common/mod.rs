@@ -63,6 +63,16 @@ pub fn background_with_default_signals(args: &[&str]) -> Child {
     cmd.spawn().unwrap()
 }
 
+/// The first line a child writes on its piped stdout, without the newline.
+pub fn first_line(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_string()
+}
+
 /// Copies an executable with cp(1), not `std::fs::copy`: a file this
 /// process had open for writing could be inherited by a child another
 /// test thread is forking, and exec'ing the copy would then fail with

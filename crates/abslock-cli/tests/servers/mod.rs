@@ -365,6 +365,22 @@ impl Postgres {
         }
     }
 
+    /// `psql -Atc SQL` as the superuser, over TCP to this server.
+    pub fn psql(&self, sql: &str) -> Command {
+        let mut cmd = self.as_owner(&self.bin.join("psql"));
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-Atc",
+        ])
+        .arg(sql);
+        cmd
+    }
+
     pub fn pg_ctl(&self, args: &[&str]) -> Output {
         self.as_owner(&self.bin.join("pg_ctl"))
             .arg("-D")
