@@ -1072,3 +1072,40 @@ fn postgres_a_session_terminated_while_paused_is_exit_5() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{out:?}");
     });
 }
+
+/// libpq's connection service file: `service=NAME` or `PGSERVICE` with
+/// `PGSERVICEFILE` (issue 25); the URL's own settings come first.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_service_files_work_as_in_libpq() {
+    let Some(pg) = Postgres::new() else { return };
+    let dir = scratch("service");
+    let file = dir.join("pg_service.conf");
+    std::fs::write(
+        &file,
+        format!(
+            "# test\n[other]\nhost=192.0.2.1\n\n[abslocktest]\nhost=127.0.0.1\nport={}\nuser=postgres\ndbname=postgres\nsslmode=disable\n",
+            pg.port
+        ),
+    )
+    .unwrap();
+    let env = [("PGSERVICEFILE", file.to_str().unwrap())];
+    let out = run_env(&env, &["status", "--backend", "service=abslocktest", "job"]);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    let with_env = [env[0], ("PGSERVICE", "abslocktest")];
+    let out = run_env(&with_env, &["status", "--backend", "postgres://", "job"]);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    // The URL's port wins over the service's: nothing listens on port 1.
+    let out = run_env(
+        &with_env,
+        &["status", "--backend", "postgres://127.0.0.1:1", "job"],
+    );
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    let out = run_env(&env, &["status", "--backend", "service=nosuch", "job"]);
+    assert_eq!(out.status.code(), Some(64), "{}", said(&out));
+    assert!(
+        said(&out).contains("definition of service \"nosuch\" not found"),
+        "{}",
+        said(&out)
+    );
+}

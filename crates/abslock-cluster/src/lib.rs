@@ -58,6 +58,8 @@ mod pg;
 mod pgpass;
 mod secret;
 #[cfg(feature = "postgres")]
+mod service;
+#[cfg(feature = "postgres")]
 mod sslmode;
 #[cfg(any(feature = "etcd", feature = "postgres"))]
 mod tls;

@@ -94,6 +94,48 @@ pub(crate) fn env(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
+/// The service file's settings (`crate::service`), where the URL gave
+/// none: they come before the `PG*` variables, as in libpq. Settings this
+/// client has no use for (`options`, `target_session_attrs`, ...) are
+/// left out.
+fn service_settings(config: &mut Config, service: &[(String, String)]) -> Result<()> {
+    let bad = |key: &str, value: &str| {
+        Error::InvalidUrl(format!(
+            "service file: {key}={}: not a number",
+            crate::secret::redact(value)
+        ))
+    };
+    for (key, value) in service {
+        match key.as_str() {
+            "host" if config.get_hosts().is_empty() => {
+                for host in value.split(',') {
+                    config.host(host);
+                }
+            }
+            "port" if config.get_ports().is_empty() => {
+                config.port(value.parse().map_err(|_| bad(key, value))?);
+            }
+            "user" if config.get_user().is_none() => {
+                config.user(value);
+            }
+            "dbname" if config.get_dbname().is_none() => {
+                config.dbname(value);
+            }
+            "password" if config.get_password().is_none() => {
+                config.password(value);
+            }
+            "connect_timeout" if config.get_connect_timeout().is_none() => {
+                let secs: u64 = value.parse().map_err(|_| bad(key, value))?;
+                if secs > 0 {
+                    config.connect_timeout(Duration::from_secs(secs.max(2)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Where libpq looks for the server's Unix socket when no host is given:
 /// Debian's and Fedora's `/run/postgresql` (`/var/run/postgresql`), else
 /// upstream's `/tmp`.
@@ -164,10 +206,11 @@ fn libpq_defaults(config: &mut Config) -> Result<()> {
 impl PgLock {
     pub(crate) fn new(url: &str, name: &str) -> Result<PgLock> {
         let shown = crate::secret::redact(url);
-        let (url, tls) = sslmode::split(url)?;
+        let (url, tls, service) = sslmode::split(url)?;
         let mut config: Config = url
             .parse()
             .map_err(|e| Error::InvalidUrl(format!("{shown}: {e}")))?;
+        service_settings(&mut config, &service)?;
         libpq_defaults(&mut config)?;
         config.ssl_mode(tls.client_mode());
         config

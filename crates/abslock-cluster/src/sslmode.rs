@@ -40,17 +40,37 @@ pub(crate) struct PgTls {
     files: TlsFiles,
 }
 
-const OPTIONS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+/// libpq's options that the PostgreSQL client library does not know:
+/// taken out of the connection string here.
+const OPTIONS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "service"];
 
-/// `url` without libpq's TLS options, and the settings they (or the
-/// environment, or libpq's default files) give.
-pub(crate) fn split(conn: &str) -> Result<(String, PgTls)> {
+/// `url` without the options the client library does not know, the TLS
+/// settings they (or the service file, or the environment, or libpq's
+/// default files) give, and the other settings of the service file
+/// (`service=` or `PGSERVICE`; [`crate::service`]), which apply where the
+/// URL says nothing.
+pub(crate) fn split(conn: &str) -> Result<(String, PgTls, Vec<(String, String)>)> {
     let (rest, given) = if conn.contains("://") {
         split_url(conn)
     } else {
         split_key_values(conn)?
     };
-    let [mode, rootcert, cert, key] = given;
+    let [mode, rootcert, cert, key, service] = given;
+    let mut service = match service.or_else(|| env("PGSERVICE")) {
+        Some(name) => crate::service::lookup(&name)?,
+        None => Vec::new(),
+    };
+    // A TLS option of the service comes after the URL's, before PG*.
+    let mut from_service = |option: &str| {
+        let i = service.iter().position(|(k, _)| k == option)?;
+        Some(service.remove(i).1)
+    };
+    let (mode, rootcert, cert, key) = (
+        mode.or_else(|| from_service("sslmode")),
+        rootcert.or_else(|| from_service("sslrootcert")),
+        cert.or_else(|| from_service("sslcert")),
+        key.or_else(|| from_service("sslkey")),
+    );
     let mode = match mode.or_else(|| env("PGSSLMODE")).as_deref() {
         None | Some("prefer") => SslMode::Prefer,
         Some("disable") => SslMode::Disable,
@@ -98,14 +118,14 @@ pub(crate) fn split(conn: &str) -> Result<(String, PgTls)> {
         cert,
         key,
     };
-    Ok((rest, PgTls { mode, files }))
+    Ok((rest, PgTls { mode, files }, service))
 }
 
 /// A URL without the TLS options in its query, and their values.
-fn split_url(url: &str) -> (String, [Option<String>; 4]) {
+fn split_url(url: &str) -> (String, [Option<String>; 5]) {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
-    let mut given: [Option<String>; 4] = Default::default();
+    let mut given: [Option<String>; 5] = Default::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match OPTIONS.iter().position(|o| *o == key) {
@@ -123,9 +143,9 @@ fn split_url(url: &str) -> (String, [Option<String>; 4]) {
 
 /// A libpq `key=value` string without the TLS options, and their values.
 /// Values may be single-quoted, with `\'` and `\\` escapes.
-fn split_key_values(conn: &str) -> Result<(String, [Option<String>; 4])> {
+fn split_key_values(conn: &str) -> Result<(String, [Option<String>; 5])> {
     let mut kept = Vec::new();
-    let mut given: [Option<String>; 4] = Default::default();
+    let mut given: [Option<String>; 5] = Default::default();
     let mut rest = conn.trim_start();
     let mut previous: Option<&str> = None;
     while !rest.is_empty() {
@@ -229,7 +249,7 @@ mod tests {
 
     #[test]
     fn tls_options_are_taken_out_and_the_rest_is_kept() {
-        let (url, tls) = split(
+        let (url, tls, _) = split(
             "postgres://u@h/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem&sslcert=/c&sslkey=/k",
         )
         .unwrap();
@@ -239,7 +259,7 @@ mod tests {
         assert_eq!(tls.files.cert, Some(PathBuf::from("/c")));
         assert_eq!(tls.files.key, Some(PathBuf::from("/k")));
         assert_eq!(tls.client_mode(), postgres::config::SslMode::Require);
-        let (url, tls) = split("postgres://u@h/db?sslmode=disable").unwrap();
+        let (url, tls, _) = split("postgres://u@h/db?sslmode=disable").unwrap();
         assert_eq!(
             (url.as_str(), tls.mode),
             ("postgres://u@h/db", SslMode::Disable)
