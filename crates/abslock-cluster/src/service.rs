@@ -13,14 +13,17 @@ use std::path::{Path, PathBuf};
 use crate::pg::env;
 use crate::{Error, Result};
 
+/// A service's settings, as `(keyword, value)` pairs in file order.
+pub(crate) type Settings = Vec<(String, String)>;
+
 /// Where libpq's Debian build looks for the system-wide file.
 const SYSTEM_DIR: &str = "/etc/postgresql-common";
 
-/// The settings of service `name`, as `(keyword, value)` pairs.
+/// The settings of service `name`.
 ///
 /// # Errors
 /// [`Error::InvalidUrl`] if no file defines it, or a file cannot be read.
-pub(crate) fn lookup(name: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn lookup(name: &str) -> Result<Settings> {
     let files = files();
     for file in &files {
         if let Some(settings) = read(file, name)? {
@@ -45,7 +48,7 @@ fn files() -> Vec<PathBuf> {
 
 /// The section `[name]` of the file at `path`; `None` if the file or the
 /// section is missing.
-fn read(path: &Path, name: &str) -> Result<Option<Vec<(String, String)>>> {
+fn read(path: &Path, name: &str) -> Result<Option<Settings>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -61,7 +64,7 @@ fn read(path: &Path, name: &str) -> Result<Option<Vec<(String, String)>>> {
 
 /// The `key=value` lines of section `[name]` in an INI text (`#` starts a
 /// comment line, blank lines are skipped).
-fn section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
+fn section(text: &str, name: &str) -> Option<Settings> {
     let mut found = None;
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {

@@ -49,7 +49,7 @@ const OPTIONS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "serv
 /// default files) give, and the other settings of the service file
 /// (`service=` or `PGSERVICE`; [`crate::service`]), which apply where the
 /// URL says nothing.
-pub(crate) fn split(conn: &str) -> Result<(String, PgTls, Vec<(String, String)>)> {
+pub(crate) fn split(conn: &str) -> Result<(String, PgTls, crate::service::Settings)> {
     let (rest, given) = if conn.contains("://") {
         split_url(conn)
     } else {
