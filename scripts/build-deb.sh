@@ -11,6 +11,13 @@ mkdir -p target/debian
 rm -f target/debian/abslock_*.deb
 cargo deb -p abslock-cli --no-build --target "$target" --output target/debian/ >/dev/null
 deb=$(ls target/debian/abslock_*.deb)
+# Static binaries depend on nothing, and cargo-deb writes an empty
+# Depends: field for that (lintian: empty-field): drop it.
+unpacked=$(mktemp -d)
+dpkg-deb -R "$deb" "$unpacked"
+sed -i '/^Depends: *$/d' "$unpacked/DEBIAN/control"
+dpkg-deb --root-owner-group -b "$unpacked" "$deb" >/dev/null
+rm -rf "$unpacked"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for want in ./usr/bin/abslock ./usr/bin/abslock-cluster \
     ./usr/share/man/man1/abslock.1.gz ./usr/share/man/man1/abslock-run.1.gz \
@@ -19,7 +26,7 @@ for want in ./usr/bin/abslock ./usr/bin/abslock-cluster \
     ./usr/share/zsh/vendor-completions/_abslock \
     ./usr/share/fish/vendor_completions.d/abslock.fish \
     ./usr/share/doc/abslock/README.md ./usr/share/doc/abslock/semantics.md \
-    ./usr/share/doc/abslock/copyright \
+    ./usr/share/doc/abslock/copyright ./usr/share/doc/abslock/changelog.Debian.gz \
     ./usr/share/doc/abslock/examples/systemd/abslock-notify.service; do
   grep -qxF "$want" <<<"$contents" || { echo "build-deb: $deb lacks $want" >&2; exit 1; }
 done

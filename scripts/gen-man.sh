@@ -11,6 +11,8 @@ rm -f docs/man/*.1
 for sub in $("$bin" --help | awk '/^Commands:/{f=1;next} /^$/{f=0} f{print $1}' | grep -v '^help$'); do
   "$bin" man "$sub" > "docs/man/abslock-$sub.1"
 done
+# abslock-cluster is abslock with the cluster engines: the same page.
+echo '.so man1/abslock.1' > docs/man/abslock-cluster.1
 "$bin" completions bash > docs/completions/abslock.bash
 "$bin" completions zsh > docs/completions/_abslock
 "$bin" completions fish > docs/completions/abslock.fish
