@@ -382,20 +382,24 @@ pub fn lineage(pid: u32) -> impl Iterator<Item = u32> {
         .take(4096)
 }
 
-/// Field 22 of `/proc/PID/stat`, counted after the parenthesised command
-/// name, which may itself contain spaces and parentheses.
-/// The state letter and the flags of a `/proc/PID/stat` line (fields 3
-/// and 9; the command name before them may hold spaces and parentheses).
+/// The fields of a `/proc/PID/stat` line from field 3 (the state) on:
+/// after the parenthesised command name, which may itself contain spaces
+/// and parentheses.
+fn stat_fields(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace())
+}
+
+/// The state letter and the flags (fields 3 and 9).
 fn state_and_flags(stat: &str) -> Option<(char, u64)> {
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let mut fields = stat_fields(stat)?;
     let state = fields.next()?.chars().next()?;
     let flags = fields.nth(5)?.parse().ok()?;
     Some((state, flags))
 }
 
+/// The start time in clock ticks after boot (field 22).
 fn start_ticks(stat: &str) -> Option<u64> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    stat_fields(stat)?.nth(19)?.parse().ok()
 }
 
 fn boot_time() -> Option<SystemTime> {
@@ -488,6 +492,7 @@ garbage\n";
     fn stat_start_time_survives_odd_comm() {
         let stat = "123 (a) b) S 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(start_ticks(stat), Some(987654));
+        assert_eq!(state_and_flags(stat), Some(('S', 4194560)));
     }
 
     #[test]
