@@ -107,11 +107,7 @@ fn service_settings(config: &mut Config, service: &[(String, String)]) -> Result
     };
     for (key, value) in service {
         match key.as_str() {
-            "host" if config.get_hosts().is_empty() => {
-                for host in value.split(',') {
-                    config.host(host);
-                }
-            }
+            "host" if config.get_hosts().is_empty() => add_hosts(config, value),
             "port" if config.get_ports().is_empty() => {
                 config.port(value.parse().map_err(|_| bad(key, value))?);
             }
@@ -125,15 +121,27 @@ fn service_settings(config: &mut Config, service: &[(String, String)]) -> Result
                 config.password(value);
             }
             "connect_timeout" if config.get_connect_timeout().is_none() => {
-                let secs: u64 = value.parse().map_err(|_| bad(key, value))?;
-                if secs > 0 {
-                    config.connect_timeout(Duration::from_secs(secs.max(2)));
-                }
+                set_connect_timeout(config, value.parse().map_err(|_| bad(key, value))?);
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// A libpq host list (`a,b`), as the servers to try in order.
+fn add_hosts(config: &mut Config, list: &str) {
+    for host in list.split(',') {
+        config.host(host);
+    }
+}
+
+/// libpq's `connect_timeout`: 0 waits as long as it takes, and less than
+/// 2 s is 2 s.
+fn set_connect_timeout(config: &mut Config, secs: u64) {
+    if secs > 0 {
+        config.connect_timeout(Duration::from_secs(secs.max(2)));
+    }
 }
 
 /// Where libpq looks for the server's Unix socket when no host is given:
@@ -147,10 +155,8 @@ const SOCKET_DIRS: [&str; 3] = ["/run/postgresql", "/var/run/postgresql", "/tmp"
 /// from `PGPASSWORD` or the password file (`PGPASSFILE`, else
 /// `~/.pgpass`).
 fn libpq_defaults(config: &mut Config) -> Result<()> {
-    if config.get_hosts().is_empty() {
-        for host in env("PGHOST").iter().flat_map(|h| h.split(',')) {
-            config.host(host);
-        }
+    if let Some(hosts) = env("PGHOST").filter(|_| config.get_hosts().is_empty()) {
+        add_hosts(config, &hosts);
     }
     if config.get_hosts().is_empty() {
         let dir = SOCKET_DIRS
@@ -166,10 +172,7 @@ fn libpq_defaults(config: &mut Config) -> Result<()> {
             })?,
             None => 5,
         };
-        // As libpq: 0 waits as long as it takes, and less than 2 s is 2 s.
-        if secs > 0 {
-            config.connect_timeout(Duration::from_secs(secs.max(2)));
-        }
+        set_connect_timeout(config, secs);
     }
     if config.get_ports().is_empty() {
         if let Some(port) = env("PGPORT") {
