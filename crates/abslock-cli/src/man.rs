@@ -5,6 +5,7 @@
 //! writes them to `docs/man` (the .deb installs those); `abslock man
 //! --install DIR` writes them for a `cargo install` user.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::cli::{full_command, ManArgs, EXIT_STATUS};
@@ -19,12 +20,11 @@ pub fn man(args: &ManArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-/// The pages: `abslock` and one per subcommand.
-pub fn pages() -> Vec<Option<String>> {
+/// The pages of `cmd` (the whole tree): `abslock` and one per subcommand.
+pub fn pages(cmd: &clap::Command) -> Vec<Option<String>> {
     std::iter::once(None)
         .chain(
-            full_command(false)
-                .get_subcommands()
+            cmd.get_subcommands()
                 .map(|s| Some(s.get_name().to_string())),
         )
         .collect()
@@ -39,22 +39,35 @@ pub fn file_name(subcommand: Option<&str>) -> String {
 }
 
 /// Writes every page to `DIR/man1/`, where man(1) finds them once `DIR` is
-/// in its path (`~/.local/share/man` is, on most systems).
+/// in its path (`~/.local/share/man` is, on most systems). DIR is the
+/// user's choice; what is in it is not: `man1` is not followed if it is a
+/// symlink of another user, a page is not written through a symlink, and
+/// only a regular file is replaced (never a device or a FIFO).
 fn install(dir: &Path) -> Result<u8, Failure> {
     let man1 = dir.join("man1");
-    let failed = |what: &Path, e: std::io::Error| {
+    let failed = |what: &Path, why: &dyn std::fmt::Display| {
         Failure::new(
             exit::CANTCREAT,
             format!(
-                "cannot write man page {}: {e}",
+                "cannot write man page {}: {why}",
                 abslock::escape::escape(what.as_os_str().as_encoded_bytes())
             ),
         )
     };
-    std::fs::create_dir_all(&man1).map_err(|e| failed(&man1, e))?;
-    for page in pages() {
+    std::fs::create_dir_all(&man1).map_err(|e| failed(&man1, &e))?;
+    let meta = std::fs::symlink_metadata(&man1).map_err(|e| failed(&man1, &e))?;
+    let me = rustix::process::getuid().as_raw();
+    if meta.file_type().is_symlink() && meta.uid() != me && meta.uid() != 0 {
+        return Err(failed(
+            &man1,
+            &format_args!("a symbolic link of uid {}; not followed", meta.uid()),
+        ));
+    }
+    let cmd = full_command(false);
+    for page in pages(&cmd) {
         let path = man1.join(file_name(page.as_deref()));
-        std::fs::write(&path, render_man(page.as_deref())?).map_err(|e| failed(&path, e))?;
+        let text = render(&cmd, page.as_deref())?;
+        write_regular(&path, &text).map_err(|e| failed(&path, &e))?;
     }
     eprintln!(
         "abslock: man pages written to {}",
@@ -63,11 +76,34 @@ fn install(dir: &Path) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
+/// Writes `text` to `path`, creating it or replacing the content of a
+/// regular file there, never through a symlink (`O_NOFOLLOW`) and never
+/// into a FIFO or a device (`O_NONBLOCK`, then checked before truncating).
+fn write_regular(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file; not replaced"));
+    }
+    file.set_len(0)?;
+    file.write_all(text)
+}
+
 /// Renders `abslock(1)`, or `abslock-SUBCOMMAND(1)`.
 pub fn render_man(subcommand: Option<&str>) -> Result<Vec<u8>, Failure> {
-    let cmd = full_command(false);
+    render(&full_command(false), subcommand)
+}
+
+/// [`render_man`] from `cmd`, the whole tree built once.
+fn render(cmd: &clap::Command, subcommand: Option<&str>) -> Result<Vec<u8>, Failure> {
     let page = match subcommand {
-        None => cmd,
+        None => cmd.clone(),
         Some(name) => {
             let sub = cmd.find_subcommand(name).ok_or_else(|| {
                 Failure::new(
@@ -127,24 +163,11 @@ fn synopsis(page: &clap::Command, subcommand: Option<&str>) -> String {
     let mut args: Vec<&clap::Arg> = page.get_arguments().filter(|a| !a.is_hide_set()).collect();
     args.sort_by_key(|a| a.is_positional());
     for arg in args {
-        let value = arg
-            .get_value_names()
-            .map(|names| {
-                names
-                    .iter()
-                    .map(|n| format!(" \\fI{}\\fR", roff(n)))
-                    .collect::<String>()
-            })
-            .unwrap_or_default();
-        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
         if arg.is_positional() {
-            let shown = format!(
-                "\\fI{}\\fR",
-                roff(
-                    &arg.get_value_names()
-                        .map_or_else(|| arg.get_id().to_string().to_uppercase(), |n| n.join(" "),)
-                )
-            );
+            let shown = arg
+                .get_value_names()
+                .map_or_else(|| arg.get_id().to_string().to_uppercase(), |n| n.join(" "));
+            let shown = format!("\\fI{}\\fR", roff(&shown));
             let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1);
             let dots = if many { "..." } else { "" };
             line.push_str(&if arg.is_required_set() {
@@ -161,7 +184,13 @@ fn synopsis(page: &clap::Command, subcommand: Option<&str>) -> String {
         if let Some(long) = arg.get_long() {
             names.push(format!("\\fB\\-\\-{}\\fR", roff(long)));
         }
-        let value = if takes_value { value } else { String::new() };
+        let value: String = match arg.get_value_names() {
+            Some(values) if arg.get_num_args().is_some_and(|n| n.takes_values()) => values
+                .iter()
+                .map(|v| format!(" \\fI{}\\fR", roff(v)))
+                .collect(),
+            _ => String::new(),
+        };
         line.push_str(&format!(" [{}{value}]", names.join("|")));
     }
     format!(".SH SYNOPSIS\n{line}\n")
@@ -297,9 +326,10 @@ mod tests {
             eprintln!("skipped: docs/man is checked in the workspace only");
             return;
         }
-        for sub in pages() {
+        let cmd = full_command(false);
+        for sub in pages(&cmd) {
             let file = file_name(sub.as_deref());
-            let want = render_man(sub.as_deref()).unwrap();
+            let want = render(&cmd, sub.as_deref()).unwrap();
             let have = std::fs::read(dir.join(&file)).unwrap_or_default();
             assert!(
                 have == want,

@@ -599,5 +599,40 @@ fn man_install_writes_every_page_where_man_finds_it() {
     }
     assert!(run.contains("\\fISECS\\fR"), "value names in the synopsis");
     assert!(!run.contains(".SH EXTRA"));
+    // Installing again replaces the pages; a symlink or a FIFO in their
+    // place is neither followed nor written to (exit 73).
+    abslock()
+        .args(["man", "--install", dir.to_str().unwrap()])
+        .assert()
+        .success();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "mine\n").unwrap();
+    let page = dir.join("man1/abslock-run.1");
+    std::fs::remove_file(&page).unwrap();
+    std::os::unix::fs::symlink(&victim, &page).unwrap();
+    abslock()
+        .args(["man", "--install", dir.to_str().unwrap()])
+        .assert()
+        .code(73)
+        .stderr(predicate::str::contains("abslock-run.1"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
+    std::fs::remove_file(&page).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &page,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    abslock()
+        .args(["man", "--install", dir.to_str().unwrap()])
+        .timeout(std::time::Duration::from_secs(10))
+        .assert()
+        .code(73)
+        .stderr(predicate::str::contains("abslock-run.1"));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&page)
+        .unwrap()
+        .file_type()
+        .is_fifo());
     std::fs::remove_dir_all(&dir).unwrap();
 }
