@@ -5,9 +5,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use abslock::combined::CombinedLock;
-use abslock::file::FileLock;
-use abslock::netns::NetnsLock;
 use abslock::AnyLock;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -210,59 +207,22 @@ impl NameArgs {
         Ok(())
     }
 
-    /// The lock file NAME names: `file:PATH`, or a path as flock(1) takes
-    /// it (`/...`, `./...`, `../...`), never silently a socket name.
-    fn file_path(&self) -> Option<&Path> {
-        let name = &self.name;
-        if let Some(path) = name.strip_prefix("file:") {
-            return Some(Path::new(path));
-        }
-        (name.starts_with('/') || name.starts_with("./") || name.starts_with("../"))
-            .then(|| Path::new(name))
-    }
-
     /// The lock these arguments name, with their trust policy: on a
-    /// cluster engine with `--backend URL`, else a local one.
+    /// cluster engine with `--backend URL`, else a local one, in the
+    /// syntax every front end shares ([`AnyLock::named`]).
     pub fn lock(&self) -> abslock::Result<AnyLock> {
         if let Some(url) = &self.backend {
             return (crate::engines::get().lock)(url, &self.name);
         }
-        let file_lock = |path: &Path| {
-            let lock = FileLock::new(path);
-            if self.trust_any {
-                lock.trust_any_uid()
-            } else {
-                self.trust_uid.iter().fold(lock, |l, &uid| l.trust_uid(uid))
-            }
-        };
-        if let Some(path) = self.file_path() {
-            if path.as_os_str().is_empty() || self.file.is_some() {
-                return Err(abslock::Error::InvalidName(
-                    "file:PATH needs a path, and takes no --file".into(),
-                ));
-            }
-            return Ok(AnyLock::File(file_lock(path)));
-        }
-        let lock = abslock::Lock::new(abslock::LockName::parse(&self.name, self.system)?);
-        let lock = if self.trust_any {
-            lock.trust_any_uid()
-        } else {
-            self.trust_uid.iter().fold(lock, |l, &uid| l.trust_uid(uid))
-        };
-        if let Some(path) = &self.file {
-            return Ok(AnyLock::Combined(CombinedLock::new(lock, file_lock(path))));
-        }
-        // A per-user name also takes a file in the runtime directory, so
-        // that another network namespace cannot run a second instance.
-        Ok(match crate::netns::file_for(lock.name()) {
-            // Only abslock locks these files: no fcntl locks to look for;
-            // the last holder removes its file.
-            Some(path) => AnyLock::Netns(NetnsLock::new(
-                lock,
-                file_lock(&path).fcntl_aware(false).remove_on_release(true),
-            )),
-            None => AnyLock::Socket(lock),
-        })
+        AnyLock::named(
+            &self.name,
+            &abslock::Named {
+                system: self.system,
+                trust_uids: self.trust_uid.clone(),
+                trust_any: self.trust_any,
+                file: self.file.clone(),
+            },
+        )
     }
 }
 

@@ -16,7 +16,6 @@ mod kill;
 mod list;
 mod lock;
 mod man;
-mod netns;
 mod out;
 mod progress;
 mod replace;

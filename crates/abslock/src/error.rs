@@ -80,6 +80,10 @@ pub enum Error {
     /// This backend cannot do what was asked (hand a cluster lock to
     /// another program); says why.
     Unsupported(String),
+    /// A signal handler interrupted a wait started inside
+    /// [`crate::interrupt::interruptible`]. Nothing was taken; call again
+    /// to go on waiting.
+    Interrupted,
     /// A system call failed.
     Io {
         /// What abslock was doing.
@@ -131,8 +135,14 @@ impl Error {
         }
     }
 
+    /// An [`Error::Io`] of `context`; [`Error::Interrupted`] for `EINTR`,
+    /// which only a wait inside [`crate::interrupt::interruptible`] lets
+    /// through.
     pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> Error {
-        move |source| Error::Io { context, source }
+        move |source| match source.kind() {
+            io::ErrorKind::Interrupted => Error::Interrupted,
+            _ => Error::Io { context, source },
+        }
     }
 
     /// The holder, for [`Error::Held`], [`Error::Squatted`] and
@@ -167,6 +177,7 @@ impl fmt::Display for Error {
                  (another pid namespace, or it exited and a child keeps the lock)"
             ),
             Error::NotHeld => write!(f, "the lock is not held"),
+            Error::Interrupted => write!(f, "the wait was interrupted by a signal"),
             Error::Unresponsive { holder, waited } => write!(
                 f,
                 "the holder, {holder}, did not answer within {:.1}s; it was left running",

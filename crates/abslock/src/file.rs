@@ -228,7 +228,7 @@ impl FileLock {
                 // Only an fcntl lock (which flock(2) does not wait for)
                 // or a replaced file gets here: poll for those.
                 None => {
-                    backoff.sleep(None);
+                    backoff.sleep(None)?;
                 }
             }
         }
@@ -263,12 +263,11 @@ impl FileLock {
         let mut backoff = Backoff::default();
         loop {
             let (dir, fd) = self.open()?;
-            let locked = crate::file_wait::flock_until(fd.as_fd(), self.shared, deadline)
-                .map_err(|e| Error::io("locking the lock file")(e.into()))?;
+            let locked = crate::file_wait::flock_until(fd.as_fd(), self.shared, deadline)?;
             if locked {
                 if self.fcntl_conflict(fd.as_fd())? {
                     drop(fd);
-                    if backoff.sleep(Some(deadline)) {
+                    if backoff.sleep(Some(deadline))? {
                         continue;
                     }
                 } else if is_linked(fd.as_fd(), &dir)? {
@@ -365,7 +364,7 @@ impl FileLock {
             match rustix::fs::flock(&fd, op) {
                 Ok(()) => {}
                 Err(Errno::WOULDBLOCK) => return Ok(None),
-                Err(Errno::INTR) => continue,
+                Err(Errno::INTR) if crate::interrupt::restarts() => continue,
                 Err(e) => return Err(Error::io("locking the lock file")(e.into())),
             }
             if self.fcntl_conflict(fd.as_fd())? {
@@ -460,7 +459,7 @@ impl FileLock {
 pub fn flock_timeout(fd: BorrowedFd<'_>, shared: bool, timeout: Option<Duration>) -> Result<bool> {
     let failed = |e: Errno| Error::io("locking the file")(e.into());
     match timeout.and_then(|t| Instant::now().checked_add(t)) {
-        Some(deadline) => crate::file_wait::flock_until(fd, shared, deadline).map_err(failed),
+        Some(deadline) => crate::file_wait::flock_until(fd, shared, deadline),
         None => {
             let op = if shared {
                 FlockOperation::LockShared
@@ -470,7 +469,7 @@ pub fn flock_timeout(fd: BorrowedFd<'_>, shared: bool, timeout: Option<Duration>
             loop {
                 match rustix::fs::flock(fd, op) {
                     Ok(()) => return Ok(true),
-                    Err(Errno::INTR) => {}
+                    Err(Errno::INTR) if crate::interrupt::restarts() => {}
                     Err(e) => return Err(failed(e)),
                 }
             }

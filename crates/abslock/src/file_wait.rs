@@ -30,7 +30,7 @@
 //! cannot be had (`fs.inotify.max_user_instances` reached, no `/proc`), it
 //! falls back to retrying with a back-off of up to 100 ms.
 
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,7 @@ use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
 
+use crate::error::{Error, Result};
 use crate::wait::Backoff;
 
 /// How long a waiter woken by a close keeps retrying before it sleeps
@@ -53,12 +54,10 @@ const FIRST_RETRY: Duration = Duration::from_micros(20);
 /// first.
 ///
 /// # Errors
-/// If `flock(2)` fails for another reason than the lock being held.
-pub(crate) fn flock_until(
-    fd: BorrowedFd<'_>,
-    shared: bool,
-    deadline: Instant,
-) -> rustix::io::Result<bool> {
+/// If `flock(2)` fails for another reason than the lock being held;
+/// [`Error::Interrupted`] as [`crate::interrupt`] says.
+pub(crate) fn flock_until(fd: BorrowedFd<'_>, shared: bool, deadline: Instant) -> Result<bool> {
+    let failed = |e: Errno| Error::io("locking the lock file")(e.into());
     let op = if shared {
         FlockOperation::NonBlockingLockShared
     } else {
@@ -71,14 +70,14 @@ pub(crate) fn flock_until(
         match rustix::fs::flock(fd, op) {
             Ok(()) => return Ok(true),
             Err(Errno::WOULDBLOCK | Errno::INTR) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(failed(e)),
         }
         if !watch.next(Some(deadline))? {
             // One last try at the deadline.
             return match rustix::fs::flock(fd, op) {
                 Ok(()) => Ok(true),
                 Err(Errno::WOULDBLOCK | Errno::INTR) => Ok(false),
-                Err(e) => Err(e),
+                Err(e) => Err(failed(e)),
             };
         }
     }
@@ -88,8 +87,7 @@ pub(crate) fn flock_until(
 /// close or unlink of the file (then a few short retries, [`SETTLE`]), or
 /// with a back-off where inotify cannot be had.
 pub(crate) struct CloseWatch {
-    /// The inotify instance and its one watch.
-    inotify: Option<(OwnedFd, i32)>,
+    inotify: Option<Watch>,
     backoff: Backoff,
     /// Since when, and how long the next pause is, after an event.
     settling: Option<(Instant, Duration)>,
@@ -100,7 +98,7 @@ impl CloseWatch {
     /// too). Set up before the first check.
     pub(crate) fn on(fd: BorrowedFd<'_>) -> CloseWatch {
         CloseWatch {
-            inotify: watch(fd),
+            inotify: Watch::on(fd),
             backoff: Backoff::default(),
             settling: None,
         }
@@ -108,14 +106,18 @@ impl CloseWatch {
 
     /// Sleeps until the next moment worth checking again; `false` once
     /// `deadline` has passed (`None`: never).
-    pub(crate) fn next(&mut self, deadline: Option<Instant>) -> rustix::io::Result<bool> {
+    ///
+    /// # Errors
+    /// If `poll(2)` fails; [`Error::Interrupted`] as [`crate::interrupt`]
+    /// says.
+    pub(crate) fn next(&mut self, deadline: Option<Instant>) -> Result<bool> {
         let now = Instant::now();
         let left = deadline.map(|d| d.saturating_duration_since(now));
         if left.is_some_and(|l| l.is_zero()) {
             return Ok(false);
         }
-        let Some((inotify, _)) = &self.inotify else {
-            return Ok(self.backoff.sleep(deadline));
+        let Some(inotify) = self.inotify.as_ref().and_then(Watch::fd) else {
+            return self.backoff.sleep(deadline);
         };
         // Just woken by a close: retry soon, for a while.
         if let Some((since, step)) = self.settling {
@@ -139,16 +141,42 @@ impl CloseWatch {
                 Ok(true)
             }
             Ok(_) => Ok(deadline.is_none_or(|d| Instant::now() < d)),
-            Err(Errno::INTR) => Ok(true),
-            Err(e) => Err(e),
+            Err(Errno::INTR) if crate::interrupt::restarts() => Ok(true),
+            Err(e) => Err(Error::io("waiting for the lock file")(e.into())),
         }
     }
 }
 
-impl Drop for CloseWatch {
+/// An inotify instance with one watch on a file, for its closes and
+/// unlinks: it polls readable once one happened. Dropping it removes the
+/// watch and retires the instance, to be closed cheaply later.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    /// Always there until dropped (then retired, not closed).
+    inotify: Option<OwnedFd>,
+    wd: i32,
+}
+
+impl Watch {
+    /// Watches the file open at `fd` (any descriptor of it, `O_PATH`
+    /// too); `None` where inotify cannot be had.
+    pub(crate) fn on(fd: BorrowedFd<'_>) -> Option<Watch> {
+        watch(fd).map(|(inotify, wd)| Watch {
+            inotify: Some(inotify),
+            wd,
+        })
+    }
+
+    /// The descriptor that polls readable after a close or unlink.
+    pub(crate) fn fd(&self) -> Option<&OwnedFd> {
+        self.inotify.as_ref()
+    }
+}
+
+impl Drop for Watch {
     fn drop(&mut self) {
-        if let Some((inotify, wd)) = self.inotify.take() {
-            let _ = inotify::remove_watch(&inotify, wd);
+        if let Some(inotify) = self.inotify.take() {
+            let _ = inotify::remove_watch(&inotify, self.wd);
             retire(inotify);
         }
     }
@@ -196,7 +224,7 @@ fn watch(fd: BorrowedFd<'_>) -> Option<(OwnedFd, i32)> {
 }
 
 /// Reads every queued event: only their arrival matters.
-fn drain(inotify: &OwnedFd) {
+pub(crate) fn drain(inotify: &OwnedFd) {
     let mut buf = [0u8; 1024];
     while matches!(rustix::io::read(inotify, &mut buf), Ok(n) if n > 0) {}
 }

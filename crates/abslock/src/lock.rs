@@ -198,7 +198,7 @@ impl Lock {
                         }
                         Some(true) => {}
                     }
-                    if !backoff.sleep(deadline) {
+                    if !backoff.sleep(deadline)? {
                         return Err(self.timed_out());
                     }
                 }

@@ -153,7 +153,8 @@ pub(crate) fn peer_pidfd(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 }
 
 /// Waits until `fd` has any event (readable, hang-up, error) or `deadline`
-/// passes; returns whether an event arrived. Restarts after EINTR.
+/// passes; returns whether an event arrived. Restarts after EINTR, unless
+/// inside [`crate::interrupt::interruptible`].
 pub(crate) fn wait_event(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
     let mut fds = [PollFd::new(&fd, PollFlags::IN | PollFlags::RDHUP)];
     Ok(poll_many(&mut fds, deadline)? > 0)
@@ -167,12 +168,14 @@ pub(crate) fn timespec(d: std::time::Duration) -> Timespec {
 }
 
 /// Waits until any of `fds` has an event, or `deadline`; returns the number
-/// of descriptors with events (0 on timeout). Restarts after EINTR.
+/// of descriptors with events (0 on timeout; with no descriptors, a
+/// sleep). Restarts after EINTR, unless inside
+/// [`crate::interrupt::interruptible`].
 pub(crate) fn poll_many(fds: &mut [PollFd<'_>], deadline: Option<Instant>) -> io::Result<usize> {
     loop {
         let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
         match poll(fds, timeout.as_ref()) {
-            Err(Errno::INTR) => continue,
+            Err(Errno::INTR) if crate::interrupt::restarts() => continue,
             other => return Ok(other?),
         }
     }

@@ -52,18 +52,24 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     /// Sleeps the next step, never past `deadline`; false once it has passed.
-    pub(crate) fn sleep(&mut self, deadline: Option<Instant>) -> bool {
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`] if a signal handler interrupts the sleep
+    /// inside [`crate::interrupt::interruptible`].
+    pub(crate) fn sleep(&mut self, deadline: Option<Instant>) -> Result<bool> {
         let mut step = self.next;
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                return Ok(false);
             }
             step = step.min(left);
         }
-        std::thread::sleep(step);
+        // poll(2) on nothing: a sleep that reports EINTR.
+        sys::poll_many(&mut [], Instant::now().checked_add(step))
+            .map_err(Error::io("waiting for the lock"))?;
         self.next = (self.next * 2).clamp(Duration::from_millis(1), MAX_BACKOFF);
-        deadline.is_none_or(|d| Instant::now() < d)
+        Ok(deadline.is_none_or(|d| Instant::now() < d))
     }
 
     pub(crate) fn reset(&mut self) {
@@ -93,7 +99,7 @@ pub(crate) fn round(
             }
             if start.elapsed() >= SPURIOUS {
                 backoff.reset();
-            } else if !backoff.sleep(deadline) {
+            } else if !backoff.sleep(deadline)? {
                 return Ok(Round::TimedOut);
             }
             Ok(Round::Changed)
@@ -128,7 +134,7 @@ pub(crate) fn until_free(
             Round::NotListening => match bound_by_trusted(address, trusted)? {
                 None => return Ok(Wait::Free),
                 Some(false) => return Ok(Wait::Untrusted),
-                Some(true) if !backoff.sleep(deadline) => return Ok(Wait::TimedOut),
+                Some(true) if !backoff.sleep(deadline)? => return Ok(Wait::TimedOut),
                 Some(true) => {}
             },
         }
@@ -180,10 +186,8 @@ pub(crate) fn until_unlocked(
             return Ok(true);
         }
         let more = match &mut watch {
-            Some(w) => w
-                .next(deadline)
-                .map_err(|e| Error::io("waiting for the lock file")(e.into()))?,
-            None => backoff.sleep(deadline),
+            Some(w) => w.next(deadline)?,
+            None => backoff.sleep(deadline)?,
         };
         if !more {
             return Ok(false);

@@ -344,3 +344,88 @@ fn combined_mode_defeats_a_squatter() {
         "{result}"
     );
 }
+
+/// Waits until `waiter`'s descriptor is readable or its retry time has
+/// come, at most `limit`; whether the descriptor became readable.
+fn wait_for_waiter(waiter: &abslock::Waiter, limit: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let wait = waiter.retry_after().map_or(limit, |r| r.min(limit));
+    let mut fds = [PollFd::new(waiter, PollFlags::IN)];
+    let timeout = Timespec::try_from(wait).unwrap();
+    poll(&mut fds, Some(&timeout)).unwrap() > 0
+}
+
+/// An event loop's waiter (`Waiter`, what the Python package's
+/// `acquire_async` uses) asks for no timer while a holder holds the lock
+/// on any backend: its one descriptor becomes readable when the holder
+/// lets go, and the next poll takes the lock.
+#[test]
+fn an_event_loop_waiter_is_woken_by_the_release_without_a_timer() {
+    let _s = serial();
+    for backend in BACKENDS {
+        let spec = spec(backend, "waiter");
+        let lock = any_lock(&spec);
+        let (mut holder, _) = holder_of(&spec);
+        let mut waiter = abslock::Waiter::new().unwrap();
+        assert!(waiter.poll(&lock).unwrap().is_none(), "{backend}");
+        assert_eq!(waiter.retry_after(), None, "{backend}: it polls");
+        assert!(
+            !wait_for_waiter(&waiter, Duration::from_millis(200)),
+            "{backend}: readable while held"
+        );
+        holder.close_stdin();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let guard = loop {
+            assert!(Instant::now() < deadline, "{backend}: never woken");
+            wait_for_waiter(&waiter, Duration::from_secs(10));
+            if let Some(guard) = waiter.poll(&lock).unwrap() {
+                break guard;
+            }
+        };
+        holder.expect("released");
+        assert!(lock.try_acquire().is_err(), "{backend}: not held by us");
+        drop(guard);
+    }
+}
+
+/// Inside `interrupt::interruptible`, a signal whose handler was installed
+/// without SA_RESTART (as Python installs its handlers) ends a wait with
+/// `Error::Interrupted` on every backend; outside, the wait goes on.
+#[test]
+fn an_interruptible_wait_returns_when_a_signal_handler_runs() {
+    extern "C" fn noop(_: libc::c_int) {}
+    let _s = serial();
+    // SAFETY: a handler that does nothing is async-signal-safe; the
+    // sigaction struct is zeroed, then filled in, before the call.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = noop as usize;
+        assert_eq!(libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()), 0);
+    }
+    for backend in BACKENDS {
+        let spec = spec(backend, "interrupt");
+        let (_holder, _) = holder_of(&spec);
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let spec = spec.clone();
+            move || {
+                tid_tx.send(rustix::thread::gettid()).unwrap();
+                let lock = any_lock(&spec);
+                let start = Instant::now();
+                let got = abslock::interrupt::interruptible(|| lock.acquire(None));
+                (got.map(drop), start.elapsed())
+            }
+        });
+        let tid = tid_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        // SAFETY: tgkill(2) to a thread of this process that is still
+        // running (it waits for a lock that is held).
+        let rc = unsafe {
+            libc::syscall(libc::SYS_tgkill, libc::getpid(), tid.as_raw_nonzero().get(), libc::SIGUSR2)
+        };
+        assert_eq!(rc, 0);
+        let (got, waited) = waiter.join().unwrap();
+        assert!(matches!(got, Err(Error::Interrupted)), "{backend}: {got:?}");
+        assert!(waited < Duration::from_secs(5), "{backend}: {waited:?}");
+    }
+}

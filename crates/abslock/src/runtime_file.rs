@@ -1,10 +1,12 @@
-//! Network namespaces: each has its own abstract socket names (rule 3 of
-//! `docs/semantics.md`), so a per-user lock taken in a sandbox without
-//! network access (`unshare -n`, Flatpak without `--share=network`,
-//! systemd's `PrivateNetwork=yes`) would not see the same lock taken
-//! outside it, and both instances would run.
+//! The per-user runtime file. Each network namespace has its own abstract
+//! socket names (rule 3 of `docs/semantics.md`), so a per-user lock taken
+//! in a sandbox without network access (`unshare -n`, Flatpak without
+//! `--share=network`, systemd's `PrivateNetwork=yes`) would not see the
+//! same lock taken outside it, and both instances would run.
 //!
-//! So a per-user NAME also takes a `flock(2)` file in the user's runtime
+//! So a per-user name ([`crate::AnyLock::named`], the `abslock` command's
+//! NAME, the Python package's `Lock(name)`) also takes a `flock(2)` file in
+//! the user's runtime
 //! directory (`$XDG_RUNTIME_DIR/abslock/`, else `/run/user/UID/abslock/`,
 //! and `/run/abslock/` for root), which every namespace that shares the
 //! file system sees: the file decides who runs, as in combined mode, and
@@ -16,11 +18,13 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use abslock::{LockName, Scope};
+use crate::name::{LockName, Scope};
 
 /// The runtime file for `name`, creating its directory if needed; `None`
 /// for names that are not per-user, or without a private runtime directory.
-pub fn file_for(name: &LockName) -> Option<PathBuf> {
+/// Every front end must use this very file for the same name, or they
+/// would not exclude each other across network namespaces.
+pub fn for_name(name: &LockName) -> Option<PathBuf> {
     let Scope::User(uid) = name.scope() else {
         return None;
     };
