@@ -30,7 +30,7 @@
 //! cannot be had (`fs.inotify.max_user_instances` reached, no `/proc`), it
 //! falls back to retrying with a back-off of up to 100 ms.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

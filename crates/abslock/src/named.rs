@@ -63,7 +63,9 @@ impl Named {
         if self.trust_any {
             lock.trust_any_uid()
         } else {
-            self.trust_uids.iter().fold(lock, |l, &uid| l.trust_uid(uid))
+            self.trust_uids
+                .iter()
+                .fold(lock, |l, &uid| l.trust_uid(uid))
         }
     }
 
@@ -72,7 +74,9 @@ impl Named {
         if self.trust_any {
             lock.trust_any_uid()
         } else {
-            self.trust_uids.iter().fold(lock, |l, &uid| l.trust_uid(uid))
+            self.trust_uids
+                .iter()
+                .fold(lock, |l, &uid| l.trust_uid(uid))
         }
     }
 }

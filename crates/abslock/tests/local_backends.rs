@@ -399,8 +399,11 @@ fn an_interruptible_wait_returns_when_a_signal_handler_runs() {
     // sigaction struct is zeroed, then filled in, before the call.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = noop as usize;
-        assert_eq!(libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()), 0);
+        action.sa_sigaction = noop as *const () as usize;
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
+            0
+        );
     }
     for backend in BACKENDS {
         let spec = spec(backend, "interrupt");
@@ -421,7 +424,12 @@ fn an_interruptible_wait_returns_when_a_signal_handler_runs() {
         // SAFETY: tgkill(2) to a thread of this process that is still
         // running (it waits for a lock that is held).
         let rc = unsafe {
-            libc::syscall(libc::SYS_tgkill, libc::getpid(), tid.as_raw_nonzero().get(), libc::SIGUSR2)
+            libc::syscall(
+                libc::SYS_tgkill,
+                libc::getpid(),
+                tid.as_raw_nonzero().get(),
+                libc::SIGUSR2,
+            )
         };
         assert_eq!(rc, 0);
         let (got, waited) = waiter.join().unwrap();
