@@ -69,8 +69,9 @@ fn raise(e: Error) -> PyErr {
 fn duration(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     timeout
         .map(|t| {
-            Duration::try_from_secs_f64(t)
-                .map_err(|_| PyValueError::new_err(format!("timeout must be a number of seconds >= 0, not {t}")))
+            Duration::try_from_secs_f64(t).map_err(|_| {
+                PyValueError::new_err(format!("timeout must be a number of seconds >= 0, not {t}"))
+            })
         })
         .transpose()
 }
@@ -166,7 +167,9 @@ impl Lock {
                 .unwrap_or_default(),
             payload,
         };
-        let reply = py.detach(|| socket.send(&message, timeout)).map_err(raise)?;
+        let reply = py
+            .detach(|| socket.send(&message, timeout))
+            .map_err(raise)?;
         Ok((reply.status, PyBytes::new(py, &reply.payload).unbind()))
     }
 
@@ -301,7 +304,9 @@ impl RequestStream {
         // In slices, so that a signal's handler runs within one.
         let slice = Duration::from_millis(50);
         loop {
-            let step = deadline.map_or(slice, |d| d.saturating_duration_since(Instant::now()).min(slice));
+            let step = deadline.map_or(slice, |d| {
+                d.saturating_duration_since(Instant::now()).min(slice)
+            });
             let got = py.detach(|| self.requests().map(|r| r.recv_timeout(step)))?;
             match got {
                 Ok(incoming) => return Ok(Some(Request::new(incoming))),
@@ -423,8 +428,11 @@ impl Request {
     #[getter]
     fn cwd(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
         self.with(|i| {
-            PyBytes::new(py, message_of(i).map_or(&[][..], |m| m.cwd().as_os_str().as_bytes()))
-                .unbind()
+            PyBytes::new(
+                py,
+                message_of(i).map_or(&[][..], |m| m.cwd().as_os_str().as_bytes()),
+            )
+            .unbind()
         })
     }
 
@@ -433,8 +441,13 @@ impl Request {
         match self.take()? {
             Incoming::Message(m) => m.reply(status, &payload).map_err(raise),
             other => {
-                *self.incoming.lock().map_err(|_| PyRuntimeError::new_err("poisoned"))? = Some(other);
-                Err(PyRuntimeError::new_err("a stop request takes accept() or refuse(), not reply()"))
+                *self
+                    .incoming
+                    .lock()
+                    .map_err(|_| PyRuntimeError::new_err("poisoned"))? = Some(other);
+                Err(PyRuntimeError::new_err(
+                    "a stop request takes accept() or refuse(), not reply()",
+                ))
             }
         }
     }
@@ -447,8 +460,13 @@ impl Request {
                 Ok(())
             }
             other => {
-                *self.incoming.lock().map_err(|_| PyRuntimeError::new_err("poisoned"))? = Some(other);
-                Err(PyRuntimeError::new_err("a message takes reply(), not accept()"))
+                *self
+                    .incoming
+                    .lock()
+                    .map_err(|_| PyRuntimeError::new_err("poisoned"))? = Some(other);
+                Err(PyRuntimeError::new_err(
+                    "a message takes reply(), not accept()",
+                ))
             }
         }
     }

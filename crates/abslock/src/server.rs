@@ -169,7 +169,19 @@ impl Registration {
     /// the name already free.
     pub(crate) fn release(&self) -> Vec<OwnedFd> {
         if self.owner != sys::pid() {
-            return Vec::new();
+            // A fork child: the server's thread did not survive the fork,
+            // but its copy of the listener did. Dropped here, so that the
+            // child's release closes the child's descriptors (a child
+            // that releases leaves the lock to its parent). `try_lock`: a
+            // lock the parent's thread held at the fork is never unlocked
+            // in the child; its copy then stays until the child exits.
+            return match self.served.state.try_lock() {
+                Ok(mut state) => {
+                    state.listener = None;
+                    state.conns.drain().map(|(_, conn)| conn.fd).collect()
+                }
+                Err(_) => Vec::new(),
+            };
         }
         let mut state = lock(&self.served.state);
         // Not unregistered: closing the listener does that (LISTENING).
