@@ -4,6 +4,8 @@
 set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
+# The Python package: a venv (pyenv's CPythons have it; Debian's python3 needs python3-venv).
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ss >/dev/null      || need+=(iproute2)
 command -v flock >/dev/null   || need+=(util-linux)

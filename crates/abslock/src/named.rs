@@ -83,7 +83,9 @@ impl Named {
 
 impl AnyLock {
     /// The lock `name` names, in the `abslock` command's syntax (see
-    /// [`crate::named`]).
+    /// [`Named`]): `job`, `@ADDRESS`, `file:PATH`, or a path as `flock(1)`
+    /// takes it; a per-user name also takes the user's runtime file
+    /// ([`crate::runtime_file`]).
     ///
     /// # Errors
     /// [`Error::InvalidName`] for a name that cannot be used (empty, too

@@ -74,7 +74,10 @@ const FILE: u64 = 1;
 /// What wakes the waiter: input, a hang-up, a reset.
 const EVENTS: EventFlags = EventFlags::IN.union(EventFlags::RDHUP);
 
-/// A lock being waited for without blocking; see [the module](self).
+/// A lock being waited for without blocking, for an event loop: it tries
+/// the lock once per [`Waiter::poll`], and between tries arms the kernel
+/// events on [`Waiter::as_fd`] that fire when the holder may have let go
+/// (a connection to its listener, an inotify watch of its lock file).
 #[derive(Debug)]
 pub struct Waiter {
     epoll: OwnedFd,

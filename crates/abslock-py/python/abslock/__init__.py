@@ -20,7 +20,7 @@ import asyncio
 import os
 import pwd
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from . import _abslock
 
@@ -112,7 +112,7 @@ class ShuttingDownError(Error):
     """The holder is shutting down; try to take the lock: exit 75."""
 
 
-_KINDS = {
+_KINDS: Dict[str, Type[Error]] = {
     "timeout": LockTimeout,
     "held": HeldError,
     "squatted": SquattedError,
@@ -129,12 +129,17 @@ _KINDS = {
 def _error(raw: "_abslock.RawError") -> Error:
     kind, message, exit_code, holder = raw.args
     cls = _KINDS.get(kind, Error)
-    if issubclass(cls, (HeldError, SquattedError)):
+    if issubclass(cls, HeldError):
+        return cls(message, exit_code, Holder._of(holder))
+    if issubclass(cls, SquattedError):
         return cls(message, exit_code, Holder._of(holder))
     return cls(message, exit_code)
 
 
-def _call(f, *args):
+_T = TypeVar("_T")
+
+
+def _call(f: Callable[..., _T], *args: object) -> _T:
     try:
         return f(*args)
     except _abslock.RawError as raw:
@@ -178,7 +183,9 @@ class Holder:
         return None if self.argv is None else " ".join(self.argv)
 
     @classmethod
-    def _of(cls, raw) -> Optional["Holder"]:
+    def _of(
+        cls, raw: Optional[Tuple[Optional[int], Optional[int], Optional[List[bytes]]]]
+    ) -> Optional["Holder"]:
         if raw is None:
             return None
         pid, uid, argv = raw
@@ -453,9 +460,14 @@ class Requests:
             request = self.try_next()
             if request is not None:
                 return request
-            ready = loop.create_future()
+            ready: "asyncio.Future[None]" = loop.create_future()
+
+            def wake() -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
             fd = self.fileno()
-            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            loop.add_reader(fd, wake)
             try:
                 await ready
             finally:
