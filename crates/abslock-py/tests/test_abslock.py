@@ -424,8 +424,12 @@ def test_a_forked_child_that_releases_leaves_the_lock_to_the_parent(name):
 
 
 def readme_examples():
-    text = (REPO / "crates" / "abslock-py" / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, re.S)
+    """The Python examples of the package's README and the project's."""
+    found = []
+    for readme in [REPO / "crates" / "abslock-py" / "README.md", REPO / "README.md"]:
+        found += re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    assert len(found) >= 5
+    return found
 
 
 @pytest.mark.parametrize("code", readme_examples())

@@ -43,6 +43,16 @@
 //!   [`Lock::request_stop`]; the holder serves them with
 //!   [`Guard::requests`], limited to the uids in its [`Access`].
 //!
+//! * The rules every front end shares, so that the command, the Python
+//!   package and any other binding agree: [`AnyLock::named`] takes a lock
+//!   name in the command's syntax (with [`runtime_file`] for per-user
+//!   names), and [`Error::exit_code`] gives the command's exit code
+//!   ([`exit`]) for every error.
+//! * Event loops and signal handlers: a [`Waiter`] waits for a lock on one
+//!   pollable descriptor, without a thread; inside
+//!   [`interrupt::interruptible`], a signal handler ends a wait with
+//!   [`Error::Interrupted`] (how Python's Ctrl-C reaches a waiter).
+//!
 //! * Hostile input: [`escape`] makes text other users control safe for a
 //!   terminal; [`diag`] finds sockets by their exact name bytes and owner
 //!   (`sock_diag`), so a look-alike name never counts as the holder; lock
