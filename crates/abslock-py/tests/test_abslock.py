@@ -278,9 +278,12 @@ def test_threads_of_one_process_exclude_each_other(name):
     lock = abslock.Lock(name)
     inside, most, lock_for_count = [0], [0], threading.Lock()
 
+    shared = abslock.Lock(name)
+
     def work():
-        for _ in range(20):
-            with abslock.Lock(name):
+        for i in range(20):
+            # A Lock object of its own, or one shared by every thread.
+            with abslock.Lock(name) if i % 2 else shared:
                 with lock_for_count:
                     inside[0] += 1
                     most[0] = max(most[0], inside[0])

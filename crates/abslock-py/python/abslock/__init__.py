@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
@@ -243,7 +244,9 @@ class Lock:
             None if file is None else os.fspath(file),
         )
         self._name = name
-        self._entered: List[Guard] = []
+        # The guards of `with lock:` blocks, per thread: one Lock object
+        # may be entered by several threads, each waiting its turn.
+        self._entered = threading.local()
 
     def try_acquire(self) -> "Guard":
         """Takes the lock if it is free; :class:`HeldError` (or
@@ -329,11 +332,13 @@ class Lock:
 
     def __enter__(self) -> "Guard":
         guard = self.acquire()
-        self._entered.append(guard)
+        stack: List[Guard] = self._entered.__dict__.setdefault("guards", [])
+        stack.append(guard)
         return guard
 
     def __exit__(self, *exc: object) -> None:
-        self._entered.pop().release()
+        stack: List[Guard] = self._entered.__dict__["guards"]
+        stack.pop().release()
 
     def __str__(self) -> str:
         return str(self._lock)
