@@ -39,7 +39,9 @@ const SI_KERNEL: i32 = 0x80;
 /// `started` gets the child's pid once it runs. Stop requests to `guard`'s
 /// socket get the command SIGTERM; messages are refused (the command has
 /// no way to receive them). If `guard`, a cluster lock, is lost, the
-/// command gets SIGTERM too.
+/// command gets SIGTERM too, and SIGKILL once the guard's
+/// [`stop_within`](abslock::AnyGuard::stop_within) has passed, so that it
+/// is dead before the engine can give the lock to another client.
 pub fn supervise(
     command: &[OsString],
     prepare: impl FnOnce(&mut Command),
@@ -95,6 +97,7 @@ pub fn supervise(
     started(child.id());
     let mut serving = requests.as_ref();
     let mut lost_fd = guard.lost_fd();
+    let mut kill_at = None;
     loop {
         let ready = serving.and_then(abslock::Requests::readiness);
         let lock_socket = server.as_ref().map(abslock::server::OwnLoop::readiness);
@@ -118,11 +121,15 @@ pub fn supervise(
             fds.push(PollFd::new(fd, PollFlags::IN));
             fds.len() - 1
         });
-        let timeout = [server.and_then(|s| s.deadline()), systemd.deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|d| timespec(d.saturating_duration_since(std::time::Instant::now())));
+        let timeout = [
+            server.and_then(|s| s.deadline()),
+            systemd.deadline(),
+            kill_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| timespec(d.saturating_duration_since(std::time::Instant::now())));
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(oserr("waiting for the command", &e)),
@@ -136,6 +143,16 @@ pub fn supervise(
             eprintln!("abslock: lock lost: {why}; sending SIGTERM to the command");
             let _ = pidfd_send_signal(&pidfd, Signal::TERM);
             lost_fd = None;
+            kill_at = guard
+                .stop_within()
+                .and_then(|grace| std::time::Instant::now().checked_add(grace));
+        }
+        if !exited && kill_at.is_some_and(|at| std::time::Instant::now() >= at) {
+            eprintln!(
+                "abslock: the command outlived the lost lock's grace period; sending SIGKILL"
+            );
+            let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+            kill_at = None;
         }
         // The lock's socket: connections to keep, requests to read.
         if let Some(server) = server {

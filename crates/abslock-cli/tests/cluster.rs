@@ -7,6 +7,7 @@ mod common;
 mod servers;
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -1108,4 +1109,131 @@ fn postgres_service_files_work_as_in_libpq() {
         "{}",
         said(&out)
     );
+}
+
+/// Holds `frozen` through `via` (a relay the test freezes) with a command
+/// that ignores SIGTERM and logs a timestamp every 50 ms; freezes the
+/// link. Returns the holder's output, and the log's last timestamp.
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn hold_then_freeze(
+    via: &str,
+    direct: &str,
+    relay: &servers::Relay,
+    tag: &str,
+) -> (Child, PathBuf) {
+    let log = scratch(tag).join("log");
+    let script = format!(
+        "trap '' TERM; while :; do date +%s%N >> '{}'; sleep 0.05; done",
+        log.display()
+    );
+    let holder = background(
+        "host-a",
+        &["run", "--backend", via, "frozen", "--", "sh", "-c", &script],
+    );
+    wait_held_by(direct, "frozen", "host-a");
+    // Frozen once the command runs (before, abslock may still be taking
+    // the lock, and fail to: exit 69, nothing run).
+    eventually_within("the command to start", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
+    });
+    relay.freeze();
+    (holder, log)
+}
+
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn last_stamp(log: &Path) -> u128 {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .max()
+        .unwrap()
+}
+
+/// Issue 23: a holder whose link to etcd freezes keeps a local deadline,
+/// moved only by renewals etcd confirmed: its command gets SIGTERM, then
+/// SIGKILL (it ignores SIGTERM), before etcd can expire the lease; another
+/// client that takes the lock then starts after the old command's last
+/// write; and abslock exits 5.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_a_holder_behind_a_frozen_link_is_dead_before_the_lease_expires() {
+    let Some(etcd) = Etcd::new() else { return };
+    let relay = servers::Relay::new(etcd.client);
+    let direct = etcd.url(); // ?ttl=2
+    let via = format!("etcd://127.0.0.1:{}?ttl=2", relay.port);
+    let (holder, log) = hold_then_freeze(&via, &direct, &relay, "etcd-frozen");
+    let frozen = std::time::SystemTime::now();
+    let started = scratch("etcd-frozen").join("started");
+    let script = format!("date +%s%N > '{}'", started.display());
+    let other = run(
+        "host-b",
+        &[
+            "run",
+            "-w",
+            "30",
+            "--backend",
+            &direct,
+            "frozen",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(other.status.success(), "{}", said(&other));
+    let out = holder.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("lock lost"), "{err}");
+    let started: u128 = std::fs::read_to_string(&started)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let frozen = frozen
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    eprintln!(
+        "measured (TTL 2 s): last write of the old command {:.2} s after the freeze, \
+         the new command started at {:.2} s",
+        (last_stamp(&log) - frozen) as f64 / 1e9,
+        (started - frozen) as f64 / 1e9
+    );
+    assert!(
+        last_stamp(&log) < started,
+        "the old command wrote after the new one started"
+    );
+}
+
+/// The same for PostgreSQL: behind a frozen link, the holder's `SELECT 1`
+/// hangs with no answer; its local deadline stops the command (SIGKILL,
+/// as it ignores SIGTERM) and abslock exits 5, while the server still
+/// holds the lock (the relay keeps the session alive): it never ran
+/// beside another holder.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_a_holder_behind_a_frozen_link_is_stopped_while_the_server_holds_the_lock() {
+    let Some(pg) = Postgres::new() else { return };
+    let relay = servers::Relay::new(pg.port);
+    let direct = pg.url();
+    let via = format!("postgres://postgres@127.0.0.1:{}/postgres", relay.port);
+    let (holder, log) = hold_then_freeze(&via, &direct, &relay, "pg-frozen");
+    let frozen = Instant::now();
+    let out = holder.wait_with_output().unwrap();
+    let stopped = frozen.elapsed();
+    eprintln!("measured: abslock exited {stopped:.2?} after the freeze");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("no renewal confirmed") && err.contains("SIGKILL"),
+        "{err}"
+    );
+    // SIGKILL 9 s after the last confirmed round trip, at most 0.5 s
+    // before the freeze; the server's own bound is 10 s.
+    assert!(stopped < Duration::from_secs(10), "{stopped:?}");
+    assert_eq!(status_json(&direct, "frozen")["holder"]["host"], "host-a");
+    let after = last_stamp(&log);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(last_stamp(&log), after, "the command still runs");
 }

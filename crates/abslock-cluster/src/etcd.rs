@@ -6,11 +6,12 @@
 //! lowest create revision holds the lock. A try-acquire puts its key and
 //! looks; a blocking acquire puts its key and asks again (every 25 ms at
 //! first, then every 250 ms) until the keys before ours are gone, in short
-//! requests that each may take [`REQUEST_TIMEOUT`] per endpoint, so that a
-//! hung endpoint is skipped even mid-wait. The holder keeps
-//! its lease alive every TTL/3; if that fails for a whole TTL, the lease
-//! must be assumed expired and the lock lost. The fencing token is the
-//! key's create revision.
+//! requests that each may take [`request_timeout`] per endpoint, so that a
+//! hung endpoint is skipped even mid-wait. The holder keeps its lease
+//! alive every TTL/3 (every 250 ms after a failure), and keeps a local
+//! deadline ([`crate::deadline`]) that only a renewal etcd confirmed moves:
+//! the command is stopped before etcd could expire the lease. The fencing
+//! token is the key's create revision.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +23,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::deadline::{Bounds, Deadline};
 use crate::tls::TlsFiles;
 use crate::{Error, Holder, Identity, LostFlag, Result};
 
@@ -31,6 +33,15 @@ const DEFAULT_TTL: u64 = 10;
 /// this much, once: later requests start at the endpoint that answered
 /// last.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The time one endpoint gets: [`REQUEST_TIMEOUT`], or a quarter of a
+/// short TTL (at least 250 ms), so that a renewal that meets a hung
+/// endpoint still reaches the next one before the local deadline.
+fn request_timeout(ttl: u64) -> Duration {
+    Duration::from_millis(ttl * 250).clamp(Duration::from_millis(250), REQUEST_TIMEOUT)
+}
+/// How soon a failed renewal is tried again.
+const RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub(crate) struct EtcdLock {
@@ -44,6 +55,7 @@ pub(crate) struct EtcdLock {
 pub(crate) struct EtcdHold {
     client: Client,
     lease: i64,
+    ttl: u64,
     pub(crate) token: u64,
     pub(crate) lost: LostFlag,
     stop: Arc<AtomicBool>,
@@ -59,6 +71,8 @@ struct Client {
     preferred: Arc<AtomicUsize>,
     agent: ureq::Agent,
     auth: Option<Arc<Auth>>,
+    /// Per endpoint and request ([`request_timeout`]).
+    timeout: Duration,
 }
 
 /// etcd's authentication: a user and password exchanged for a token
@@ -84,6 +98,13 @@ impl Client {
     /// POSTs `body` to `path` on the first endpoint that answers, with a
     /// fresh token if etcd says ours has expired.
     fn call(&self, path: &str, body: &Value) -> Result<Value> {
+        self.call_timed(path, body).map(|(answer, _)| answer)
+    }
+
+    /// [`Client::call`], also returning when the request that was answered
+    /// was sent: etcd acted on it after that (a renewal's lease lives from
+    /// then on), however long the endpoints before it took to fail.
+    fn call_timed(&self, path: &str, body: &Value) -> Result<(Value, Instant)> {
         match self.call_once(path, body) {
             Err(Error::Engine(why)) if why.contains("invalid auth token") => {
                 if let Some(auth) = &self.auth {
@@ -95,7 +116,7 @@ impl Client {
         }
     }
 
-    fn call_once(&self, path: &str, body: &Value) -> Result<Value> {
+    fn call_once(&self, path: &str, body: &Value) -> Result<(Value, Instant)> {
         let token = match &self.auth {
             Some(auth) => Some(self.token(auth)?),
             None => None,
@@ -109,7 +130,7 @@ impl Client {
         if let Some(t) = token.as_ref() {
             return Ok(t.clone());
         }
-        let r = self.post(
+        let (r, _) = self.post(
             "/v3/auth/authenticate",
             &json!({ "name": auth.user, "password": auth.password }),
             None,
@@ -127,16 +148,17 @@ impl Client {
         Ok(fresh)
     }
 
-    fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Result<Value> {
+    fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Result<(Value, Instant)> {
         let mut failures = Vec::new();
         let first = self.preferred.load(Ordering::Relaxed);
         let n = self.endpoints.len();
         for index in (first..first + n).map(|i| i % n) {
             let endpoint = &self.endpoints[index];
+            let sent = Instant::now();
             let mut request = self
                 .agent
                 .post(&format!("{}://{endpoint}{path}", self.scheme))
-                .timeout(REQUEST_TIMEOUT);
+                .timeout(self.timeout);
             if let Some(token) = token {
                 request = request.set("Authorization", token);
             }
@@ -154,7 +176,7 @@ impl Client {
                         return Err(refusal(endpoint, path, None, why));
                     }
                     self.preferred.store(index, Ordering::Relaxed);
-                    return Ok(value);
+                    return Ok((value, sent));
                 }
                 Err(ureq::Error::Status(code, response)) => {
                     // etcd ends an error body with gRPC trailers, which
@@ -182,15 +204,20 @@ impl Client {
         )))
     }
 
-    fn grant(&self, ttl: u64) -> Result<i64> {
-        let r = self.call("/v3/lease/grant", &json!({ "TTL": ttl.to_string() }))?;
-        int(&r["ID"]).ok_or_else(|| Error::Engine(format!("etcd lease grant: no ID in {r}")))
+    /// A new lease, and when the request that granted it was sent.
+    fn grant(&self, ttl: u64) -> Result<(i64, Instant)> {
+        let (r, sent) = self.call_timed("/v3/lease/grant", &json!({ "TTL": ttl.to_string() }))?;
+        let id = int(&r["ID"])
+            .ok_or_else(|| Error::Engine(format!("etcd lease grant: no ID in {r}")))?;
+        Ok((id, sent))
     }
 
-    /// The lease's remaining TTL in seconds after a renewal; 0 if expired.
-    fn keep_alive(&self, lease: i64) -> Result<i64> {
-        let r = self.call("/v3/lease/keepalive", &json!({ "ID": lease.to_string() }))?;
-        Ok(int(&r["result"]["TTL"]).unwrap_or(0))
+    /// The lease's remaining TTL in seconds after a renewal (0 if expired),
+    /// and when the renewal that etcd answered was sent.
+    fn keep_alive(&self, lease: i64) -> Result<(i64, Instant)> {
+        let (r, sent) =
+            self.call_timed("/v3/lease/keepalive", &json!({ "ID": lease.to_string() }))?;
+        Ok((int(&r["result"]["TTL"]).unwrap_or(0), sent))
     }
 
     fn time_to_live(&self, lease: i64) -> Option<Duration> {
@@ -425,6 +452,7 @@ impl EtcdLock {
                 preferred: Arc::new(AtomicUsize::new(0)),
                 agent,
                 auth: credentials(userinfo).map(Arc::new),
+                timeout: request_timeout(ttl),
             },
             prefix: format!("abslock/{}/", key_name(name)),
             ttl,
@@ -440,7 +468,7 @@ impl EtcdLock {
     }
 
     pub(crate) fn try_acquire(&self, id: &Identity) -> Result<EtcdHold> {
-        let lease = self.client.grant(self.ttl)?;
+        let (lease, granted) = self.client.grant(self.ttl)?;
         let key = self.key(lease);
         let attempt = (|| {
             self.client.put(&key, &self.value(id), lease)?;
@@ -451,7 +479,7 @@ impl EtcdLock {
             }
         })();
         match attempt {
-            Ok(Ok(token)) => self.hold(lease, token).inspect_err(|_| {
+            Ok(Ok(token)) => self.hold(lease, token, granted).inspect_err(|_| {
                 let _ = self.client.revoke(lease);
             }),
             Ok(Err(holder)) => {
@@ -474,9 +502,9 @@ impl EtcdLock {
     /// renewed meanwhile.
     pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<EtcdHold> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let lease = self.client.grant(self.ttl)?;
+        let (lease, granted) = self.client.grant(self.ttl)?;
         // The lease must live while we queue, however long that is.
-        let (stop, lost, keeper) = match keep_alive(self.client.clone(), lease, self.ttl) {
+        let (stop, lost, keeper) = match keep_alive(self.client.clone(), lease, self.ttl, granted) {
             Ok(kept) => kept,
             Err(e) => {
                 let _ = self.client.revoke(lease);
@@ -503,6 +531,7 @@ impl EtcdLock {
                     return Ok(EtcdHold {
                         client: self.client.clone(),
                         lease,
+                        ttl: self.ttl,
                         token: token_of(&kv),
                         lost,
                         stop,
@@ -564,11 +593,12 @@ impl EtcdLock {
         }
     }
 
-    fn hold(&self, lease: i64, token: u64) -> Result<EtcdHold> {
-        let (stop, lost, keeper) = keep_alive(self.client.clone(), lease, self.ttl)?;
+    fn hold(&self, lease: i64, token: u64, granted: Instant) -> Result<EtcdHold> {
+        let (stop, lost, keeper) = keep_alive(self.client.clone(), lease, self.ttl, granted)?;
         Ok(EtcdHold {
             client: self.client.clone(),
             lease,
+            ttl: self.ttl,
             token,
             lost,
             stop,
@@ -577,38 +607,51 @@ impl EtcdLock {
     }
 }
 
-/// Renews `lease` every TTL/3 until `stop`; raises the lost flag when etcd
-/// says the lease expired, or when no renewal succeeded for a whole TTL
-/// (from then on etcd may have expired it: we cannot know, so we must
-/// assume it).
+/// The deadlines of a lease of `ttl` seconds: etcd may expire it `ttl`
+/// after the last renewal it confirmed; SIGTERM a fifth of the TTL before
+/// a tenth of it before that, SIGKILL at the tenth (with TTL 10: SIGTERM
+/// 7 s and SIGKILL 9 s after the last confirmed renewal was sent).
+fn bounds(ttl: u64) -> Bounds {
+    let ttl = Duration::from_secs(ttl);
+    Bounds {
+        expiry: ttl,
+        margin: ttl / 10,
+        grace: ttl / 5,
+    }
+}
+
+/// Renews `lease` every TTL/3 until `stop` (after a failed renewal, every
+/// [`RETRY`]), and watches the local deadline ([`crate::deadline`]) from
+/// `granted`, when the lease's grant was sent: the lost flag is raised
+/// when etcd says the lease expired, or when no renewal was confirmed for
+/// long enough that etcd might expire it before the command is stopped.
 fn keep_alive(
     client: Client,
     lease: i64,
     ttl: u64,
+    granted: Instant,
 ) -> Result<(Arc<AtomicBool>, LostFlag, JoinHandle<()>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let lost = LostFlag::new()?;
+    // Owned by the keep-alive thread: stopped when it ends.
+    let deadline = Deadline::start(lost.clone(), bounds(ttl), granted)?;
     let (stop2, lost2) = (Arc::clone(&stop), lost.clone());
     let period = Duration::from_millis(ttl * 1000 / 3).max(Duration::from_millis(300));
     let keeper = abslock::backend::spawn_quiet("abslock-etcd-lease", move || {
-        let mut renewed = Instant::now();
         while !stop2.load(Ordering::Acquire) {
-            match client.keep_alive(lease) {
-                Ok(left) if left > 0 => renewed = Instant::now(),
+            let pause = match client.keep_alive(lease) {
+                Ok((left, sent)) if left > 0 => {
+                    deadline.confirmed(sent);
+                    period
+                }
                 Ok(_) => {
                     lost2.set("the etcd lease expired");
                     return;
                 }
-                Err(e) if renewed.elapsed() >= Duration::from_secs(ttl) => {
-                    lost2.set(format!(
-                        "the etcd lease could not be renewed for {ttl}s, so it may have expired: {e}"
-                    ));
-                    return;
-                }
-                Err(_) => {}
-            }
+                Err(_) => RETRY.min(period),
+            };
             // Sleep in small steps so a release is not held up.
-            let until = Instant::now() + period;
+            let until = Instant::now() + pause;
             while Instant::now() < until && !stop2.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -619,6 +662,11 @@ fn keep_alive(
 }
 
 impl EtcdHold {
+    /// The time from the lost flag to SIGKILL.
+    pub(crate) fn stop_within(&self) -> Duration {
+        bounds(self.ttl).grace
+    }
+
     /// Releases the lock, and fails unless etcd confirms that it was held
     /// to the end: the lease still lives (an expired lease never comes
     /// back, so a live one never lapsed, and nobody else could take the
@@ -630,7 +678,7 @@ impl EtcdHold {
         let lease = self.lease;
         self.lease = 0;
         let held = match self.client.keep_alive(lease) {
-            Ok(left) if left > 0 => Ok(()),
+            Ok((left, _)) if left > 0 => Ok(()),
             Ok(_) => Err(Error::Engine(
                 "the etcd lease had expired before the release: another client may have held \
                  the lock meanwhile"

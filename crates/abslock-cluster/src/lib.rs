@@ -48,6 +48,8 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+mod deadline;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod identity;
@@ -335,6 +337,19 @@ impl ClusterGuard {
         self.lost.is_set()
     }
 
+    /// Once the lock is lost, how long the work done under it may take to
+    /// stop and still end before the engine can free the lock: the time
+    /// from the lost flag to the engine's earliest expiry, less a margin
+    /// (`docs/cluster.md` gives the formulas).
+    pub fn stop_within(&self) -> Duration {
+        match &self.inner {
+            #[cfg(feature = "etcd")]
+            GuardInner::Etcd(h) => h.stop_within(),
+            #[cfg(feature = "postgres")]
+            GuardInner::Postgres(_) => pg::stop_within(),
+        }
+    }
+
     /// The flag that is set when the lock is lost, to wait on from another
     /// thread.
     pub fn lost_flag(&self) -> LostFlag {
@@ -402,6 +417,10 @@ impl abslock::RemoteGuard for ClusterGuard {
 
     fn lost_fd(&self) -> BorrowedFd<'_> {
         self.lost.fd()
+    }
+
+    fn stop_within(&self) -> Option<Duration> {
+        Some(ClusterGuard::stop_within(self))
     }
 
     fn release(self: Box<Self>) -> abslock::Result<()> {

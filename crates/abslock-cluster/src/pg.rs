@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls};
 
+use crate::deadline::{Bounds, Deadline};
 use crate::sslmode::{self, PgTls};
 use crate::{pgpass, Error, Holder, Identity, LostFlag, Result};
 
@@ -29,6 +30,22 @@ const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 5; SET tcp_keepalives
 
 /// How often the holder checks that its connection is alive.
 const WATCH_PERIOD: Duration = Duration::from_millis(500);
+
+/// The server frees a silent holder's lock no sooner than 10 s after the
+/// last round trip the holder saw confirmed: `tcp_user_timeout` (10 s) for
+/// an answer that goes unacknowledged, keepalives (5 s idle, then 3 probes
+/// 2 s apart: 11 s) when nothing arrives. So SIGTERM 7 s after the last
+/// confirmed `SELECT 1` was sent, SIGKILL at 9 s.
+const BOUNDS: Bounds = Bounds {
+    expiry: Duration::from_secs(10),
+    margin: Duration::from_secs(1),
+    grace: Duration::from_secs(2),
+};
+
+/// The time from the lost flag to SIGKILL.
+pub(crate) fn stop_within() -> Duration {
+    BOUNDS.grace
+}
 
 #[derive(Debug)]
 pub(crate) struct PgLock {
@@ -255,6 +272,7 @@ impl PgLock {
         if got {
             return PgHold::new(client, key);
         }
+
         let holder = holder_of(&mut client, key)?;
         Err(Error::Held(holder.unwrap_or(Holder {
             host: "?".into(),
@@ -278,12 +296,7 @@ impl PgLock {
     pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<PgHold> {
         let (mut client, key) = self.connect_waiting(id, timeout)?;
         match client.execute("SELECT pg_advisory_lock($1)", &[&key]) {
-            Ok(_) => {
-                client
-                    .batch_execute("SET lock_timeout = 0")
-                    .map_err(engine("resetting lock_timeout"))?;
-                PgHold::new(client, key)
-            }
+            Ok(_) => PgHold::new(client, key),
             Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
                 Err(Error::Timeout(holder_of(&mut client, key).ok().flatten()))
             }
@@ -363,17 +376,30 @@ impl std::fmt::Debug for PgHold {
 }
 
 impl PgHold {
-    fn new(client: Client, key: i64) -> Result<PgHold> {
+    /// Holds the lock taken on `client`. The session's statements are
+    /// bounded from now on (the watch's `SELECT 1`, the unlock), and the
+    /// round trip that sets that bound starts the local deadline.
+    fn new(mut client: Client, key: i64) -> Result<PgHold> {
+        let sent = Instant::now();
+        client
+            .batch_execute("SET lock_timeout = 0; SET statement_timeout = 5000")
+            .map_err(engine("setting the session's timeouts"))?;
         let client = Arc::new(Mutex::new(client));
         let stop = Arc::new(AtomicBool::new(false));
         let lost = LostFlag::new()?;
+        // Owned by the watch thread: stopped when it ends.
+        let deadline = Deadline::start(lost.clone(), BOUNDS, sent)?;
         let (c, s, l) = (Arc::clone(&client), Arc::clone(&stop), lost.clone());
         let watcher = abslock::backend::spawn_quiet("abslock-pg-watch", move || {
             while !s.load(Ordering::Acquire) {
+                let sent = Instant::now();
                 let alive = {
                     let mut client = c.lock().unwrap_or_else(PoisonError::into_inner);
                     client.simple_query("SELECT 1").map(drop)
                 };
+                if alive.is_ok() {
+                    deadline.confirmed(sent);
+                }
                 if let Err(e) = alive {
                     if !s.load(Ordering::Acquire) {
                         l.set(format!(
@@ -398,11 +424,24 @@ impl PgHold {
         })
     }
 
-    fn stop_watcher(&mut self) {
+    /// Stops the watch thread; `false` if the lock was lost while its
+    /// round trip is still stuck (a frozen link answers never): the thread
+    /// is then left behind, and the connection with it.
+    fn stop_watcher(&mut self) -> bool {
         self.stop.store(true, Ordering::Release);
-        if let Some(w) = self.watcher.take() {
-            let _ = w.join();
+        let Some(w) = self.watcher.take() else {
+            return true;
+        };
+        // The deadline raises `lost` at the latest 7 s after the last
+        // confirmed round trip: this wait ends.
+        while !w.is_finished() {
+            if self.lost.is_set() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        let _ = w.join();
+        true
     }
 
     /// Releases the lock, and fails unless the server confirms that this
@@ -411,7 +450,12 @@ impl PgHold {
     /// the same connection proves it was never lost; a dropped connection
     /// (`pg_terminate_backend`, a restart) or `false` is a lost lock.
     pub(crate) fn release(mut self) -> Result<()> {
-        self.stop_watcher();
+        if !self.stop_watcher() {
+            return Err(Error::Engine(format!(
+                "the lock was lost before the release: {}",
+                self.lost.reason().unwrap_or_default()
+            )));
+        }
         let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
         let held: bool = client
             .query_one("SELECT pg_advisory_unlock($1)", &[&self.key])

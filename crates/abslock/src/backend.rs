@@ -92,6 +92,13 @@ pub trait RemoteGuard: fmt::Debug + Send {
     /// loop.
     fn lost_fd(&self) -> BorrowedFd<'_>;
 
+    /// Once the lock is lost: how long the work done under it may take to
+    /// stop (from SIGTERM to SIGKILL) and still end before the engine can
+    /// give the lock to someone else. `None`: no such bound (the default).
+    fn stop_within(&self) -> Option<Duration> {
+        None
+    }
+
     /// Releases the lock now.
     ///
     /// # Errors
@@ -322,6 +329,15 @@ impl AnyGuard {
     pub fn lost_fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
             AnyGuard::Remote(g) => Some(g.lost_fd()),
+            _ => None,
+        }
+    }
+
+    /// For a remote lock, the time from SIGTERM to SIGKILL once it is lost
+    /// ([`RemoteGuard::stop_within`]).
+    pub fn stop_within(&self) -> Option<Duration> {
+        match self {
+            AnyGuard::Remote(g) => g.stop_within(),
             _ => None,
         }
     }

@@ -522,3 +522,64 @@ pub fn enable_auth(etcd: &Etcd, password: &str) {
     let enabled = etcd_post(etcd, "/v3/auth/enable", "{}", None);
     assert!(!enabled.contains("error"), "{enabled}");
 }
+
+// ---- a link the test can freeze ----------------------------------------------
+
+/// A TCP relay on a free loopback port to `127.0.0.1:upstream`. Frozen,
+/// it stops passing bytes either way but keeps every connection open: to
+/// each end the link looks alive but silent, as a partitioned network or a
+/// stalled middlebox does (etcd's keep-alives go unanswered; PostgreSQL's
+/// server sees its data acknowledged by the relay and keeps the session).
+pub struct Relay {
+    pub port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    pub fn new(upstream: u16) -> Relay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let f = Arc::clone(&frozen);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let f = Arc::clone(&f);
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            // Frozen: the bytes read are held back for good.
+                            while f.load(Ordering::Acquire) {
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Relay { port, frozen }
+    }
+
+    pub fn freeze(&self) {
+        self.frozen
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+}
