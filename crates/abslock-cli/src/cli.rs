@@ -138,9 +138,9 @@ pub struct NameArgs {
     pub file: Option<PathBuf>,
     /// Lock across hosts on a cluster engine instead: etcd://HOST:PORT or
     /// etcd://USER@HOST:PORT (more endpoints after commas; ?ttl=SECS sets
-    /// the lease, default 10; etcds://... for TLS with
-    /// ?cacert=FILE&cert=FILE&key=FILE; etcdctl's ETCDCTL_* variables are
-    /// read) or postgres://USER@HOST/DB or "host=H user=U dbname=D" (libpq's
+    /// the lease, default 10; etcds://... or https://HOST:PORT for TLS with
+    /// ?cacert=FILE&cert=FILE&key=FILE, the system's trust store without
+    /// cacert; etcdctl's ETCDCTL_* variables are read) or postgres://USER@HOST/DB or "host=H user=U dbname=D" (libpq's
     /// PG* variables and ~/.pgpass are read). Give passwords in the environment, not here: see
     /// docs/cluster.md. NAME is then the lock's name on the engine; the
     /// holder is named by host (uname -n, or $ABSLOCK_HOST) and pid.

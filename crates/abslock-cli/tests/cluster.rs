@@ -1237,3 +1237,69 @@ fn postgres_a_holder_behind_a_frozen_link_is_stopped_while_the_server_holds_the_
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(last_stamp(&log), after, "the command still runs");
 }
+
+/// Issue 23: with no CA named, TLS trusts the system's store, as etcdctl
+/// and libpq's `sslrootcert=system` do; the test's CA is put there by
+/// pointing the lookup at it (`SSL_CERT_FILE`). Without it, the failure
+/// says how to name the CA. etcdctl's `https://HOST:PORT` works as a
+/// backend too.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_trusts_the_system_store_when_no_ca_is_named() {
+    let Some(etcd) = Etcd::with_tls() else { return };
+    let certs = etcd.tls.as_ref().unwrap();
+    let (ca, cert, key) = (
+        certs.path("ca.pem"),
+        certs.path("client.pem"),
+        certs.path("client.key"),
+    );
+    let store = [("SSL_CERT_FILE", ca.as_str())];
+    let query = format!("?cert={cert}&key={key}");
+    for url in [
+        format!("etcds://127.0.0.1:{}{query}", etcd.client),
+        format!("https://127.0.0.1:{}{query}", etcd.client),
+    ] {
+        let out = run_env(&[], &["status", "--backend", &url, "free-one"]);
+        assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+        assert!(
+            said(&out).contains("name it (etcd: ?cacert=FILE"),
+            "{}",
+            said(&out)
+        );
+        let out = run_env(&store, &["status", "--backend", &url, "free-one"]);
+        assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    }
+    let mixed = format!("https://127.0.0.1:{0},http://127.0.0.1:{0}", etcd.client);
+    let out = run_env(&store, &["status", "--backend", &mixed, "free-one"]);
+    assert_eq!(out.status.code(), Some(64), "{}", said(&out));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_sslrootcert_system_uses_the_system_store_and_verify_full() {
+    const SECRET: &str = "pg-system-Secret-7";
+    let Some(pg) = Postgres::with_tls(SECRET) else {
+        return;
+    };
+    let ca = pg.tls.as_ref().unwrap().path("ca.pem");
+    let home = scratch("system-home");
+    let env = |store: bool| {
+        let mut env = vec![("PGPASSWORD", SECRET), ("HOME", home.to_str().unwrap())];
+        if store {
+            env.push(("SSL_CERT_FILE", ca.as_str()));
+        }
+        env
+    };
+    let url = format!(
+        "postgres://app@127.0.0.1:{}/postgres?sslrootcert=system",
+        pg.port
+    );
+    let out = run_env(&env(false), &["status", "--backend", &url, "job"]);
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    assert!(said(&out).contains("sslrootcert=FILE"), "{}", said(&out));
+    let out = run_env(&env(true), &["status", "--backend", &url, "job"]);
+    assert_eq!(out.status.code(), Some(1), "free: {}", said(&out));
+    let weak = format!("{url}&sslmode=require");
+    let out = run_env(&env(true), &["status", "--backend", &weak, "job"]);
+    assert_eq!(out.status.code(), Some(64), "{}", said(&out));
+}

@@ -198,10 +198,10 @@ impl Client {
                 Err(ureq::Error::Transport(t)) => failures.push(format!("{endpoint}: {t}")),
             }
         }
-        Err(Error::Engine(format!(
+        Err(Error::Engine(crate::tls::hint(format!(
             "no etcd endpoint answered: {}",
             failures.join("; ")
-        )))
+        ))))
     }
 
     /// A new lease, and when the request that granted it was sent.
@@ -383,11 +383,38 @@ impl EtcdLock {
         } else {
             (hosts, tls)
         };
-        let endpoints: Vec<String> = hosts
-            .split(',')
-            .map(|h| h.trim().trim_end_matches('/').to_string())
-            .filter(|h| !h.is_empty())
-            .collect();
+        // Endpoints may carry etcdctl's schemes: https:// (TLS) or http://,
+        // the same for all.
+        let mut endpoints = Vec::new();
+        let mut schemes = Vec::new();
+        for h in hosts.split(',').map(|h| h.trim().trim_end_matches('/')) {
+            let host = match h.split_once("://") {
+                Some(("https", host)) => {
+                    schemes.push(true);
+                    host
+                }
+                Some(("http", host)) => {
+                    schemes.push(false);
+                    host
+                }
+                Some((other, _)) => {
+                    return Err(Error::InvalidUrl(format!(
+                        "endpoint scheme {other}://: expected http:// or https://"
+                    )))
+                }
+                None => h,
+            };
+            if !host.is_empty() {
+                endpoints.push(host.to_string());
+            }
+        }
+        let https = schemes.contains(&true);
+        if (https && schemes.contains(&false)) || (tls && schemes.contains(&false)) {
+            return Err(Error::InvalidUrl(
+                "endpoints must be all https:// (TLS) or all http://".into(),
+            ));
+        }
+        let tls = tls || https;
         // HOST:PORT, with an IPv6 HOST in brackets ([::1]:2379).
         let valid = |e: &String| {
             e.rsplit_once(':').is_some_and(|(host, port)| {

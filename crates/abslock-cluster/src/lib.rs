@@ -193,10 +193,13 @@ impl ClusterLock {
         if name.is_empty() {
             return Err(Error::InvalidUrl("the lock name is empty".into()));
         }
+        // etcdctl's endpoint form too: https://HOST:PORT[,https://...].
         let etcd = url
             .strip_prefix("etcd://")
             .map(|rest| (rest, false))
-            .or_else(|| url.strip_prefix("etcds://").map(|rest| (rest, true)));
+            .or_else(|| url.strip_prefix("etcds://").map(|rest| (rest, true)))
+            .or_else(|| url.strip_prefix("https://").map(|rest| (rest, true)))
+            .or_else(|| url.strip_prefix("http://").map(|rest| (rest, false)));
         let engine = if let Some((rest, tls)) = etcd {
             #[cfg(feature = "etcd")]
             {
@@ -225,7 +228,7 @@ impl ClusterLock {
             }
         } else {
             return Err(Error::InvalidUrl(format!(
-                "'{}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS], etcds://... (TLS), postgres://... or a libpq key=value string",
+                "'{}': expected etcd://HOST:PORT[,HOST:PORT][?ttl=SECS], etcds://... or https://HOST:PORT (TLS), postgres://... or a libpq key=value string",
                 redact(url)
             )));
         };

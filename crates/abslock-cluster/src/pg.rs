@@ -101,7 +101,7 @@ fn cause(e: &postgres::Error) -> String {
                 text.push_str(&s.to_string());
                 source = s.source();
             }
-            text
+            crate::tls::hint(text)
         }
     }
 }

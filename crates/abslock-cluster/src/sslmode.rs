@@ -71,7 +71,9 @@ pub(crate) fn split(conn: &str) -> Result<(String, PgTls, crate::service::Settin
         cert.or_else(|| from_service("sslcert")),
         key.or_else(|| from_service("sslkey")),
     );
-    let mode = match mode.or_else(|| env("PGSSLMODE")).as_deref() {
+    let mode = mode.or_else(|| env("PGSSLMODE"));
+    let explicit_mode = mode.is_some();
+    let mode = match mode.as_deref() {
         None | Some("prefer") => SslMode::Prefer,
         Some("disable") => SslMode::Disable,
         // libpq's `allow` tries plain text first; the closest is prefer.
@@ -91,10 +93,27 @@ pub(crate) fn split(conn: &str) -> Result<(String, PgTls, crate::service::Settin
             .map(|dir| dir.join(name))
             .filter(|path| path.exists())
     };
-    let rootcert = rootcert
-        .or_else(|| env("PGSSLROOTCERT"))
-        .map(PathBuf::from)
-        .or_else(|| default_file("root.crt"));
+    let rootcert = rootcert.or_else(|| env("PGSSLROOTCERT"));
+    // libpq 16's `sslrootcert=system`: the system's trust store, and
+    // nothing weaker than verify-full (which it then defaults to).
+    let system = rootcert.as_deref() == Some("system");
+    let mode =
+        match (system, mode) {
+            (false, mode) => mode,
+            (true, SslMode::VerifyFull) => SslMode::VerifyFull,
+            (true, _) if explicit_mode => return Err(Error::InvalidUrl(
+                "sslrootcert=system takes sslmode=verify-full (libpq refuses weaker modes with it)"
+                    .into(),
+            )),
+            (true, _) => SslMode::VerifyFull,
+        };
+    let rootcert = if system {
+        None
+    } else {
+        rootcert
+            .map(PathBuf::from)
+            .or_else(|| default_file("root.crt"))
+    };
     let (cert, key) = match (
         cert.or_else(|| env("PGSSLCERT")),
         key.or_else(|| env("PGSSLKEY")),
@@ -108,9 +127,9 @@ pub(crate) fn split(conn: &str) -> Result<(String, PgTls, crate::service::Settin
         },
         (c, k) => (c.map(PathBuf::from), k.map(PathBuf::from)),
     };
-    if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && rootcert.is_none() {
+    if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && rootcert.is_none() && !system {
         return Err(Error::InvalidUrl(
-            "sslmode=verify-ca and verify-full need the CA's certificate: sslrootcert=FILE, PGSSLROOTCERT or ~/.postgresql/root.crt".into(),
+            "sslmode=verify-ca and verify-full need the CA's certificate: sslrootcert=FILE (or sslrootcert=system for the system's trust store), PGSSLROOTCERT or ~/.postgresql/root.crt".into(),
         ));
     }
     let files = TlsFiles {

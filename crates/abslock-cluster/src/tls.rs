@@ -101,7 +101,11 @@ impl TlsFiles {
         }
     }
 
-    /// The CAs in `cacert`, else the public web roots.
+    /// The CAs in `cacert`, else the system's trust store (as OpenSSL
+    /// finds it: `SSL_CERT_FILE`, `SSL_CERT_DIR`, else the distribution's
+    /// bundle, `/etc/ssl/certs` on Debian), as etcdctl and libpq's
+    /// `sslrootcert=system` use it; the public web roots where the system
+    /// has none (a minimal container).
     fn roots(&self) -> Result<RootCertStore> {
         let mut roots = RootCertStore::empty();
         match &self.cacert {
@@ -118,9 +122,29 @@ impl TlsFiles {
                     return Err(unreadable("CA file", path, "no certificate in it"));
                 }
             }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            None => {
+                let system = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(system.certs);
+                if roots.is_empty() {
+                    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                }
+            }
         }
         Ok(roots)
+    }
+}
+
+/// `message` (a TLS failure's text), with what to do when the server's
+/// certificate comes from a CA this host does not trust.
+pub(crate) fn hint(message: String) -> String {
+    if message.contains("UnknownIssuer") {
+        format!(
+            "{message}; the server's certificate is signed by a CA this host does not trust: \
+             name it (etcd: ?cacert=FILE or ETCDCTL_CACERT; PostgreSQL: sslrootcert=FILE or \
+             PGSSLROOTCERT), or add it to the system's trust store (or point SSL_CERT_FILE at it)"
+        )
+    } else {
+        message
     }
 }
 
