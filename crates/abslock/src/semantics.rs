@@ -118,6 +118,24 @@ pub const CHECKS: &[Check] = &[
         "a crash (SIGSEGV) of the last holder frees the name at once"
     ),
     check!(
+        ptrace_exit_stop_delays,
+        1,
+        false,
+        "a holder stopped at exit by its tracer keeps the name until it goes on"
+    ),
+    check!(
+        io_uring_fixed_file_delays,
+        1,
+        false,
+        "a listener registered in an io_uring is freed when the ring lets go, after its close"
+    ),
+    check!(
+        gc_cycle_delays,
+        1,
+        false,
+        "a listener in flight in an unreachable cycle is freed by the garbage collector"
+    ),
+    check!(
         fork_child_keeps,
         2,
         false,
@@ -142,10 +160,22 @@ pub const CHECKS: &[Check] = &[
         "a descriptor in flight over SCM_RIGHTS keeps the name"
     ),
     check!(
+        pidfd_getfd_copies,
+        2,
+        false,
+        "pidfd_getfd(2) copies the holder's socket, which then outlives it; /proc/PID/fd cannot"
+    ),
+    check!(
         netns_separates,
         3,
         true,
         "each network namespace has its own abstract names"
+    ),
+    check!(
+        netns_of_creation,
+        3,
+        true,
+        "a name lives in the namespace where its socket was created, not the binder's"
     ),
     check!(
         any_user_can_squat,
@@ -184,6 +214,12 @@ pub const CHECKS: &[Check] = &[
         "a connected waiter gets POLLHUP and ECONNRESET when the holder dies"
     ),
     check!(
+        accepted_connection_does_not_hold,
+        6,
+        false,
+        "an accepted connection does not hold the name: its waiter is told only when it closes"
+    ),
+    check!(
         length_limit,
         7,
         false,
@@ -199,7 +235,7 @@ pub const CHECKS: &[Check] = &[
         types_do_not_collide,
         9,
         false,
-        "stream and datagram sockets have separate abstract namespaces"
+        "stream, datagram and seqpacket sockets have separate abstract namespaces"
     ),
 ];
 
@@ -365,7 +401,10 @@ fn close_frees() -> Result<String, Outcome> {
     drop(fd);
     let t = Instant::now();
     bind_ok(&name)?;
-    Ok(format!("re-bound {} after close()", micros(t.elapsed())))
+    Ok(format!(
+        "free when close() returned (the probe bind took {})",
+        micros(t.elapsed())
+    ))
 }
 
 /// A child holds the only descriptor; `end` makes it exit; the name must
@@ -394,7 +433,7 @@ fn child_death_frees(
         "name still bound after the child was reaped".into()
     })?;
     Ok(format!(
-        "re-bound {} after waitpid ({status})",
+        "free when waitpid returned ({status}; the probe bind took {})",
         micros(elapsed)
     ))
 }
@@ -821,13 +860,296 @@ fn every_byte_counts() -> Result<String, Outcome> {
 fn types_do_not_collide() -> Result<String, Outcome> {
     let name = fresh("types");
     let _stream = bind_ok(&name)?;
-    let dgram = bind(&name, SocketType::DGRAM)?;
-    ensure(dgram.is_ok(), || {
-        format!("datagram bind gave {:?}", dgram.as_ref().err())
-    })?;
+    let mut others = Vec::new();
+    for (ty, what) in [
+        (SocketType::DGRAM, "datagram"),
+        (SocketType::SEQPACKET, "seqpacket"),
+    ] {
+        let bound = bind(&name, ty)?;
+        match bound {
+            Ok(fd) => others.push(fd),
+            Err(e) => return Err(fail(format!("{what} bind gave {e}"))),
+        }
+    }
     let again = bind(&name, SocketType::STREAM)?;
     ensure(matches!(again, Err(Errno::ADDRINUSE)), || {
         "second stream bind succeeded".into()
     })?;
-    Ok("a datagram socket bound a name a stream socket holds".into())
+    // SOCK_RAW is taken for SOCK_DGRAM (unix_create) and shares its table.
+    let raw = bind(&name, SocketType::RAW)?;
+    ensure(matches!(raw, Err(Errno::ADDRINUSE)), || {
+        format!("SOCK_RAW bind gave {raw:?}, not EADDRINUSE against the datagram one")
+    })?;
+    Ok(
+        "datagram and seqpacket sockets bound a name a stream socket holds; SOCK_RAW is SOCK_DGRAM"
+            .into(),
+    )
+}
+
+// ---------------------------------------------------------------- late releases (rule 1)
+
+/// Polls until `name` is free, at most 5 s; how long it took.
+fn until_free(name: &[u8]) -> Result<Duration, Outcome> {
+    let t = Instant::now();
+    while held(name)? {
+        if t.elapsed() > Duration::from_secs(5) {
+            return Err(fail("still bound 5 s after the last reference went"));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(t.elapsed())
+}
+
+fn ptrace_exit_stop_delays() -> Result<String, Outcome> {
+    let name = fresh("ptrace");
+    let fd = listener(&name, 1)?;
+    let mut child = spawn("cat", &[], Some(&fd))?;
+    drop(fd);
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: ptrace(2) with integer arguments only, on our own child.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SEIZE,
+            pid,
+            0,
+            libc::PTRACE_O_TRACEEXIT as libc::c_long,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        let _ = kill(&child, libc::SIGKILL);
+        let _ = child.wait();
+        return Err(Outcome::Skip(format!("ptrace not permitted here: {e}")));
+    }
+    // An ordinary exit: cat sees end of file.
+    drop(child.stdin.take());
+    let mut status = 0;
+    // SAFETY: waitpid(2) on our child, into a local.
+    let rc = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    let exit_stop = rc == pid
+        && libc::WIFSTOPPED(status)
+        && status >> 8 == (libc::SIGTRAP | (libc::PTRACE_EVENT_EXIT << 8));
+    let held_while_stopped = held(&name)?;
+    // SAFETY: as above; lets the tracee finish its exit.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+    let _ = child.wait();
+    ensure(exit_stop, || {
+        format!("no exit stop (waitpid status {status:#x})")
+    })?;
+    ensure(held_while_stopped, || {
+        "the name was free while the holder was stopped at exit".into()
+    })?;
+    ensure_free(&name, "after the tracer let the holder finish its exit")?;
+    Ok(
+        "held while the exiting holder was stopped by PTRACE_O_TRACEEXIT; free once it went on"
+            .into(),
+    )
+}
+
+fn io_uring_fixed_file_delays() -> Result<String, Outcome> {
+    let name = fresh("uring");
+    let fd = listener(&name, 1)?;
+    // struct io_uring_params is 120 bytes; zeroed asks for defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup(2) writes at most sizeof(io_uring_params)
+    // into `params`, which is that large.
+    let ring = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if ring < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Outcome::Skip(format!(
+            "io_uring unavailable here ({e}; see kernel.io_uring_disabled)"
+        )));
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    let ring = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ring as i32) };
+    let files = [fd.as_raw_fd()];
+    const IORING_REGISTER_FILES: u32 = 2;
+    // SAFETY: io_uring_register(2) reads `files.len()` descriptors from
+    // `files`, which lives across the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring.as_raw_fd(),
+            IORING_REGISTER_FILES,
+            files.as_ptr(),
+            files.len() as u32,
+        )
+    };
+    ensure(rc == 0, || {
+        format!("IORING_REGISTER_FILES: {}", std::io::Error::last_os_error())
+    })?;
+    drop(fd);
+    ensure_held(
+        &name,
+        "with the listener registered in the ring, its descriptor closed",
+    )?;
+    drop(ring);
+    let at_once = held(&name)?;
+    let later = until_free(&name)?;
+    Ok(format!(
+        "held by the ring after close(); after closing the ring: {}, free {} later",
+        if at_once {
+            "still bound"
+        } else {
+            "already free"
+        },
+        micros(later)
+    ))
+}
+
+fn gc_cycle_delays() -> Result<String, Outcome> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let name = fresh("gc");
+    let fd = listener(&name, 1)?;
+    let (a, b) = ctx(
+        net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        ),
+        "socketpair",
+    )?;
+    // The listener and `b` itself, sent to `b`: a message nobody can
+    // receive once `b` is closed, which keeps `b` alive, which keeps it.
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd.as_fd(), b.as_fd()];
+    ensure(control.push(SendAncillaryMessage::ScmRights(&fds)), || {
+        "cmsg buffer too small".into()
+    })?;
+    ctx(
+        net::sendmsg(
+            &a,
+            &[std::io::IoSlice::new(b"x")],
+            &mut control,
+            SendFlags::empty(),
+        ),
+        "sendmsg",
+    )?;
+    drop(fd);
+    drop(a);
+    drop(b);
+    let at_once = held(&name)?;
+    let later = until_free(&name)?;
+    Ok(format!(
+        "after the last close: {}; freed by the collector {} later",
+        if at_once {
+            "still bound"
+        } else {
+            "already free"
+        },
+        micros(later)
+    ))
+}
+
+// ---------------------------------------------------------------- rule 2, pidfd_getfd
+
+fn pidfd_getfd_copies() -> Result<String, Outcome> {
+    let name = fresh("getfd");
+    let fd = listener(&name, 1)?;
+    let number = fd.as_raw_fd();
+    let mut child = spawn("cat", &[], Some(&fd))?;
+    drop(fd);
+    let end = |child: &mut Child| {
+        let _ = kill(child, libc::SIGKILL);
+        let _ = child.wait();
+    };
+    // /proc/PID/fd/N of a socket cannot be opened (ENXIO).
+    let via_proc = std::fs::File::open(format!("/proc/{}/fd/{number}", child.id()));
+    let pid = rustix::process::Pid::from_child(&child);
+    let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(p) => p,
+        Err(e) => {
+            end(&mut child);
+            return Err(Outcome::Skip(format!("pidfd_open: {e}")));
+        }
+    };
+    // SAFETY: pidfd_getfd(2) takes integers and returns a new descriptor.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), number, 0) };
+    if copy < 0 {
+        let e = std::io::Error::last_os_error();
+        end(&mut child);
+        return Err(Outcome::Skip(format!(
+            "pidfd_getfd not permitted here: {e}"
+        )));
+    }
+    // SAFETY: a new descriptor of ours that nothing else owns.
+    let copy = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy as i32) };
+    end(&mut child);
+    ensure(
+        via_proc
+            .as_ref()
+            .err()
+            .and_then(std::io::Error::raw_os_error)
+            == Some(libc::ENXIO),
+        || format!("opening /proc/PID/fd/N gave {via_proc:?}"),
+    )?;
+    ensure_held(
+        &name,
+        "after the holder died, its socket copied by pidfd_getfd",
+    )?;
+    drop(copy);
+    ensure_free(&name, "after the copy was closed")?;
+    Ok("a copy taken with pidfd_getfd kept the name after SIGKILL of the holder; /proc/PID/fd gave ENXIO".into())
+}
+
+// ---------------------------------------------------------------- rule 3, creation
+
+fn netns_of_creation() -> Result<String, Outcome> {
+    let name = fresh("netns-creation");
+    let probe = name.clone();
+    // netns is per thread: this thread moves to a new one after creating
+    // a socket, then binds it, and binds a socket created there too.
+    let (outside, inside) = ctx(
+        std::thread::spawn(move || -> Result<(OwnedFd, OwnedFd), Outcome> {
+            let early = socket(SocketType::STREAM)?;
+            // SAFETY: a new network namespace for this thread only; no
+            // Rust invariant depends on it.
+            let moved =
+                unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) };
+            ctx(moved, "unshare(CLONE_NEWNET)")?;
+            ctx(
+                net::bind(&early, &addr(&probe)?),
+                "binding the early socket",
+            )?;
+            let late = socket(SocketType::STREAM)?;
+            ctx(
+                net::bind(&late, &addr(&probe)?),
+                "binding a socket of the new namespace",
+            )?;
+            Ok((early, late))
+        })
+        .join()
+        .map_err(|_| fail("the namespace thread panicked")),
+        "thread",
+    )??;
+    ensure_held(&name, "here, though bound by a thread in another namespace")?;
+    drop(outside);
+    ensure_free(&name, "after closing the socket created here")?;
+    drop(inside);
+    Ok("a socket created here and bound after unshare(CLONE_NEWNET) took the name here; one created there bound the same name there".into())
+}
+
+// ---------------------------------------------------------------- rule 6, accepted
+
+fn accepted_connection_does_not_hold() -> Result<String, Outcome> {
+    let name = fresh("accepted");
+    let l = listener(&name, 4)?;
+    let conn = connect(&name)?.map_err(|e| fail(format!("connect: {e}")))?;
+    let accepted = ctx(net::accept(&l), "accept")?;
+    drop(l);
+    ensure_free(&name, "with an accepted connection open")?;
+    let quiet = !ctx(sys::wait_event(conn.as_fd(), Some(Instant::now())), "poll")?;
+    drop(accepted);
+    let told = ctx(
+        sys::wait_event(conn.as_fd(), Some(Instant::now() + Duration::from_secs(5))),
+        "poll",
+    )?;
+    ensure(quiet, || {
+        "the waiter had an event while its accepted end was open".into()
+    })?;
+    ensure(told, || "no event after the accepted end closed".into())?;
+    Ok("free after the listener closed, though the accepted end was open; its waiter woke only when that closed".into())
 }
