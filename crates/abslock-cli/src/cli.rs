@@ -16,6 +16,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// `file:PATH` for a flock(2) lock file. `--file PATH` with a socket NAME
 /// takes both (combined mode: the file decides, the socket adds discovery
 /// and messages).
+///
+/// A name is freed when the last reference to its socket is dropped, which
+/// for a holder that exits or is SIGKILLed is before its parent's waitpid
+/// returns; late cases (a core dump being written, a tracer stopping the
+/// exit) are in docs/semantics.md, and `abslock status` says when a
+/// holder is in one.
 #[derive(Debug, Parser)]
 #[command(
     name = "abslock",

@@ -1,10 +1,13 @@
 //! A single-instance lock on a Linux abstract Unix socket name.
 //!
 //! A name bound in the abstract socket namespace (`unix(7)`: a `sun_path`
-//! starting with a NUL byte) exists exactly as long as some descriptor of
-//! the bound socket is open. The kernel frees it when the last one closes
-//! (`unix_release_sock`), whatever ended the process: `exit`, SIGKILL, a
-//! crash. Nothing is left on disk, nothing goes stale, and a pid cannot be
+//! starting with a NUL byte) exists exactly as long as some reference to
+//! the bound socket remains. The kernel frees it when the last one is
+//! dropped (`unix_release_sock`), whatever ended the process: `exit`,
+//! SIGKILL, a crash; for those, before the parent's `waitpid` returns (a
+//! core dump being written, a tracer stopping the exit, a copy taken with
+//! `pidfd_getfd` delay it: `docs/semantics.md`, "When the release is
+//! late"). Nothing is left on disk, nothing goes stale, and a pid cannot be
 //! mistaken for another process's. `docs/semantics.md` states each rule and
 //! names the test that shows it.
 //!
