@@ -21,6 +21,12 @@ pub const DEFAULT_BACKLOG: i32 = 4096;
 /// the failed `bind` and the look-up of who held it.
 const DISCOVERY_RETRIES: usize = 8;
 
+/// How long [`Lock::try_acquire`] waits for a release that is in progress:
+/// the holder's process is gone and none keeps the socket, but the kernel
+/// drops its last reference later (docs/semantics.md, "When the release is
+/// late": tens of milliseconds for an io_uring, a few for the collector).
+const LATE_RELEASE: Duration = Duration::from_millis(200);
+
 /// A single-instance lock on an abstract socket name.
 ///
 /// ```
@@ -118,7 +124,10 @@ impl Lock {
         self.trusted.allows(uid)
     }
 
-    /// Takes the lock if it is free, without waiting.
+    /// Takes the lock if it is free, without waiting; except for a release
+    /// in progress (the holder's process gone and no process keeping the
+    /// socket, while the kernel has yet to drop its last reference), which
+    /// it waits for up to 200 ms.
     ///
     /// # Errors
     /// [`Error::Held`] or [`Error::Squatted`] with the holder if it is taken;
@@ -126,16 +135,32 @@ impl Lock {
     /// `Error::Timeout(None)` in the unlikely case that the name was taken
     /// and released again each of the 8 times it looked for the holder.
     pub fn try_acquire(&self) -> Result<Guard> {
-        for _ in 0..DISCOVERY_RETRIES {
+        let mut late_since: Option<Instant> = None;
+        let mut retries = 0;
+        loop {
             if let Some(guard) = self.bind()? {
                 return Ok(guard);
             }
-            if let Some(holder) = Holder::discover(self.name.address())? {
-                return Err(self.held(holder));
+            match Holder::discover(self.name.address())? {
+                // A release in progress (rule 1 of docs/semantics.md): the
+                // holder is gone (exited, or reaped so that SO_PEERCRED
+                // names no pid) and no process keeps the socket, but the
+                // kernel has not dropped its last reference yet (an
+                // io_uring's teardown, the garbage collector). Retried for
+                // a short while rather than reported as held.
+                Some(holder)
+                    if late_since.get_or_insert_with(Instant::now).elapsed() < LATE_RELEASE
+                        && (holder.pid().is_none() || holder.has_exited())
+                        && holder.processes().is_ok_and(|p| p.is_empty()) =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Some(holder) => return Err(self.held(holder)),
+                // Released between our bind and the look-up: try again.
+                None if retries < DISCOVERY_RETRIES => retries += 1,
+                None => return Err(Error::Timeout(None)),
             }
-            // Released between our bind and the look-up: try again.
         }
-        Err(Error::Timeout(None))
     }
 
     /// Takes the lock, waiting as long as it takes.

@@ -82,3 +82,47 @@ fn a_stopped_holder_keeps_the_lock_and_can_still_be_killed() {
     assert_eq!(h.wait().signal(), Some(libc::SIGKILL));
     lock.try_acquire().unwrap();
 }
+
+/// Issue 26: a holder whose socket is also registered in an io_uring
+/// exits; the kernel drops the ring's reference, and with it the name,
+/// tens of milliseconds after `waitpid` returned. `try_acquire` waits for
+/// such a release in progress (the holder gone, no process keeping the
+/// socket) instead of reporting the dead process as the holder.
+#[test]
+fn try_acquire_waits_for_a_release_in_progress_instead_of_naming_a_dead_holder() {
+    use std::os::fd::AsFd;
+    let _serial = common::serial();
+    let mut late = 0;
+    for round in 0..3 {
+        let name = unique(&format!("uring-{round}"));
+        let mut h = spawn("uring-hold", &[arg(&name)]);
+        let (before, _) = h.lines_until("ready");
+        if before.iter().any(|l| l.starts_with("no-uring")) {
+            println!("skipped: io_uring unavailable here ({before:?})");
+            return;
+        }
+        h.close_stdin();
+        assert!(h.wait().success());
+        // Still bound right after the reap: the release is late.
+        let probe = rustix::net::socket(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        let address = rustix::net::SocketAddrUnix::new_abstract_name(name.address()).unwrap();
+        if rustix::net::bind(probe.as_fd(), &address).is_err() {
+            late += 1;
+        }
+        drop(probe);
+        let lock = Lock::new(name);
+        match lock.try_acquire() {
+            Ok(_guard) => {}
+            Err(e) => panic!("round {round}: a release in progress was reported: {e}"),
+        }
+    }
+    assert!(
+        late > 0,
+        "no round had a late release: the test proved nothing"
+    );
+}

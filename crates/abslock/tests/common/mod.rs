@@ -194,6 +194,37 @@ pub fn helper_main() {
                 pause();
             }
         }
+        // Hold the lock with its socket also registered in an io_uring as
+        // a fixed file, then exit when stdin closes: the ring's teardown
+        // drops the last reference after the exit (a late release).
+        "uring-hold" => {
+            use std::os::fd::{AsFd, AsRawFd};
+            let guard = Lock::new(name()).try_acquire().unwrap();
+            let mut params = [0u8; 120];
+            // SAFETY: io_uring_setup(2) writes at most 120 bytes there.
+            let ring =
+                unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+            if ring < 0 {
+                say("no-uring", std::io::Error::last_os_error());
+                std::process::exit(0);
+            }
+            let files = [guard.as_fd().as_raw_fd()];
+            // SAFETY: IORING_REGISTER_FILES reads one descriptor from `files`.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_register,
+                    ring,
+                    2u32,
+                    files.as_ptr(),
+                    1u32,
+                )
+            };
+            assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+            say("ready", std::process::id());
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            // Without the guard's release: the process's exit closes it.
+            std::process::exit(0);
+        }
         // Hold the lock, then crash as told on a line of stdin.
         "crash" => {
             let _guard = Lock::new(name()).try_acquire().unwrap();
