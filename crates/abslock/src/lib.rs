@@ -119,3 +119,8 @@ pub use protocol::{Info, Message};
 pub use serve::{Incoming, Requests};
 pub use signal::Signal;
 pub use waiter::Waiter;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,3 +1,7 @@
+#![doc = include_str!("../doc/semantics.md")]
+//!
+//! # The checks
+//!
 //! Executable checks of the kernel rules abslock relies on.
 //!
 //! Each [`Check`] demonstrates one rule of `docs/semantics.md` on the
