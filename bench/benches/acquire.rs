@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use abslock::file::FileLock;
+use abslock::FileLock;
 use abslock::Lock;
 use criterion::{criterion_group, criterion_main, Criterion};
 use rustix::fs::{flock, FlockOperation, Mode, OFlags};

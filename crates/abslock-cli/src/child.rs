@@ -2,7 +2,7 @@
 //! thread: one `poll(2)` over the command's pidfd (readable when it exits),
 //! a `signalfd(2)` for the signals abslock passes on, the lock socket's
 //! connections (the library's serving loop, driven from here:
-//! `abslock::server::OwnLoop`), the requests they bring, and under systemd
+//! `abslock::OwnLoop`), the requests they bring, and under systemd
 //! the command's `sd_notify` messages (`crate::systemd`). The kernel
 //! SIGKILLs the command if abslock dies (`PR_SET_PDEATHSIG`).
 
@@ -46,7 +46,7 @@ pub fn supervise(
     command: &[OsString],
     prepare: impl FnOnce(&mut Command),
     started: impl FnOnce(u32),
-    server: Option<abslock::server::OwnLoop>,
+    server: Option<abslock::OwnLoop>,
     guard: &abslock::AnyGuard,
 ) -> Result<ExitStatus, Failure> {
     // Taken before the spawn: a request that comes meanwhile waits in it.
@@ -100,7 +100,7 @@ pub fn supervise(
     let mut kill_at = None;
     loop {
         let ready = serving.and_then(abslock::Requests::readiness);
-        let lock_socket = server.as_ref().map(abslock::server::OwnLoop::readiness);
+        let lock_socket = server.as_ref().map(abslock::OwnLoop::readiness);
         let mut fds = vec![
             PollFd::new(&pidfd, PollFlags::IN),
             PollFd::new(&signals, PollFlags::IN),
@@ -234,7 +234,9 @@ pub fn cannot_execute(program: &OsString, err: &std::io::Error) -> Failure {
         exit::UNAVAILABLE,
         format!(
             "cannot execute '{}': {err}",
-            abslock::escape::escape(std::os::unix::ffi::OsStrExt::as_bytes(program.as_os_str()))
+            abslock::internals::escape::escape(std::os::unix::ffi::OsStrExt::as_bytes(
+                program.as_os_str()
+            ))
         ),
     )
 }

@@ -21,7 +21,8 @@ use std::collections::HashSet;
 
 use std::time::Duration;
 
-use abslock::{procfs, AnyLock, Backend, Holder, RemoteHolder};
+use abslock::internals::procfs;
+use abslock::{AnyLock, Backend, Holder, RemoteHolder};
 
 use crate::cli::HeldArgs;
 use crate::exit::{self, Failure};

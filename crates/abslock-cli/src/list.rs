@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use abslock::procfs::{self, ProcessInfo, UnixSocket};
+use abslock::internals::procfs::{self, ProcessInfo, UnixSocket};
 use abslock::{display_address, LockName, Scope};
 use serde_json::json;
 

@@ -15,7 +15,8 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use abslock::{procfs, AnyLock, Backend, Error};
+use abslock::internals::procfs;
+use abslock::{AnyLock, Backend, Error};
 use rustix::fs::FlockOperation;
 use rustix::process::{getppid, pidfd_open, PidfdFlags};
 
@@ -97,7 +98,7 @@ fn lock_fd(args: &LockArgs, raw: i32) -> Result<u8, Failure> {
     } else {
         args.acquire.timeout
     };
-    let locked = abslock::file::flock_timeout(fd, args.acquire.shared, timeout)
+    let locked = abslock::internals::flock_timeout(fd, args.acquire.shared, timeout)
         .map_err(|e| Failure::new(exit::OSERR, format!("locking descriptor {raw}: {e}")))?;
     if locked {
         return Ok(exit::OK);

@@ -27,7 +27,7 @@ use crate::exit::{self, Failure};
 use crate::progress::Spinner;
 use crate::replace::replace;
 use crate::status::describe_holder;
-use abslock::escape::escape;
+use abslock::internals::escape::escape;
 use abslock::pidfile::PidFile;
 use abslock::{AnyGuard, AnyLock, Backend, Error, Holder, FD_ENV};
 use std::os::unix::ffi::OsStrExt;
@@ -42,7 +42,7 @@ pub const TOKEN_ENV: &str = "ABSLOCK_FENCING_TOKEN";
 /// Runs `abslock run`.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     // The supervisor's loop serves the lock socket too: no serving thread.
-    let server = abslock::server::own_loop().ok();
+    let server = abslock::own_loop().ok();
     let lock = shared_if(args.lock.lock()?, args.acquire.shared)?;
     if let AnyLock::Remote(_) = &lock {
         refuse_for_remote(&args)?;
@@ -203,7 +203,7 @@ fn supervise(
     guard: AnyGuard,
     mut pidfile: Option<PidFile>,
     args: &RunArgs,
-    server: Option<abslock::server::OwnLoop>,
+    server: Option<abslock::OwnLoop>,
 ) -> Result<u8, Failure> {
     let argv = args.argv();
     let (command, close) = (&argv[..], args.close);

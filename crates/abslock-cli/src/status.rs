@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use abslock::escape::{escape, escape_str};
+use abslock::internals::escape::{escape, escape_str};
+use abslock::internals::procfs::ProcessInfo;
 use abslock::pidfile::{self, PidFileState};
-use abslock::procfs::ProcessInfo;
 use abslock::{AnyLock, Backend, Holder, Info, RemoteHolder, Source};
 use serde_json::{json, Value};
 use std::os::unix::ffi::OsStrExt;
@@ -185,7 +185,7 @@ pub fn describe_holder(holder: &Holder) -> String {
     let mut text = holder.to_string();
     if let Some(info) = holder
         .pid()
-        .and_then(|p| abslock::procfs::process_info(p).ok())
+        .and_then(|p| abslock::internals::procfs::process_info(p).ok())
     {
         text.push_str(": ");
         text.push_str(&info.command());
@@ -238,7 +238,7 @@ fn print_human(
             outln!(
                 "  lock:      {kind} {} on {} (as lslocks shows it; from /proc/locks)",
                 if shared { "READ (shared)" } else { "WRITE" },
-                abslock::escape::escape(h.address())
+                abslock::internals::escape::escape(h.address())
             )
         }
         Source::Remote => {}

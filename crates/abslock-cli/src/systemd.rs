@@ -276,7 +276,9 @@ fn filter(text: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether `pid` is `root` or one of its descendants.
 fn descends_from(pid: u32, root: u32) -> bool {
-    abslock::procfs::lineage(pid).take(64).any(|p| p == root)
+    abslock::internals::procfs::lineage(pid)
+        .take(64)
+        .any(|p| p == root)
 }
 
 /// `abslock __listen-pid COMMAND...`: sets `LISTEN_PID` to this process's

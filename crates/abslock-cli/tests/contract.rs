@@ -29,8 +29,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use abslock::combined::CombinedLock;
-use abslock::file::FileLock;
+use abslock::CombinedLock;
+use abslock::FileLock;
 use abslock::{Backend, Error, Holder, Lock, LockName};
 use common::{eventually_within, sigkill};
 

@@ -67,7 +67,7 @@ impl Deadline {
             Condvar::new(),
         ));
         let watched = Arc::clone(&shared);
-        let thread = abslock::backend::spawn_quiet("abslock-deadline", move || {
+        let thread = abslock::internals::spawn_quiet("abslock-deadline", move || {
             let (state, changed) = &*watched;
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             loop {

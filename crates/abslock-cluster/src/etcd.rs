@@ -664,7 +664,7 @@ fn keep_alive(
     let deadline = Deadline::start(lost.clone(), bounds(ttl), granted)?;
     let (stop2, lost2) = (Arc::clone(&stop), lost.clone());
     let period = Duration::from_millis(ttl * 1000 / 3).max(Duration::from_millis(300));
-    let keeper = abslock::backend::spawn_quiet("abslock-etcd-lease", move || {
+    let keeper = abslock::internals::spawn_quiet("abslock-etcd-lease", move || {
         while !stop2.load(Ordering::Acquire) {
             let pause = match client.keep_alive(lease) {
                 Ok((left, sent)) if left > 0 => {

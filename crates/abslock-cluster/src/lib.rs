@@ -72,7 +72,7 @@ use std::os::fd::BorrowedFd;
 #[cfg(any(feature = "etcd", feature = "postgres"))]
 use std::time::Duration;
 
-use abslock::escape::escape_str;
+use abslock::internals::escape::escape_str;
 
 pub use identity::Identity;
 pub use lost::LostFlag;

@@ -4,7 +4,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use abslock::escape::escape_str;
+use abslock::internals::escape::escape_str;
 use rustix::event::{eventfd, EventfdFlags};
 
 use crate::{Error, Result};

@@ -390,7 +390,7 @@ impl PgHold {
         // Owned by the watch thread: stopped when it ends.
         let deadline = Deadline::start(lost.clone(), BOUNDS, sent)?;
         let (c, s, l) = (Arc::clone(&client), Arc::clone(&stop), lost.clone());
-        let watcher = abslock::backend::spawn_quiet("abslock-pg-watch", move || {
+        let watcher = abslock::internals::spawn_quiet("abslock-pg-watch", move || {
             while !s.load(Ordering::Acquire) {
                 let sent = Instant::now();
                 let alive = {

@@ -17,8 +17,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use abslock::serve::{Incoming, Received, StopRequest};
 use abslock::{AnyGuard, AnyLock, Backend, Error, Holder, Message, Named, Requests};
+use abslock::{Incoming, Received, StopRequest};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -36,7 +36,7 @@ type HolderTuple = (Option<u32>, Option<u32>, Option<Vec<OsString>>);
 fn holder_tuple(holder: &Holder) -> HolderTuple {
     let argv = holder
         .pid()
-        .and_then(|pid| abslock::procfs::process_info(pid).ok())
+        .and_then(|pid| abslock::internals::procfs::process_info(pid).ok())
         .filter(|p| !p.cmdline.is_empty())
         .map(|p| p.cmdline.into_iter().map(OsString::from).collect());
     (holder.pid(), holder.uid(), argv)
@@ -390,7 +390,7 @@ impl Request {
             let peer = match i {
                 Incoming::Message(m) => m.peer(),
                 Incoming::Stop(s) => s.peer(),
-                _ => abslock::serve::Peer {
+                _ => abslock::Peer {
                     pid: None,
                     uid: u32::MAX,
                     gid: u32::MAX,

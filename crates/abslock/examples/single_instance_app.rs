@@ -16,7 +16,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use abslock::serve::Incoming;
+use abslock::Incoming;
 use abslock::{Error, Lock, Message};
 
 fn main() -> ExitCode {

@@ -15,10 +15,10 @@
 //! the others `\u{NNNN}`; a backslash stays a backslash.
 
 /// `text` with every control character, bidi control and invalid UTF-8
-/// byte escaped (see the [module docs](self)).
+/// byte escaped (see this module's docs).
 ///
 /// ```
-/// use abslock::escape::escape;
+/// use abslock::internals::escape::escape;
 ///
 /// assert_eq!(escape(b"sleep 10"), "sleep 10");
 /// assert_eq!(escape(b"\x1b]0;owned\x07"), "\\x1b]0;owned\\x07");

@@ -76,7 +76,7 @@ const DISCOVERY_RETRIES: usize = 8;
 /// A single-instance lock on a file, with `flock(2)`.
 ///
 /// ```
-/// use abslock::{file::FileLock, Error};
+/// use abslock::{Error, FileLock};
 ///
 /// let dir = std::env::temp_dir().join(format!("abslock-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
@@ -100,7 +100,7 @@ pub struct FileLock {
 
 /// A held file lock. Dropping it closes the descriptor, which releases the
 /// lock unless a child still has a copy. The file stays: deleting it would
-/// open the race described in the [module docs](self).
+/// open the race that [`FileLock`]'s own docs describe.
 #[derive(Debug)]
 pub struct FileGuard {
     path: PathBuf,
@@ -111,7 +111,7 @@ pub struct FileGuard {
 }
 
 impl FileLock {
-    /// A lock on the file at `path`, created with [`DEFAULT_MODE`] if it
+    /// A lock on the file at `path`, created with mode 0600 if it
     /// does not exist. The directory must exist.
     pub fn new(path: impl Into<PathBuf>) -> FileLock {
         FileLock {

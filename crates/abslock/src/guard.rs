@@ -31,7 +31,7 @@ pub const FD_ENV: &str = "ABSLOCK_FD";
 /// then the name lives until both have closed it.
 ///
 /// While the guard lives, the process's one serving thread serves the
-/// lock's socket (see [`crate::serve`] and `server.rs`): it keeps waiters'
+/// lock's socket (`serve.rs` and `server.rs`): it keeps waiters'
 /// connections until release, so the backlog never fills and each waiter
 /// is woken by the hang-up; it answers `info` requests with
 /// [`Guard::info`]; and it hands messages and stop requests to the
@@ -261,7 +261,7 @@ impl Guard {
     /// "shutting down".
     ///
     /// ```
-    /// use abslock::{serve::Incoming, Lock};
+    /// use abslock::{Incoming, Lock};
     ///
     /// let guard = Lock::user("abslock-doc-requests")?.try_acquire()?;
     /// let requests = guard.requests();

@@ -398,7 +398,8 @@ impl Holder {
         }
     }
 
-    /// Waits until the lock is free, event-driven (see [`crate::wait`]).
+    /// Waits until the lock is free, event-driven (rule 6 of
+    /// [`crate::semantics`]).
     /// `None` waits forever. Returns `false` on timeout.
     ///
     /// # Errors

@@ -27,7 +27,8 @@
 //! ```
 //!
 //! * [`Lock`]: try, blocking and timed acquire; blocking waits sleep until
-//!   the kernel reports the holder's socket closed (see [`wait`]).
+//!   the kernel reports the holder's socket closed (rule 6 of
+//!   [`semantics`]).
 //! * [`Guard`]: releases on drop; close-on-exec unless handed on purpose to
 //!   a child with [`Guard::pass_to`] or [`Guard::into_fd`].
 //! * [`Holder`]: pid, uid and gid of the holder from `SO_PEERCRED`, a pidfd
@@ -56,10 +57,14 @@
 //!   [`interrupt::interruptible`], a signal handler ends a wait with
 //!   [`Error::Interrupted`] (how Python's Ctrl-C reaches a waiter).
 //!
-//! * Hostile input: [`escape`] makes text other users control safe for a
-//!   terminal; [`diag`] finds sockets by their exact name bytes and owner
-//!   (`sock_diag`), so a look-alike name never counts as the holder; lock
-//!   and PID file paths follow no symlink an untrusted user owns.
+//! * Hostile input: every text other users control (command lines, user
+//!   names, holder metadata) is escaped before it is shown; holders are
+//!   found by their exact name bytes and owner (`sock_diag`), so a
+//!   look-alike name never counts as the holder; lock and PID file paths
+//!   follow no symlink an untrusted user owns.
+//!
+//! What the crate keeps to itself, it keeps private; the pieces its own
+//! crates share are in [`internals`], with no stability promise.
 //!
 //! Linux only: other targets fail to compile with a clear message.
 
@@ -76,14 +81,14 @@
 compile_error!("abslock needs Linux: abstract Unix socket names exist only there (see unix(7))");
 
 mod access;
-pub mod backend;
+mod backend;
 mod client;
-pub mod combined;
-pub mod diag;
+mod combined;
+mod diag;
 mod error;
-pub mod escape;
+mod escape;
 pub mod exit;
-pub mod file;
+mod file;
 mod file_wait;
 mod frame_io;
 mod guard;
@@ -92,33 +97,62 @@ pub mod interrupt;
 mod lock;
 mod name;
 mod named;
-pub mod netns;
+mod netns;
 pub mod pidfile;
-pub mod procfs;
-pub mod protocol;
+mod procfs;
+mod protocol;
 pub mod runtime_file;
 mod safe_path;
 pub mod semantics;
-pub mod serve;
-pub mod server;
+mod serve;
+mod server;
 mod signal;
 mod sys;
-pub mod wait;
+mod wait;
 mod waiter;
 
 pub use access::Access;
 pub use backend::{AnyGuard, AnyLock, Backend, RemoteGuard};
 pub use client::Reply;
+pub use combined::{CombinedGuard, CombinedLock};
 pub use error::{Error, PathUse, Result};
+pub use file::{FileGuard, FileLock};
 pub use guard::{Guard, FD_ENV};
 pub use holder::{Holder, RemoteHolder, Source};
 pub use lock::{Lock, DEFAULT_BACKLOG};
 pub use name::{display_address, LockName, Scope, ADDRESS_PREFIX, MAX_ADDRESS_LEN};
 pub use named::{lock_file_path, Named};
+pub use netns::{NetnsGuard, NetnsLock};
+pub use procfs::ProcessInfo;
 pub use protocol::{Info, Message};
-pub use serve::{Incoming, Requests};
+pub use serve::{Incoming, Peer, Received, Requests, StopRequest};
+pub use server::{own_loop, OwnLoop};
 pub use signal::Signal;
 pub use waiter::Waiter;
+
+/// Building blocks that abslock's own crates (the command, the cluster
+/// engines, the Python package) and its tests share. Not part of the
+/// stable API: they may change in any release. A program that needs one
+/// of them is welcome to say why in an issue.
+pub mod internals {
+    pub use crate::backend::spawn_quiet;
+    pub use crate::file::flock_timeout;
+
+    /// Text that other users control, made safe for a terminal.
+    pub mod escape {
+        pub use crate::escape::{escape, escape_str};
+    }
+
+    /// What `/proc` says about processes, sockets and file locks.
+    pub mod procfs {
+        pub use crate::procfs::*;
+    }
+
+    /// The wire format of `docs/protocol.md`: frames, requests, responses.
+    pub mod protocol {
+        pub use crate::protocol::*;
+    }
+}
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

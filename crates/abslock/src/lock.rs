@@ -165,7 +165,7 @@ impl Lock {
 
     /// Takes the lock, waiting as long as it takes.
     ///
-    /// The wait is event-driven (see [`crate::wait`]).
+    /// The wait is event-driven (rule 6 of [`crate::semantics`]).
     ///
     /// # Errors
     /// [`Error::Squatted`] as soon as a uid the lock does not trust holds

@@ -308,7 +308,7 @@ impl ProcessInfo {
     }
 
     /// The command line joined with spaces, or `[comm]` when it is empty,
-    /// escaped for a terminal ([`crate::escape`]): the process's owner
+    /// escaped for a terminal: the process's owner
     /// chose every byte of it.
     pub fn command(&self) -> String {
         crate::escape::escape_str(&if self.cmdline.is_empty() {

@@ -9,8 +9,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use abslock::combined::CombinedLock;
-use abslock::file::FileLock;
+use abslock::CombinedLock;
+use abslock::FileLock;
 use abslock::{Error, Lock, LockName};
 
 /// One test at a time: a fork in one test thread copies the others'

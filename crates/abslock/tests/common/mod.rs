@@ -333,8 +333,8 @@ pub fn helper_main() {
 }
 
 fn serve(name: LockName, mode: &str) {
-    use abslock::protocol::Request;
-    use abslock::serve::Incoming;
+    use abslock::internals::protocol::Request;
+    use abslock::Incoming;
 
     let guard = Lock::new(name).try_acquire().unwrap();
     guard.set_version("9.9.9");
@@ -391,9 +391,9 @@ fn serve(name: LockName, mode: &str) {
 /// A lock of any backend from a spec: `socket:NAME`, `file:PATH`, or
 /// `combined:NAME:PATH` (NAME as `LockName::parse` takes it).
 pub fn any_lock(spec: &str) -> abslock::AnyLock {
-    use abslock::combined::CombinedLock;
-    use abslock::file::FileLock;
     use abslock::AnyLock;
+    use abslock::CombinedLock;
+    use abslock::FileLock;
     let socket = |name: &str| Lock::new(LockName::parse(name, false).unwrap());
     if let Some(path) = spec.strip_prefix("file:") {
         AnyLock::File(FileLock::new(path))
