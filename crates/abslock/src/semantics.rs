@@ -170,6 +170,12 @@ pub const CHECKS: &[Check] = &[
         "pidfd_getfd(2) copies the holder's socket, which then outlives it; /proc/PID/fd cannot"
     ),
     check!(
+        in_flight_dropped_with_the_queue,
+        2,
+        false,
+        "a descriptor in flight is dropped when its receiving socket closes unread"
+    ),
+    check!(
         netns_separates,
         3,
         true,
@@ -228,6 +234,12 @@ pub const CHECKS: &[Check] = &[
         7,
         false,
         "a name has at most 107 bytes after the leading NUL"
+    ),
+    check!(
+        autobind_collides,
+        7,
+        false,
+        "an address length of 2 autobinds a NUL and five hex digits, a name raw binds can meet"
     ),
     check!(
         every_byte_counts,
@@ -628,13 +640,16 @@ fn unshare_net() -> std::io::Result<()> {
 
 fn netns_separates() -> Result<String, Outcome> {
     let name = fresh("netns");
-    let _fd = listener(&name, 1)?;
-    // A child in a new network namespace binds the same name…
+    // A child in a new network namespace holds the name there…
     let mut inside = spawned(spawn_binding(&name, 1, None, unshare_net))?;
+    // …which leaves it free here: we bind it too…
+    let here = listener(&name, 1);
+    // …and then a child in ours cannot.
+    let ours = spawn_binding(&name, 1, None, no_setup);
     drop(inside.stdin.take());
     ctx(inside.wait(), "waitpid")?;
-    // …while one in ours cannot.
-    match spawn_binding(&name, 1, None, no_setup) {
+    let _here = here?;
+    match ours {
         Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {}
         Err(e) => return Err(fail(format!("child in our namespace: {e}"))),
         Ok(mut c) => {
@@ -643,7 +658,7 @@ fn netns_separates() -> Result<String, Outcome> {
             return Err(fail("a child in our namespace bound a taken name"));
         }
     }
-    Ok("bound in a new netns while taken here; EADDRINUSE in ours".into())
+    Ok("held in a new netns and here at once, both ways; EADDRINUSE in ours".into())
 }
 
 // ---------------------------------------------------------------- rule 4
@@ -838,6 +853,36 @@ fn length_limit() -> Result<String, Outcome> {
         format!("108-byte bind gave {rc} ({err})")
     })?;
     Ok("107 bytes bind; 108 give EINVAL".into())
+}
+
+fn autobind_collides() -> Result<String, Outcome> {
+    let fd = socket(SocketType::STREAM)?;
+    let family = (libc::AF_UNIX as u16).to_ne_bytes();
+    // SAFETY: `family` is a readable buffer of exactly the length passed.
+    let rc = unsafe { libc::bind(fd.as_raw_fd(), family.as_ptr().cast(), 2) };
+    ensure(rc == 0, || {
+        format!("autobind: {}", std::io::Error::last_os_error())
+    })?;
+    let bound = ctx(net::getsockname(&fd), "getsockname")?;
+    let unix = ctx(
+        SocketAddrUnix::try_from(bound).map_err(|e| format!("{e:?}")),
+        "the autobound address",
+    )?;
+    let Some(auto) = unix.abstract_name().map(<[u8]>::to_vec) else {
+        return Err(fail("autobind gave no abstract name"));
+    };
+    ensure(
+        auto.len() == 5 && auto.iter().all(u8::is_ascii_hexdigit),
+        || format!("autobound name {auto:?}"),
+    )?;
+    let again = bind(&auto, SocketType::STREAM)?;
+    ensure(matches!(again, Err(Errno::ADDRINUSE)), || {
+        format!("binding the autobound name gave {again:?}")
+    })?;
+    Ok(format!(
+        "autobound @{}; a raw bind of that name gets EADDRINUSE",
+        String::from_utf8_lossy(&auto)
+    ))
 }
 
 fn every_byte_counts() -> Result<String, Outcome> {
@@ -1097,6 +1142,48 @@ fn pidfd_getfd_copies() -> Result<String, Outcome> {
     drop(copy);
     ensure_free(&name, "after the copy was closed")?;
     Ok("a copy taken with pidfd_getfd kept the name after SIGKILL of the holder; /proc/PID/fd gave ENXIO".into())
+}
+
+fn in_flight_dropped_with_the_queue() -> Result<String, Outcome> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let name = fresh("in-flight");
+    let fd = listener(&name, 1)?;
+    let (a, b) = ctx(
+        net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        ),
+        "socketpair",
+    )?;
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd.as_fd()];
+    ensure(control.push(SendAncillaryMessage::ScmRights(&fds)), || {
+        "cmsg buffer too small".into()
+    })?;
+    ctx(
+        net::sendmsg(
+            &a,
+            &[std::io::IoSlice::new(b"x")],
+            &mut control,
+            SendFlags::empty(),
+        ),
+        "sendmsg",
+    )?;
+    drop(fd);
+    drop(a);
+    ensure_held(&name, "with its only descriptor in flight")?;
+    drop(b);
+    let at_once = !held(&name)?;
+    let later = until_free(&name)?;
+    Ok(if at_once {
+        "free when the receiver closed with the message unread".into()
+    } else {
+        format!("free {} after the receiver closed unread", micros(later))
+    })
 }
 
 // ---------------------------------------------------------------- rule 3, creation

@@ -126,3 +126,81 @@ fn try_acquire_waits_for_a_release_in_progress_instead_of_naming_a_dead_holder()
         "no round had a late release: the test proved nothing"
     );
 }
+
+/// Issue 26: a crashing holder that dumps core keeps the name until the
+/// dump is written (`vfs_coredump` runs before the exit closes its files),
+/// and `waitpid` reports the death only after both. Needs a file
+/// `core_pattern` (a pipe, such as systemd-coredump, makes the kernel wait
+/// for its reader instead: skipped, with the reason).
+#[test]
+fn a_holder_dumping_core_keeps_the_name_until_the_dump_is_written() {
+    use std::os::fd::AsFd;
+    let _serial = common::serial();
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.starts_with('|') {
+        println!("skipped: core_pattern is a pipe ({})", pattern.trim());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("abslock-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = unique("dump");
+    let mut h = spawn("dump-hold", &[arg(&name), dir.to_str().unwrap()]);
+    h.expect("ready");
+    let probe = || {
+        let fd = rustix::net::socket(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        let address = rustix::net::SocketAddrUnix::new_abstract_name(name.address()).unwrap();
+        rustix::net::bind(fd.as_fd(), &address).is_err()
+    };
+    h.child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"crash\n")
+        .unwrap();
+    // While the dump is written (the core file exists, the process is not
+    // yet a zombie), the name is still bound.
+    let pid = h.pid();
+    let has_core = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("core"))
+    };
+    let mut seen_dumping = false;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        match abslock::internals::procfs::process_info(pid) {
+            Ok(p) if p.state.is_some_and(|(state, _)| state == 'Z') => break,
+            Ok(_) if has_core() => {
+                let held = probe();
+                // Still dumping after the probe: the probe saw the dump.
+                if abslock::internals::procfs::process_info(pid)
+                    .is_ok_and(|p| p.state.is_some_and(|(state, _)| state != 'Z'))
+                {
+                    assert!(held, "the name was free while the holder dumped core");
+                    seen_dumping = true;
+                }
+                break;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_micros(100)),
+            Err(_) => break,
+        }
+    }
+    let status = h.wait();
+    let core = has_core();
+    let _ = std::fs::remove_dir_all(&dir);
+    if !status.core_dumped() || !core {
+        println!(
+            "skipped: no core was written here ({status:?}, core_pattern {})",
+            pattern.trim()
+        );
+        return;
+    }
+    assert!(seen_dumping, "never saw the holder dumping core");
+    assert!(!probe(), "the name was still bound after waitpid");
+}

@@ -58,6 +58,7 @@ rules!(
     exec_keeps_without_cloexec,
     scm_rights_keeps,
     pidfd_getfd_copies,
+    in_flight_dropped_with_the_queue,
     netns_separates,
     netns_of_creation,
     any_user_can_squat,
@@ -68,6 +69,7 @@ rules!(
     accepted_connection_does_not_hold,
     waiter_gets_hangup,
     length_limit,
+    autobind_collides,
     every_byte_counts,
     types_do_not_collide,
 );

@@ -225,6 +225,31 @@ pub fn helper_main() {
             // Without the guard's release: the process's exit closes it.
             std::process::exit(0);
         }
+        // Hold the lock with 256 MiB of memory written to, core dumps on
+        // (in the directory args[1]), then crash on a line of stdin.
+        "dump-hold" => {
+            rustix::process::setrlimit(
+                rustix::process::Resource::Core,
+                rustix::process::Rlimit {
+                    current: None,
+                    maximum: None,
+                },
+            )
+            .unwrap();
+            std::env::set_current_dir(&args[1]).unwrap();
+            let mut ballast = vec![0u8; 256 << 20];
+            for (i, page) in ballast.chunks_mut(4096).enumerate() {
+                page[0] = i as u8 | 1;
+            }
+            let _guard = Lock::new(name()).try_acquire().unwrap();
+            say("ready", std::process::id());
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            std::hint::black_box(&ballast);
+            // SAFETY: a deliberate invalid write, to crash for real.
+            unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
+            unreachable!();
+        }
         // Hold the lock, then crash as told on a line of stdin.
         "crash" => {
             let _guard = Lock::new(name()).try_acquire().unwrap();
