@@ -225,6 +225,18 @@ pub fn helper_main() {
             // Without the guard's release: the process's exit closes it.
             std::process::exit(0);
         }
+        // Hold the lock with args[1] MiB of memory written to, until killed.
+        "big-hold" => {
+            let mib: usize = args[1].parse().unwrap();
+            let mut ballast = vec![0u8; mib << 20];
+            for (i, page) in ballast.chunks_mut(4096).enumerate() {
+                page[0] = i as u8 | 1;
+            }
+            let _guard = Lock::new(name()).try_acquire().unwrap();
+            say("ready", std::process::id());
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            std::hint::black_box(&ballast);
+        }
         // Hold the lock with 256 MiB of memory written to, core dumps on
         // (in the directory args[1]), then crash on a line of stdin.
         "dump-hold" => {
