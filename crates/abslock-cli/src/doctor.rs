@@ -39,14 +39,15 @@ pub fn doctor(args: &DoctorArgs) -> Result<u8, Failure> {
             "abslock doctor: kernel {}; rules from docs/semantics.md\n",
             kernel()
         );
-        outln!("{:<5} {:<28} {:<6} DETAIL", "RULE", "CHECK", "RESULT");
+        let width = CHECKS.iter().map(|c| c.id.len()).max().unwrap_or(5);
+        outln!("{:<5} {:<width$} {:<6} DETAIL", "RULE", "CHECK", "RESULT");
         for (c, o) in &results {
             let (status, detail) = match o {
                 Outcome::Pass(d) => ("pass", d),
                 Outcome::Fail(d) => ("FAIL", d),
                 Outcome::Skip(d) => ("skip", d),
             };
-            outln!("{:<5} {:<28} {:<6} {}", c.rule, c.id, status, detail);
+            outln!("{:<5} {:<width$} {:<6} {}", c.rule, c.id, status, detail);
         }
         outln!(
             "\n{} passed, {} failed, {} skipped in {:.0} ms",
