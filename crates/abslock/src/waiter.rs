@@ -176,8 +176,7 @@ impl Waiter {
         // Watched only while the file is held: when the file is free yet
         // the lock is not, a holder of the socket alone or of an fcntl(2)
         // lock keeps it, and other waiters' closes do not concern us.
-        let watch_file = file_held;
-        self.arm_file(watch_file)?;
+        self.arm_file(file_held)?;
         // A socket event right after connecting: no new connection now.
         let spurious = fired.contains(&SOCKET) && conn_age.is_some_and(|a| a < SPURIOUS);
         let connected = match socket {
@@ -193,7 +192,7 @@ impl Waiter {
         {
             self.settling = Some((since, step * 2));
             Some(step)
-        } else if connected || watch_file {
+        } else if connected || file_held {
             self.backoff = Duration::ZERO;
             None
         } else {
@@ -203,6 +202,7 @@ impl Waiter {
         };
         Ok(None)
     }
+
     /// When to call [`Waiter::poll`] again if [`Waiter::as_fd`] has not
     /// become readable by then; `None`: only when it does.
     pub fn retry_after(&self) -> Option<Duration> {
