@@ -589,7 +589,7 @@ _abslock() {
             return 0
             ;;
         abslock__subcmd__status)
-            opts="-h -V --json --pidfile --system --trust-uid --trust-any --file --backend --help --version"
+            opts="-v -h -V --json --verbose --pidfile --system --trust-uid --trust-any --file --backend --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -405,6 +405,10 @@ pub struct StatusArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also say how a waiter learns of the release: woken by the kernel,
+    /// or polling (an fcntl lock holder, a name bound without listen).
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Also say whether this PID file is current or stale (the process is
     /// gone, or its pid now belongs to a process that does not hold the
     /// lock).

@@ -45,6 +45,10 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
         outln!("{json}");
     } else {
         print_human(&lock, holder.as_ref(), &processes, info.as_ref());
+        if let (true, Some(h)) = (args.verbose, &holder) {
+            let (how, why) = waking(h);
+            outln!("  waiters:   {how}: {why}");
+        }
         if let Some((path, state)) = &pidfile {
             outln!(
                 "  pidfile:   {}: {}",
@@ -165,6 +169,37 @@ fn pidfile_json(path: &std::path::Path, state: &PidFileState) -> Value {
         "reused": reused,
         "explanation": explain(state),
     })
+}
+
+/// How a waiter learns that `holder` let go: `("woken", why)` when the
+/// kernel reports the release, `("polling", why)` when it cannot and a
+/// waiter retries (every 100 ms at most).
+fn waking(holder: &Holder) -> (&'static str, &'static str) {
+    match holder.file_lock() {
+        Some(("FLOCK", _)) => (
+            "woken",
+            "the kernel reports the close that drops the flock (inotify)",
+        ),
+        Some(_) => (
+            "polling",
+            "an fcntl(2) lock is held, whose release the kernel reports to nobody; \
+             waiters retry every 100 ms at most",
+        ),
+        None if holder.is_listening() => (
+            "woken",
+            "the kernel resets waiting connections when the listener is released",
+        ),
+        None => (
+            "polling",
+            "the name is bound by a socket that does not listen, which nobody can wait on; \
+             waiters retry every 100 ms at most",
+        ),
+    }
+}
+
+fn waiters_json(holder: &Holder) -> Value {
+    let (how, why) = waking(holder);
+    json!({"woken": how == "woken", "how": why})
 }
 
 /// How long `status` waits for the holder's `info` answer.
@@ -293,6 +328,7 @@ fn to_json(
             },
             "command": info.map(|i| i.cmdline.clone()),
             "started_unix": info.and_then(|i| unix_secs(i.started?)),
+            "waiters": waiters_json(h),
         })
     });
     json!({

@@ -354,6 +354,8 @@ time.sleep(60)
         Some(u64::from(py.id())),
         "{status}"
     );
+    // Nobody can wait on a datagram socket: waiters poll, and say so.
+    assert_eq!(status["holder"]["waiters"]["woken"], false, "{status}");
     abslock().args(["wait", "-w", "0.3", &at]).assert().code(1);
     abslock()
         .args(["list", "--all"])
@@ -495,6 +497,15 @@ fn fcntl_locks_read_only_files_and_directories() {
         .assert()
         .code(0)
         .stdout(predicates::str::contains("POSIX WRITE"));
+    // A waiter cannot be woken by an fcntl unlock: status -v says it polls
+    // (issue 22).
+    abslock()
+        .args(["status", "-v", path])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains(
+            "waiters:   polling: an fcntl(2) lock",
+        ));
     let mut posix = posix;
     posix.kill().unwrap();
     posix.wait().unwrap();
@@ -511,6 +522,13 @@ fn fcntl_locks_read_only_files_and_directories() {
         .args(["run", "-n", sub, "--", "true"])
         .assert()
         .code(1);
+    abslock()
+        .args(["status", "-v", sub])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains(
+            "waiters:   woken: the kernel reports the close",
+        ));
     holder.kill().unwrap();
     holder.wait().unwrap();
     abslock()
