@@ -137,9 +137,6 @@ fn service_settings(config: &mut Config, service: &[(String, String)]) -> Result
             "password" if config.get_password().is_none() => {
                 config.password(value);
             }
-            "connect_timeout" if config.get_connect_timeout().is_none() => {
-                set_connect_timeout(config, value.parse().map_err(|_| bad(key, value))?);
-            }
             _ => {}
         }
     }
@@ -153,12 +150,34 @@ fn add_hosts(config: &mut Config, list: &str) {
     }
 }
 
-/// libpq's `connect_timeout`: 0 waits as long as it takes, and less than
-/// 2 s is 2 s.
-fn set_connect_timeout(config: &mut Config, secs: u64) {
+/// libpq's `connect_timeout`, from the URL, else the service file, else
+/// `PGCONNECT_TIMEOUT`, else 5 s: 0 waits as long as it takes (whatever
+/// comes after it), and less than 2 s is 2 s.
+fn connect_timeout(
+    config: &mut Config,
+    from_url: Option<String>,
+    service: &[(String, String)],
+) -> Result<()> {
+    let (source, value) = match from_url {
+        Some(v) => ("connect_timeout", v),
+        None => match service.iter().find(|(k, _)| k == "connect_timeout") {
+            Some((_, v)) => ("service file: connect_timeout", v.clone()),
+            None => match env("PGCONNECT_TIMEOUT") {
+                Some(v) => ("PGCONNECT_TIMEOUT", v),
+                None => ("default", "5".into()),
+            },
+        },
+    };
+    let secs: u64 = value.trim().parse().map_err(|_| {
+        Error::InvalidUrl(format!(
+            "{source}={}: not a number of seconds",
+            crate::secret::redact(&value)
+        ))
+    })?;
     if secs > 0 {
         config.connect_timeout(Duration::from_secs(secs.max(2)));
     }
+    Ok(())
 }
 
 /// Where libpq looks for the server's Unix socket when no host is given:
@@ -168,7 +187,7 @@ const SOCKET_DIRS: [&str; 3] = ["/run/postgresql", "/var/run/postgresql", "/tmp"
 
 /// libpq's defaults for what the URL leaves out: `PGHOST` (else the local
 /// Unix socket, as libpq uses it), `PGPORT`, `PGUSER` (else the login
-/// name), `PGDATABASE`, `PGCONNECT_TIMEOUT` (else 5 s), and the password
+/// name), `PGDATABASE`, and the password
 /// from `PGPASSWORD` or the password file (`PGPASSFILE`, else
 /// `~/.pgpass`).
 fn libpq_defaults(config: &mut Config) -> Result<()> {
@@ -181,15 +200,6 @@ fn libpq_defaults(config: &mut Config) -> Result<()> {
             .find(|d| std::path::Path::new(d).is_dir())
             .unwrap_or(&"/tmp");
         config.host_path(dir);
-    }
-    if config.get_connect_timeout().is_none() {
-        let secs = match env("PGCONNECT_TIMEOUT") {
-            Some(t) => t.trim().parse::<u64>().map_err(|_| {
-                Error::InvalidUrl(format!("PGCONNECT_TIMEOUT={t}: not a number of seconds"))
-            })?,
-            None => 5,
-        };
-        set_connect_timeout(config, secs);
     }
     if config.get_ports().is_empty() {
         if let Some(port) = env("PGPORT") {
@@ -226,12 +236,13 @@ fn libpq_defaults(config: &mut Config) -> Result<()> {
 impl PgLock {
     pub(crate) fn new(url: &str, name: &str) -> Result<PgLock> {
         let shown = crate::secret::redact(url);
-        let (url, tls, service) = sslmode::split(url)?;
+        let (url, tls, service, timeout) = sslmode::split(url)?;
         let mut config: Config = url
             .parse()
             .map_err(|e| Error::InvalidUrl(format!("{shown}: {e}")))?;
         service_settings(&mut config, &service)?;
         libpq_defaults(&mut config)?;
+        connect_timeout(&mut config, timeout, &service)?;
         config.ssl_mode(tls.client_mode());
         config
             .keepalives(true)
@@ -475,5 +486,36 @@ impl Drop for PgHold {
     fn drop(&mut self) {
         // Closing the connection releases the lock on the server.
         self.stop_watcher();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout_of(url: &str) -> Option<Duration> {
+        PgLock::new(url, "job")
+            .unwrap()
+            .config
+            .get_connect_timeout()
+            .copied()
+    }
+
+    /// libpq's rules for `connect_timeout`: 0 is no limit (the client
+    /// library drops it, and a default must not come back in its place),
+    /// less than 2 s is 2 s, in a URL or a key=value string alike.
+    #[test]
+    fn connect_timeout_follows_libpq() {
+        assert_eq!(timeout_of("postgres://u@h/db?connect_timeout=0"), None);
+        assert_eq!(timeout_of("host=h user=u connect_timeout=0"), None);
+        assert_eq!(
+            timeout_of("postgres://u@h/db?connect_timeout=1"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            timeout_of("host=h connect_timeout=7 user=u"),
+            Some(Duration::from_secs(7))
+        );
+        assert!(PgLock::new("postgres://u@h/db?connect_timeout=soon", "job").is_err());
     }
 }

@@ -42,20 +42,31 @@ pub(crate) struct PgTls {
 
 /// libpq's options that the PostgreSQL client library does not know:
 /// taken out of the connection string here.
-const OPTIONS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "service"];
+const OPTIONS: [&str; 6] = [
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "service",
+    "connect_timeout",
+];
 
 /// `url` without the options the client library does not know, the TLS
 /// settings they (or the service file, or the environment, or libpq's
 /// default files) give, and the other settings of the service file
 /// (`service=` or `PGSERVICE`; [`crate::service`]), which apply where the
-/// URL says nothing.
-pub(crate) fn split(conn: &str) -> Result<(String, PgTls, crate::service::Settings)> {
+/// URL says nothing; and the URL's `connect_timeout`, taken out because
+/// the client library drops a 0, which in libpq means "no limit" and must
+/// win over `PGCONNECT_TIMEOUT` and the default.
+pub(crate) fn split(
+    conn: &str,
+) -> Result<(String, PgTls, crate::service::Settings, Option<String>)> {
     let (rest, given) = if conn.contains("://") {
         split_url(conn)
     } else {
         split_key_values(conn)?
     };
-    let [mode, rootcert, cert, key, service] = given;
+    let [mode, rootcert, cert, key, service, connect_timeout] = given;
     let mut service = match service.or_else(|| env("PGSERVICE")) {
         Some(name) => crate::service::lookup(&name)?,
         None => Vec::new(),
@@ -137,14 +148,14 @@ pub(crate) fn split(conn: &str) -> Result<(String, PgTls, crate::service::Settin
         cert,
         key,
     };
-    Ok((rest, PgTls { mode, files }, service))
+    Ok((rest, PgTls { mode, files }, service, connect_timeout))
 }
 
 /// A URL without the TLS options in its query, and their values.
-fn split_url(url: &str) -> (String, [Option<String>; 5]) {
+fn split_url(url: &str) -> (String, [Option<String>; 6]) {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
-    let mut given: [Option<String>; 5] = Default::default();
+    let mut given: [Option<String>; 6] = Default::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match OPTIONS.iter().position(|o| *o == key) {
@@ -162,9 +173,9 @@ fn split_url(url: &str) -> (String, [Option<String>; 5]) {
 
 /// A libpq `key=value` string without the TLS options, and their values.
 /// Values may be single-quoted, with `\'` and `\\` escapes.
-fn split_key_values(conn: &str) -> Result<(String, [Option<String>; 5])> {
+fn split_key_values(conn: &str) -> Result<(String, [Option<String>; 6])> {
     let mut kept = Vec::new();
-    let mut given: [Option<String>; 5] = Default::default();
+    let mut given: [Option<String>; 6] = Default::default();
     let mut rest = conn.trim_start();
     let mut previous: Option<&str> = None;
     while !rest.is_empty() {
@@ -268,7 +279,7 @@ mod tests {
 
     #[test]
     fn tls_options_are_taken_out_and_the_rest_is_kept() {
-        let (url, tls, _) = split(
+        let (url, tls, _, _) = split(
             "postgres://u@h/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem&sslcert=/c&sslkey=/k",
         )
         .unwrap();
@@ -278,7 +289,7 @@ mod tests {
         assert_eq!(tls.files.cert, Some(PathBuf::from("/c")));
         assert_eq!(tls.files.key, Some(PathBuf::from("/k")));
         assert_eq!(tls.client_mode(), postgres::config::SslMode::Require);
-        let (url, tls, _) = split("postgres://u@h/db?sslmode=disable").unwrap();
+        let (url, tls, _, _) = split("postgres://u@h/db?sslmode=disable").unwrap();
         assert_eq!(
             (url.as_str(), tls.mode),
             ("postgres://u@h/db", SslMode::Disable)
