@@ -170,6 +170,12 @@ pub const CHECKS: &[Check] = &[
         "pidfd_getfd(2) copies the holder's socket, which then outlives it; /proc/PID/fd cannot"
     ),
     check!(
+        clone_files_shares_one_table,
+        2,
+        false,
+        "a process made with CLONE_FILES shares the table: a close in either frees the name"
+    ),
+    check!(
         in_flight_dropped_with_the_queue,
         2,
         false,
@@ -1142,6 +1148,46 @@ fn pidfd_getfd_copies() -> Result<String, Outcome> {
     drop(copy);
     ensure_free(&name, "after the copy was closed")?;
     Ok("a copy taken with pidfd_getfd kept the name after SIGKILL of the holder; /proc/PID/fd gave ENXIO".into())
+}
+
+fn clone_files_shares_one_table() -> Result<String, Outcome> {
+    let name = fresh("clone-files");
+    let fd = listener(&name, 1)?;
+    // SAFETY: clone(2) with CLONE_FILES and no new stack: like fork, the
+    // child runs on a copy of our memory. It makes only raw system calls
+    // (pause, _exit) before it dies, touching no lock and no allocator.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_FILES | libc::SIGCHLD,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        // SAFETY: async-signal-safe calls only, in the child.
+        unsafe {
+            libc::pause();
+            libc::_exit(0);
+        }
+    }
+    if pid < 0 {
+        return Err(fail(format!("clone: {}", std::io::Error::last_os_error())));
+    }
+    let pid = pid as libc::pid_t;
+    drop(fd);
+    let free_while_child_lives = !held(&name)?;
+    // SAFETY: kill(2) and waitpid(2) on our own unreaped child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    ensure(free_while_child_lives, || {
+        "the name stayed bound: the child's table was a copy".into()
+    })?;
+    Ok("our close freed the name while the CLONE_FILES child, sharing the table, still ran".into())
 }
 
 fn in_flight_dropped_with_the_queue() -> Result<String, Outcome> {

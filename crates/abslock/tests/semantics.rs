@@ -58,6 +58,7 @@ rules!(
     exec_keeps_without_cloexec,
     scm_rights_keeps,
     pidfd_getfd_copies,
+    clone_files_shares_one_table,
     in_flight_dropped_with_the_queue,
     netns_separates,
     netns_of_creation,
