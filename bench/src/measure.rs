@@ -363,7 +363,7 @@ impl CliMode {
     }
 
     /// The program and its arguments up to the command, holder or waiter.
-    fn argv(self, env: &Env, what: &str, waiter: bool) -> Vec<String> {
+    pub fn argv(self, env: &Env, what: &str, waiter: bool) -> Vec<String> {
         let file = env.dir.join(format!("{what}.lock")).display().to_string();
         let name = format!("{}/{what}", env.tag);
         let abslock = env.abslock.display().to_string();
@@ -460,4 +460,56 @@ pub fn cli_handover(env: &Env, mode: CliMode, ending: Ending, rounds: usize) -> 
         samples.push(stamp.saturating_sub(start) as f64 / 1000.0);
     }
     samples
+}
+
+/// The order in which `waiters` processes, started `apart` from each
+/// other while a holder holds the lock, get it once the holder exits:
+/// each appends its index to a file and holds for 20 ms. Returns the
+/// indices in the order they ran (`0..waiters` is arrival order).
+pub fn waiting_order(env: &Env, mode: CliMode, waiters: usize, apart: Duration) -> Vec<usize> {
+    let what = format!(
+        "order-{}",
+        CliMode::ALL.iter().position(|m| *m == mode).unwrap_or(0)
+    );
+    let log = env.dir.join(format!("{what}.log"));
+    let _ = std::fs::remove_file(&log);
+    let argv = mode.argv(env, &what, false);
+    let mut holder = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["sh", "-c", "echo ready; read x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the holder");
+    let mut out = BufReader::new(holder.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("holder ready");
+    let mut queued = Vec::new();
+    for i in 0..waiters {
+        let mut argv = mode.argv(env, &what, true);
+        // A wait long enough for all of them.
+        if let Some(pos) = argv.iter().position(|a| a == "10") {
+            argv[pos] = "60".into();
+        }
+        let script = format!("echo {i} >> '{}'; sleep 0.02", log.display());
+        queued.push(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .args(["sh", "-c", &script])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn a waiter"),
+        );
+        std::thread::sleep(apart);
+    }
+    let _ = writeln!(holder.stdin.as_mut().expect("stdin"));
+    let _ = holder.wait();
+    for mut w in queued {
+        let _ = w.wait();
+    }
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }

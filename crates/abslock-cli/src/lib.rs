@@ -23,6 +23,7 @@ mod run;
 mod send;
 mod status;
 mod systemd;
+mod timed;
 mod users;
 mod wait;
 

@@ -181,7 +181,7 @@ fn keeper(
     let acquired = if nonblock {
         lock.try_acquire()
     } else {
-        lock.acquire(args.acquire.timeout)
+        crate::timed::acquire(lock, args.acquire.timeout)
     };
     let guard = match acquired {
         Ok(guard) => guard,

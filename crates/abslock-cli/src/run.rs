@@ -179,7 +179,7 @@ fn acquire(
     };
     let who = describe_holder(&holder);
     let _spinner = (!quiet).then(|| Spinner::start(format!("waiting for {lock}, held by {who}")));
-    Ok((lock.acquire(timeout)?, Some(who)))
+    Ok((crate::timed::acquire(lock, timeout)?, Some(who)))
 }
 
 /// `--exec`: the command replaces abslock and inherits the lock socket.

@@ -358,3 +358,77 @@ fn runtime_files_are_removed_at_release_and_never_let_two_in() {
     assert!(!file.exists());
     std::fs::remove_dir_all(&rt).unwrap();
 }
+
+/// Issue 22: waiters with a timeout are served in the order they came, on
+/// a lock file, in combined mode and on a per-user name (whose runtime
+/// file is the queue): they block in flock(2), whose kernel queue wakes the
+/// first waiter at each release, and a timer interrupts the wait at the
+/// deadline. A queued waiter that dies leaves the queue without delaying
+/// the others, and a timeout still ends on time.
+#[test]
+fn waiters_with_a_timeout_are_served_in_arrival_order() {
+    let d = dir("order");
+    let file = d.join("order.lock").display().to_string();
+    let cases: [(&str, Vec<String>); 3] = [
+        ("file", vec![format!("file:{file}")]),
+        (
+            "combined",
+            vec![
+                "--file".into(),
+                d.join("c.lock").display().to_string(),
+                name("order-c"),
+            ],
+        ),
+        ("name", vec![name("order-n")]),
+    ];
+    for (what, spec) in cases {
+        let log = d.join(format!("{what}.log"));
+        let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
+        let mut run = vec!["run"];
+        run.extend(&spec);
+        let mut holder_args = run.clone();
+        holder_args.extend(["--", "sh", "-c", "echo ready; read x"]);
+        let mut holder = Command::new(BIN)
+            .args(&holder_args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(common::first_line(&mut holder), "ready", "{what}");
+        let mut waiters = Vec::new();
+        for i in 0..6 {
+            let script = format!("echo {i} >> '{}'", log.display());
+            let mut args = vec!["run", "-w", "30"];
+            args.extend(&spec);
+            args.extend(["--", "sh", "-c", &script]);
+            waiters.push(background(&args));
+            std::thread::sleep(Duration::from_millis(80));
+        }
+        // One dies while queued.
+        sigkill(&waiters[2]);
+        // A timed waiter gives up on time, and loses nobody's place.
+        let mut late = vec!["run", "-w", "0.3"];
+        late.extend(&spec);
+        late.extend(["--", "true"]);
+        let started = std::time::Instant::now();
+        let out = Command::new(BIN).args(&late).output().unwrap();
+        let waited = started.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{what}: {out:?}");
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_millis(800),
+            "{what}: a 0.3 s timeout took {waited:?}"
+        );
+        drop(holder.stdin.take());
+        holder.wait().unwrap();
+        for (i, w) in waiters.iter_mut().enumerate() {
+            let status = w.wait().unwrap();
+            assert!(i == 2 || status.success(), "{what}: waiter {i}: {status:?}");
+        }
+        let order = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            order.split_whitespace().collect::<Vec<_>>(),
+            ["0", "1", "3", "4", "5"],
+            "{what}"
+        );
+    }
+}

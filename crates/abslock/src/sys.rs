@@ -207,6 +207,23 @@ pub(crate) fn inode(fd: impl AsFd) -> io::Result<u64> {
     Ok(rustix::fs::fstat(fd)?.st_ino)
 }
 
+/// Whether the file open at `fd` is open for writing in no other open
+/// file description: a write lease (`fcntl(2)`, `F_SETLEASE`) can be taken
+/// only then (`check_conflicting_open` in fs/locks.c), and is dropped at
+/// once. `false` too where a lease cannot be had (not the file's owner,
+/// leases disabled): the caller then assumes others have it open.
+pub(crate) fn alone_writing(fd: BorrowedFd<'_>) -> bool {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl with integer arguments on a descriptor we borrow; no
+    // memory is passed.
+    let taken = unsafe { libc::fcntl(raw, libc::F_SETLEASE, libc::F_WRLCK) } == 0;
+    if taken {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(raw, libc::F_SETLEASE, libc::F_UNLCK) };
+    }
+    taken
+}
+
 /// Clears close-on-exec on `raw` in a child between `fork` and `exec`.
 ///
 /// # Safety
