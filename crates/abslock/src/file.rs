@@ -552,11 +552,10 @@ impl FileGuard {
     /// description (a child) and that no waiter came first. Two system
     /// calls, where asking `/proc/locks` costs an RCU grace period.
     fn retake(&mut self) -> bool {
-        // Waiters blocked in flock(2) on the file keep it open: leave them
-        // the file, and their place in the kernel's queue (a retake would
-        // take the lock from the first of them, and the unlink would send
-        // them all to a new file in a new order).
-        if !sys::alone_writing(self.fd.as_fd()) {
+        // A file to remove: waiters blocked in flock(2) on it keep it open.
+        // Leave them the file, and their place in the kernel's queue (the
+        // unlink would send them all to a new file, in a new order).
+        if self.remove && !sys::alone_writing(self.fd.as_fd()) {
             return false;
         }
         let Ok(ours) = rustix::fs::fstat(&*self.fd) else {
