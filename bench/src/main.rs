@@ -421,8 +421,9 @@ fn cli_handover(md: &mut String, env: &Env, results: &Path, rounds: usize) {
         md,
         "\n![command-line hand-over](bench/results/cli-handover.svg)\n\n**Target (every abslock mode within 1.5x \
          flock(1), after SIGKILL and after exit): {}** (worst ratio {worst:.2}x). Every lock-file wait sleeps in the \
-         kernel: without a timeout in `flock(2)` itself, with one in `poll(2)` on an inotify watch of the file, which \
-         the kernel wakes when a holder's last descriptor of the file closes (the close that releases its lock).\n",
+         kernel: the command's, with or without `-w`, in `flock(2)` itself (a timer interrupts it at the deadline, as \
+         for `flock -w`); the library's timed wait in `poll(2)` on an inotify watch of the file, which the kernel wakes \
+         when a holder's last descriptor of the file closes (the close that releases its lock).\n",
         if worst <= 1.5 { "met" } else { "missed" }
     );
 }
@@ -445,7 +446,10 @@ fn waiting_order(md: &mut String, env: &Env, waiters: usize, runs: usize) {
     );
     let _ = writeln!(
         md,
-        "{waiters} waiters (`MODE -w 60 -- sh -c 'echo I >> log; sleep 0.02'`) start {} ms apart while a holder holds          the lock; the holder then exits, and the log shows the order in which they ran. An inversion is a pair of          waiters served against their arrival order ({pairs} pairs; FIFO gives 0, a random order about {}).          {runs} runs per mode.\n\n| mode | inversions per run | an order seen |\n|---|---|---|",
+        "{waiters} waiters (`MODE -w 60 -- sh -c 'echo I >> log; sleep 0.02'`) start {} ms apart while a holder holds \
+         the lock; the holder then exits, and the log shows the order in which they ran. An inversion is a pair of \
+         waiters served against their arrival order ({pairs} pairs; FIFO gives 0, a random order about {}). \
+         {runs} runs per mode.\n\n| mode | inversions per run | an order seen |\n|---|---|---|",
         apart.as_millis(),
         pairs / 2
     );
