@@ -90,7 +90,6 @@ fn a_stopped_holder_keeps_the_lock_and_can_still_be_killed() {
 /// socket) instead of reporting the dead process as the holder.
 #[test]
 fn try_acquire_waits_for_a_release_in_progress_instead_of_naming_a_dead_holder() {
-    use std::os::fd::AsFd;
     let _serial = common::serial();
     let mut late = 0;
     for round in 0..3 {
@@ -104,17 +103,9 @@ fn try_acquire_waits_for_a_release_in_progress_instead_of_naming_a_dead_holder()
         h.close_stdin();
         assert!(h.wait().success());
         // Still bound right after the reap: the release is late.
-        let probe = rustix::net::socket(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            None,
-        )
-        .unwrap();
-        let address = rustix::net::SocketAddrUnix::new_abstract_name(name.address()).unwrap();
-        if rustix::net::bind(probe.as_fd(), &address).is_err() {
+        if common::bound(&name) {
             late += 1;
         }
-        drop(probe);
         let lock = Lock::new(name);
         match lock.try_acquire() {
             Ok(_guard) => {}
@@ -134,7 +125,6 @@ fn try_acquire_waits_for_a_release_in_progress_instead_of_naming_a_dead_holder()
 /// for its reader instead: skipped, with the reason).
 #[test]
 fn a_holder_dumping_core_keeps_the_name_until_the_dump_is_written() {
-    use std::os::fd::AsFd;
     let _serial = common::serial();
     let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
     if pattern.starts_with('|') {
@@ -146,16 +136,7 @@ fn a_holder_dumping_core_keeps_the_name_until_the_dump_is_written() {
     let name = unique("dump");
     let mut h = spawn("dump-hold", &[arg(&name), dir.to_str().unwrap()]);
     h.expect("ready");
-    let probe = || {
-        let fd = rustix::net::socket(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            None,
-        )
-        .unwrap();
-        let address = rustix::net::SocketAddrUnix::new_abstract_name(name.address()).unwrap();
-        rustix::net::bind(fd.as_fd(), &address).is_err()
-    };
+    let probe = || common::bound(&name);
     h.child
         .stdin
         .as_mut()
@@ -212,19 +193,9 @@ fn a_holder_dumping_core_keeps_the_name_until_the_dump_is_written() {
 /// test prints it).
 #[test]
 fn a_killed_holder_with_much_memory_frees_the_name_by_the_reap_not_at_the_kill() {
-    use std::os::fd::AsFd;
     let _serial = common::serial();
     let name = unique("big");
-    let probe = || {
-        let fd = rustix::net::socket(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            None,
-        )
-        .unwrap();
-        let address = rustix::net::SocketAddrUnix::new_abstract_name(name.address()).unwrap();
-        rustix::net::bind(fd.as_fd(), &address).is_err()
-    };
+    let probe = || common::bound(&name);
     let mut h = spawn("big-hold", &[arg(&name), "2048"]);
     h.expect("ready");
     let killed = std::time::Instant::now();

@@ -463,6 +463,20 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Whether `name`'s address is bound now: a stream socket's bind probe,
+/// closed at once.
+pub fn bound(name: &LockName) -> bool {
+    use std::os::fd::AsFd;
+    let fd = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        None,
+    )
+    .unwrap();
+    let address = rustix::net::SocketAddrUnix::new_abstract_name(name.address()).unwrap();
+    rustix::net::bind(fd.as_fd(), &address).is_err()
+}
+
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
