@@ -1024,11 +1024,29 @@ fn etcd_with_authentication_takes_etcdctl_credentials_and_never_shows_them() {
 /// takes it; its command ends meanwhile. Resumed, abslock must exit 5 and
 /// say so, never 0: the command may have overlapped the other client's.
 fn a_paused_holder_that_lost_its_lock_exits_5(url: &str, lose: impl FnOnce(u32)) {
-    let holder = background(
+    let mut holder = background(
         "host-a",
-        &["run", "--backend", url, "lost", "--", "sleep", "2"],
+        &[
+            "run",
+            "--backend",
+            url,
+            "lost",
+            "--",
+            "sh",
+            "-c",
+            "echo running; exec sleep 2",
+        ],
     );
     wait_held_by(url, "lost", "host-a");
+    // Paused once the command runs (before, abslock may still be taking the
+    // lock, and fail to: exit 69, nothing run).
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "running");
     common::signal(holder.id(), libc::SIGSTOP);
     let paused = Instant::now();
     lose(holder.id());
