@@ -410,6 +410,39 @@ fn connect(name: &[u8]) -> Result<Result<OwnedFd, Errno>, Outcome> {
     Ok(net::connect(&fd, &addr(name)?).map(|()| fd))
 }
 
+/// A connected pair of stream sockets.
+fn socket_pair() -> Result<(OwnedFd, OwnedFd), Outcome> {
+    ctx(
+        net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        ),
+        "socketpair",
+    )
+}
+
+/// Sends one byte with `fds` attached (`SCM_RIGHTS`) over `via`.
+fn send_fds(via: &OwnedFd, fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<(), Outcome> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    ensure(control.push(SendAncillaryMessage::ScmRights(fds)), || {
+        "cmsg buffer too small".into()
+    })?;
+    ctx(
+        net::sendmsg(
+            via,
+            &[std::io::IoSlice::new(b"x")],
+            &mut control,
+            SendFlags::empty(),
+        ),
+        "sendmsg",
+    )
+    .map(drop)
+}
+
 fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
@@ -576,37 +609,12 @@ fn exec_keeps_without_cloexec() -> Result<String, Outcome> {
 }
 
 fn scm_rights_keeps() -> Result<String, Outcome> {
-    use rustix::net::{
-        RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-        SendAncillaryMessage, SendFlags,
-    };
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     use std::mem::MaybeUninit;
     let name = fresh("scm");
     let fd = listener(&name, 1)?;
-    let (a, b) = ctx(
-        net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        ),
-        "socketpair",
-    )?;
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [fd.as_fd()];
-    ensure(control.push(SendAncillaryMessage::ScmRights(&fds)), || {
-        "cmsg buffer too small".into()
-    })?;
-    ctx(
-        net::sendmsg(
-            &a,
-            &[std::io::IoSlice::new(b"x")],
-            &mut control,
-            SendFlags::empty(),
-        ),
-        "sendmsg",
-    )?;
+    let (a, b) = socket_pair()?;
+    send_fds(&a, &[fd.as_fd()])?;
     drop(fd);
     ensure_held(&name, "with its only descriptor in flight")?;
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -1053,36 +1061,12 @@ fn io_uring_fixed_file_delays() -> Result<String, Outcome> {
 }
 
 fn gc_cycle_delays() -> Result<String, Outcome> {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    use std::mem::MaybeUninit;
     let name = fresh("gc");
     let fd = listener(&name, 1)?;
-    let (a, b) = ctx(
-        net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        ),
-        "socketpair",
-    )?;
+    let (a, b) = socket_pair()?;
     // The listener and `b` itself, sent to `b`: a message nobody can
     // receive once `b` is closed, which keeps `b` alive, which keeps it.
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [fd.as_fd(), b.as_fd()];
-    ensure(control.push(SendAncillaryMessage::ScmRights(&fds)), || {
-        "cmsg buffer too small".into()
-    })?;
-    ctx(
-        net::sendmsg(
-            &a,
-            &[std::io::IoSlice::new(b"x")],
-            &mut control,
-            SendFlags::empty(),
-        ),
-        "sendmsg",
-    )?;
+    send_fds(&a, &[fd.as_fd(), b.as_fd()])?;
     drop(fd);
     drop(a);
     drop(b);
@@ -1191,34 +1175,10 @@ fn clone_files_shares_one_table() -> Result<String, Outcome> {
 }
 
 fn in_flight_dropped_with_the_queue() -> Result<String, Outcome> {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    use std::mem::MaybeUninit;
     let name = fresh("in-flight");
     let fd = listener(&name, 1)?;
-    let (a, b) = ctx(
-        net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        ),
-        "socketpair",
-    )?;
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [fd.as_fd()];
-    ensure(control.push(SendAncillaryMessage::ScmRights(&fds)), || {
-        "cmsg buffer too small".into()
-    })?;
-    ctx(
-        net::sendmsg(
-            &a,
-            &[std::io::IoSlice::new(b"x")],
-            &mut control,
-            SendFlags::empty(),
-        ),
-        "sendmsg",
-    )?;
+    let (a, b) = socket_pair()?;
+    send_fds(&a, &[fd.as_fd()])?;
     drop(fd);
     drop(a);
     ensure_held(&name, "with its only descriptor in flight")?;
