@@ -343,3 +343,77 @@ time.sleep(30)
     let _ = std::fs::remove_dir_all(&dir);
     assert!(seen, "status never said the holder was dumping core");
 }
+
+/// A holder blocked closing a file on a hung file system (issue 26, "When
+/// the release is late"): SIGKILL does not free the name, because the
+/// exit closes descriptors in order and waits, in D state, for the FUSE
+/// server to answer the FLUSH of the earlier one; `status` says so; the
+/// name goes when the server answers.
+#[test]
+fn a_holder_stuck_in_d_state_on_a_hung_fuse_file_keeps_the_name_and_status_says_why() {
+    if !is_root() || !std::path::Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: needs root and /dev/fuse to mount a FUSE file system");
+        return;
+    }
+    let mnt = std::env::temp_dir().join(format!("abslock-fuse-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut fuse = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/hung_fuse.py"
+        ))
+        .arg(&mnt)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mounted = first_line(&mut fuse);
+    if mounted != "mounted" {
+        fuse.wait().unwrap();
+        let _ = std::fs::remove_dir(&mnt);
+        eprintln!("skipped: the FUSE file system could not be mounted here");
+        return;
+    }
+    // The file is opened first, so its descriptor is closed (and hangs)
+    // before the socket's.
+    let lock = format!("@{}", name("fuse-d"));
+    const HOLDER: &str = "import socket, sys, time\nf = open(sys.argv[1], 'rb')\ns = socket.socket(socket.AF_UNIX)\ns.bind('\\0' + sys.argv[2])\ns.listen()\nprint('held', flush=True)\ntime.sleep(60)\n";
+    let mut holder = Command::new("python3")
+        .args(["-c", HOLDER])
+        .arg(mnt.join("f"))
+        .arg(&lock[1..])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(first_line(&mut holder), "held");
+    sigkill(&holder);
+    let flush = first_line(&mut fuse);
+    assert_eq!(flush, format!("flush {}", holder.id()));
+    let stat = format!("/proc/{}/stat", holder.id());
+    eventually("the killed holder to wait in D state", || {
+        std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") D "))
+    });
+    // Killed, yet the name is bound and the holder named, with the reason.
+    let text = status_text(&lock);
+    assert!(
+        text.contains("uninterruptible sleep (D)"),
+        "status does not say why the lock is still taken: {text}"
+    );
+    let json = status_json(&lock);
+    assert_eq!(json["processes"][0]["state"], "D", "{json}");
+    abslock()
+        .args(["run", "-n", &lock, "true"])
+        .assert()
+        .code(1);
+    // The server answers: the exit goes on, and the name goes with it.
+    {
+        use std::io::Write;
+        let mut stdin = fuse.stdin.take().unwrap();
+        stdin.write_all(b"answer\n").unwrap();
+        // Dropping stdin (EOF) unmounts once the flush is answered.
+    }
+    holder.wait().unwrap();
+    assert!(!held(&lock), "{}", status_text(&lock));
+    fuse.wait().unwrap();
+    let _ = std::fs::remove_dir(&mnt);
+}

@@ -121,18 +121,21 @@ impl Holder {
             // 0: the listener's pid is not visible in our pid namespace.
             holder.pid = u32::try_from(cred.pid).ok().filter(|&p| p != 0);
         }
+        let mut reaped = false;
         match sys::peer_pidfd(conn) {
             Ok(fd) => {
                 holder.pidfd = Some(fd);
                 holder.pidfd_exact = true;
             }
-            // Kernels before 6.5 lack SO_PEERPIDFD (ENOPROTOOPT); some
-            // return ESRCH for a reaped peer, recent ones (6.18) a pidfd
-            // that polls readable, handled below. Fall back to pidfd_open
-            // (racy, see pidfd_is_exact).
+            // A reaped listener (recent kernels give a pidfd that polls
+            // readable instead, handled below): its number may name another
+            // process already, so it is not opened by number.
+            Err(e) if listener_reaped(&e) => reaped = true,
+            // Kernels before 6.5 lack SO_PEERPIDFD (ENOPROTOOPT): fall
+            // back to pidfd_open (racy, see pidfd_is_exact).
             Err(_) => holder.pidfd = holder.pid.and_then(open_pidfd),
         }
-        if holder.has_exited() || (holder.pid.is_some() && holder.pidfd.is_none()) {
+        if reaped || holder.has_exited() || (holder.pid.is_some() && holder.pidfd.is_none()) {
             // The process that called listen() is gone, yet the socket
             // lives: a child inherited it. Its pid may be reused already,
             // so name a process that holds the socket now.
@@ -336,8 +339,24 @@ impl Holder {
     ///
     /// # Errors
     /// If `/proc/net/unix` cannot be read.
+    ///
+    /// A holder in the middle of its exit is listed although `/proc/PID/fd`
+    /// no longer shows the socket: `exit_files()` detaches the descriptor
+    /// table before closing it, and a close that blocks (a hung FUSE or
+    /// NFS file closed first, in D state) keeps the name with that exiting
+    /// process ("When the release is late" in [`crate::semantics`]).
     pub fn processes(&self) -> Result<Vec<ProcessInfo>> {
-        Ok(procfs::process_infos(self.keepers()?))
+        let mut keepers = self.keepers()?;
+        if let Some(pid) = self.pid() {
+            if !keepers.contains(&pid)
+                && !self.has_exited()
+                && procfs::process_info(pid).is_ok_and(|p| p.is_exiting())
+            {
+                keepers.push(pid);
+                keepers.sort_unstable();
+            }
+        }
+        Ok(procfs::process_infos(keepers))
     }
 
     /// Sends `signal` to the holder through its pidfd
@@ -426,6 +445,14 @@ fn holders_of(address: &[u8]) -> Result<Option<(procfs::UnixSocket, Vec<u32>)>> 
     procfs::holders_of(address).map_err(Error::io("reading /proc/net/unix"))
 }
 
+/// Whether `SO_PEERPIDFD` failed because the listener has been reaped:
+/// `ESRCH`, or `EINVAL` on kernels before `PIDFD_STALE`, where
+/// `pidfd_prepare()` refuses a pid with no thread-group leader (rule 4 of
+/// [`crate::semantics`]).
+fn listener_reaped(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ESRCH | libc::EINVAL))
+}
+
 fn open_pidfd(pid: u32) -> Option<OwnedFd> {
     let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
     pidfd_open(pid, PidfdFlags::empty()).ok()
@@ -444,5 +471,23 @@ impl fmt::Display for Holder {
             write!(f, " (uid {uid})")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listener_reaped;
+    use std::io::Error;
+
+    /// A reaped listener is not looked up by its number, whichever error
+    /// the kernel gives for it; a kernel without `SO_PEERPIDFD` is.
+    #[test]
+    fn a_reaped_listener_is_told_from_a_kernel_without_so_peerpidfd() {
+        assert!(listener_reaped(&Error::from_raw_os_error(libc::ESRCH)));
+        assert!(listener_reaped(&Error::from_raw_os_error(libc::EINVAL)));
+        assert!(!listener_reaped(&Error::from_raw_os_error(
+            libc::ENOPROTOOPT
+        )));
+        assert!(!listener_reaped(&Error::other("no descriptor")));
     }
 }

@@ -307,6 +307,12 @@ impl ProcessInfo {
         }
     }
 
+    /// Whether the process is exiting (`PF_EXITING`): it may be closing
+    /// its descriptors, from a table `/proc/PID/fd` no longer shows.
+    pub fn is_exiting(&self) -> bool {
+        self.state.is_some_and(|(_, flags)| flags & PF_EXITING != 0)
+    }
+
     /// The command line joined with spaces, or `[comm]` when it is empty,
     /// escaped for a terminal: the process's owner
     /// chose every byte of it.
