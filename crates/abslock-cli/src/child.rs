@@ -8,8 +8,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -18,6 +17,7 @@ use rustix::io::Errno;
 use rustix::process::{pidfd_send_signal, Signal};
 
 use crate::exit::{self, Failure};
+use crate::spawn::{self, Spawn};
 use crate::systemd::Systemd;
 
 /// The signals a supervising abslock passes on to its command.
@@ -35,7 +35,7 @@ const FORWARDED: [NixSignal; 6] = [
 const SI_KERNEL: i32 = 0x80;
 
 /// Runs `command` as abslock's child and returns how it ended. `prepare`
-/// adjusts the `Command` before the spawn (descriptors, environment);
+/// adjusts the [`Spawn`] before the spawn (descriptors, environment);
 /// `started` gets the child's pid once it runs. Stop requests to `guard`'s
 /// socket get the command SIGTERM; messages are refused (the command has
 /// no way to receive them). If `guard`, a cluster lock, is lost, the
@@ -44,7 +44,7 @@ const SI_KERNEL: i32 = 0x80;
 /// is dead before the engine can give the lock to another client.
 pub fn supervise(
     command: &[OsString],
-    prepare: impl FnOnce(&mut Command),
+    prepare: impl FnOnce(&mut Spawn),
     started: impl FnOnce(u32),
     server: Option<abslock::OwnLoop>,
     guard: &abslock::AnyGuard,
@@ -68,33 +68,13 @@ pub fn supervise(
     let systemd = Systemd::from_env();
     let mut cmd = systemd.command(command);
     prepare(&mut cmd);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: runs between fork and exec and calls only sigemptyset,
-    // pthread_sigmask, prctl, getppid and raise, which are
-    // async-signal-safe; it touches no shared state.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The command starts with no signal blocked (ours are, for the
-            // signalfd; a mask survives exec).
-            let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-            libc::sigemptyset(none.as_mut_ptr());
-            libc::pthread_sigmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut());
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // abslock died before prctl took effect: follow it now.
-            if libc::getppid() != parent {
-                libc::raise(libc::SIGKILL);
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
+    // The command starts with no signal blocked (ours are, for the
+    // signalfd), and dies with abslock (PR_SET_PDEATHSIG): crate::spawn.
+    let child = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
     drop(cmd);
     // Our unreaped child: its pid cannot be reused before we wait for it.
-    let pidfd =
-        pidfd(child.id()).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
-    started(child.id());
+    let pidfd = pidfd(child).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
+    started(child);
     let mut serving = requests.as_ref();
     let mut lost_fd = guard.lost_fd();
     let mut kill_at = None;
@@ -162,7 +142,7 @@ pub fn supervise(
             forward(&signals, &pidfd);
         }
         if notified || systemd.deadline().is_some() {
-            systemd.relay(child.id());
+            systemd.relay(child);
         }
         if asked {
             if let Some(requests) = serving {
@@ -173,11 +153,11 @@ pub fn supervise(
         }
         if exited {
             // A last word (STOPPING=1) sent just before the exit.
-            systemd.relay(child.id());
+            systemd.relay(child);
             break;
         }
     }
-    let status = child.wait();
+    let status = spawn::wait(child);
     let _ = mask.thread_unblock();
     status.map_err(|e| oserr("waiting for the command", &e))
 }

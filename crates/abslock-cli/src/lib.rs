@@ -21,6 +21,7 @@ mod progress;
 mod replace;
 mod run;
 mod send;
+mod spawn;
 mod status;
 mod systemd;
 mod timed;

@@ -32,6 +32,7 @@
 //!   outside the command's tree, is not looked up in `/proc` again for
 //!   [`STRANGER_MEMORY`].
 
+use crate::spawn::Spawn;
 use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::io::IoSliceMut;
@@ -40,8 +41,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
@@ -121,18 +120,16 @@ impl Systemd {
 
     /// The `Command` for `command`: through the shim when socket activation
     /// is passed on, with the relay's `NOTIFY_SOCKET` when there is one.
-    pub fn command(&self, command: &[OsString]) -> Command {
+    pub fn command(&self, command: &[OsString]) -> Spawn {
         let mut cmd = match &self.shim {
-            Some(exe) => {
-                let mut cmd = Command::new(exe);
-                cmd.arg0("abslock").arg(SHIM).args(command);
-                cmd
-            }
-            None => {
-                let mut cmd = Command::new(&command[0]);
-                cmd.args(&command[1..]);
-                cmd
-            }
+            Some(exe) => Spawn::new(
+                exe,
+                ["abslock".into(), SHIM.into()]
+                    .into_iter()
+                    .chain(command.iter().cloned())
+                    .collect(),
+            ),
+            None => Spawn::new(&command[0], command.to_vec()),
         };
         if let Some(relay) = &self.relay {
             cmd.env("NOTIFY_SOCKET", &relay.ours);
@@ -288,7 +285,8 @@ pub fn shim(mut command: impl Iterator<Item = OsString>) -> u8 {
         eprintln!("abslock: {SHIM} needs a command");
         return crate::exit::USAGE;
     };
-    let err = Command::new(&program)
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&program)
         .args(command)
         .env("LISTEN_PID", std::process::id().to_string())
         .exec();

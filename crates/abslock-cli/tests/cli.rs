@@ -636,3 +636,32 @@ fn man_install_writes_every_page_where_man_finds_it() {
         .is_fifo());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The command starts as `posix_spawn` would start it (crate::spawn): no
+/// signal blocked, SIGPIPE not ignored (abslock ignores it), and the lock's
+/// socket open at the number `ABSLOCK_FD` names.
+#[test]
+fn the_command_starts_with_no_signal_blocked_sigpipe_default_and_the_lock_at_abslock_fd() {
+    let lock = name("spawn-state");
+    let out = abslock()
+        .args([
+            "run",
+            &lock,
+            "--",
+            "sh",
+            "-c",
+            "grep -E '^Sig(Blk|Ign):' /proc/$$/status; readlink /proc/$$/fd/$ABSLOCK_FD",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let field = |key: &str| {
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+        u64::from_str_radix(line[key.len()..].trim(), 16).unwrap()
+    };
+    assert_eq!(field("SigBlk:"), 0, "{text}");
+    let sigpipe = 1 << (libc::SIGPIPE - 1);
+    assert_eq!(field("SigIgn:") & sigpipe, 0, "SIGPIPE ignored: {text}");
+    assert!(text.contains("socket:["), "no socket at ABSLOCK_FD: {text}");
+}

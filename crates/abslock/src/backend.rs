@@ -285,6 +285,18 @@ impl AnyGuard {
         }
     }
 
+    /// The descriptors [`AnyGuard::pass_to`] lets a child inherit, the one
+    /// [`FD_ENV`](crate::FD_ENV) names first; none for a remote lock.
+    pub fn inherited_fds(&self) -> Vec<BorrowedFd<'_>> {
+        match self {
+            AnyGuard::Socket(g) => g.inherited_fds(),
+            AnyGuard::File(g) => g.inherited_fds(),
+            AnyGuard::Combined(g) => g.inherited_fds(),
+            AnyGuard::Netns(g) => g.inherited_fds(),
+            AnyGuard::Remote(_) => Vec::new(),
+        }
+    }
+
     /// Gives up the guard, returning its inheritable descriptors (the one
     /// that decides first).
     ///

@@ -14,7 +14,7 @@
 //! directory or an ancestor is exposed to one ([`FileLock::exposure`];
 //! test `combined_mode_refuses_a_world_writable_directory`).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::process::Command;
 use std::time::Duration;
 
@@ -169,6 +169,16 @@ impl CombinedGuard {
             socket.pass_to(command);
         }
         self.file.pass_to(command);
+    }
+
+    /// The descriptors [`CombinedGuard::pass_to`] lets a child inherit,
+    /// the file's first (the one [`FD_ENV`](crate::FD_ENV) names).
+    pub fn inherited_fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = self.file.inherited_fds();
+        if let Some(socket) = &self.socket {
+            fds.extend(socket.inherited_fds());
+        }
+        fds
     }
 
     /// The file guard and the socket guard, separately.

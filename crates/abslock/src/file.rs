@@ -521,6 +521,12 @@ impl FileGuard {
         }
     }
 
+    /// The descriptor [`FileGuard::pass_to`] lets a child inherit, as
+    /// [`Guard::inherited_fds`](crate::Guard::inherited_fds).
+    pub fn inherited_fds(&self) -> Vec<BorrowedFd<'_>> {
+        vec![self.fd.as_fd()]
+    }
+
     /// Gives up the guard and returns the locked descriptor without
     /// close-on-exec, for a process about to `exec` the program that
     /// should hold the lock.

@@ -148,6 +148,15 @@ impl Guard {
         }
     }
 
+    /// The descriptors [`Guard::pass_to`] lets a child inherit, the one it
+    /// names in [`FD_ENV`] first: for a program that starts its children
+    /// without `Command` (and clears their close-on-exec flag itself).
+    pub fn inherited_fds(&self) -> Vec<BorrowedFd<'_>> {
+        std::iter::once(self.socket.as_fd())
+            .chain(self.others.iter().map(AsFd::as_fd))
+            .collect()
+    }
+
     /// Gives up the guard and returns the lock's socket as an inheritable,
     /// blocking descriptor, for a process that is about to `exec` the
     /// program that should hold the lock (like `flock -F`). Nobody drains the

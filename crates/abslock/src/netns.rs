@@ -15,7 +15,7 @@
 //! Both are always taken in the same order, file first, so two waiters
 //! cannot deadlock; a waiter holds the file while it waits for the socket.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -149,6 +149,14 @@ impl NetnsGuard {
     pub fn pass_to(&self, command: &mut Command) {
         self.file.pass_to(command);
         self.socket.pass_to(command);
+    }
+
+    /// The descriptors [`NetnsGuard::pass_to`] lets a child inherit, the
+    /// socket's first (the one [`FD_ENV`](crate::FD_ENV) names).
+    pub fn inherited_fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = self.socket.inherited_fds();
+        fds.extend(self.file.inherited_fds());
+        fds
     }
 
     /// Gives up the guard: the socket's descriptor, then the file's, both
