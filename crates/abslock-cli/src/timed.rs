@@ -65,7 +65,8 @@ struct Alarm {
 impl Alarm {
     fn arm(after: Duration) -> Option<Alarm> {
         let spec = |d: Duration| libc::timespec {
-            tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+            // i64, not the time_t alias that musl's libc bindings deprecate.
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             tv_nsec: d.subsec_nanos() as libc::c_long,
         };
         // SAFETY: plain C structs, zeroed and then filled in; sigaction,
