@@ -339,7 +339,13 @@ fn whole_command(md: &mut String, env: &Env, pairs: usize) {
     }
     // Issue 22's targets: the static binary (the .deb's) at most flock's
     // time, the dynamic one cargo install builds at most 1.10x.
-    let target = |build: &str| if build.starts_with("static") { 1.0 } else { 1.10 };
+    let target = |build: &str| {
+        if build.starts_with("static") {
+            1.0
+        } else {
+            1.10
+        }
+    };
     let _ = writeln!(
         md,
         "\n**Targets (static ≤ 1.00, cargo install ≤ 1.10): {}.** {}\n",
@@ -359,7 +365,10 @@ fn whole_command(md: &mut String, env: &Env, pairs: usize) {
                The command is started as `posix_spawn(3)` starts one, with `clone(CLONE_VM|CLONE_VFORK)` \
                (crates/abslock-cli/src/spawn.rs), plus the two steps posix_spawn cannot take (PR_SET_PDEATHSIG, \
                the lock descriptor kept across exec): before, a `fork` copied abslock's page tables and both \
-               processes took copy-on-write faults, about 150 µs of each run. What is left of the dynamic build's \
+               processes took copy-on-write faults, about 150 µs of each run. The glibc build also skips std's \
+               runtime start (crates/abslock-cli/src/start.rs): its stack-overflow handler reads /proc/self/maps \
+               and maps an alternate signal stack, about 90 µs; abslock keeps what it needs of that start \
+               (descriptors 0–2 open, SIGPIPE ignored). What is left of the dynamic build's \
                difference is start-up (second table: `--version` does no locking; the dynamic loader maps glibc \
                and libgcc_s and applies a 2 MB program's relocations) and abslock's own work: for a per-user NAME, \
                the runtime file that keeps other network namespaces out (created, locked, and removed at the \

@@ -22,6 +22,7 @@ mod replace;
 mod run;
 mod send;
 mod spawn;
+pub mod start;
 mod status;
 mod systemd;
 mod timed;
@@ -37,14 +38,20 @@ pub use engines::Engines;
 
 /// Runs the command line of this process with `engines` for `--backend`.
 pub fn main(engines: Engines) -> ExitCode {
+    ExitCode::from(run(engines))
+}
+
+/// [`main`], returning the exit status as a number (for a `main` of our
+/// own: see `crate::start`).
+pub fn run(engines: Engines) -> u8 {
     engines::set(engines);
     let mut argv = std::env::args_os();
     if argv.nth(1).is_some_and(|a| a == systemd::SHIM) {
-        return ExitCode::from(systemd::shim(argv));
+        return systemd::shim(argv);
     }
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return ExitCode::from(usage_error(&e)),
+        Err(e) => return usage_error(&e),
     };
     if let Some(Err(why)) = cli
         .command
@@ -52,7 +59,7 @@ pub fn main(engines: Engines) -> ExitCode {
         .map(cli::NameArgs::resolve_file_backend)
     {
         eprintln!("abslock: {why}");
-        return ExitCode::from(exit::USAGE);
+        return exit::USAGE;
     }
     let result = match cli.command {
         Command::Run(args) => run::run(args),
@@ -71,10 +78,10 @@ pub fn main(engines: Engines) -> ExitCode {
         Command::Man(args) => man::man(&args),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(failure) => {
             eprintln!("abslock: {failure}");
-            ExitCode::from(failure.code)
+            failure.code
         }
     }
 }

@@ -665,3 +665,23 @@ fn the_command_starts_with_no_signal_blocked_sigpipe_default_and_the_lock_at_abs
     assert_eq!(field("SigIgn:") & sigpipe, 0, "SIGPIPE ignored: {text}");
     assert!(text.contains("socket:["), "no socket at ABSLOCK_FD: {text}");
 }
+
+/// Started with standard output closed, abslock puts `/dev/null` there
+/// before it opens anything (as std's runtime start does, which the glibc
+/// build skips: crate::start), so that no lock socket or file takes
+/// descriptor 1 and receives what is printed.
+#[test]
+fn a_closed_stdout_is_dev_null_not_the_lock_socket() {
+    let lock = name("closed-stdout");
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"exec "$0" run "$1" -- sh -c 'readlink /proc/$PPID/fd/1 >&2' 1>&-"#,
+            BIN,
+            &lock,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "/dev/null");
+}
