@@ -70,11 +70,11 @@ pub fn supervise(
     prepare(&mut cmd);
     // The command starts with no signal blocked (ours are, for the
     // signalfd), and dies with abslock (PR_SET_PDEATHSIG): crate::spawn.
-    let child = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
+    let pid = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
     drop(cmd);
     // Our unreaped child: its pid cannot be reused before we wait for it.
-    let pidfd = pidfd(child).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
-    started(child);
+    let pidfd = pidfd(pid).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
+    started(pid);
     let mut serving = requests.as_ref();
     let mut lost_fd = guard.lost_fd();
     let mut kill_at = None;
@@ -142,7 +142,7 @@ pub fn supervise(
             forward(&signals, &pidfd);
         }
         if notified || systemd.deadline().is_some() {
-            systemd.relay(child);
+            systemd.relay(pid);
         }
         if asked {
             if let Some(requests) = serving {
@@ -153,11 +153,11 @@ pub fn supervise(
         }
         if exited {
             // A last word (STOPPING=1) sent just before the exit.
-            systemd.relay(child);
+            systemd.relay(pid);
             break;
         }
     }
-    let status = spawn::wait(child);
+    let status = spawn::wait(pid);
     let _ = mask.thread_unblock();
     status.map_err(|e| oserr("waiting for the command", &e))
 }

@@ -215,13 +215,7 @@ fn supervise(
         command,
         |cmd| {
             if !close {
-                let fds = guard.inherited_fds();
-                if let Some(first) = fds.first() {
-                    cmd.env(abslock::FD_ENV, first.as_raw_fd().to_string());
-                }
-                for fd in fds {
-                    cmd.keep(fd);
-                }
+                cmd.pass(&guard);
             }
             if let Some(token) = guard.fencing_token() {
                 cmd.env(TOKEN_ENV, token.to_string());

@@ -58,6 +58,21 @@ impl Spawn {
         self
     }
 
+    /// Lets the command inherit `guard`'s lock, as
+    /// [`AnyGuard::pass_to`](abslock::AnyGuard::pass_to) does for a
+    /// `Command`: its descriptors kept, the first one named in
+    /// [`abslock::FD_ENV`].
+    pub fn pass(&mut self, guard: &abslock::AnyGuard) -> &mut Spawn {
+        let fds = guard.inherited_fds();
+        if let Some(first) = fds.first() {
+            self.env(abslock::FD_ENV, first.as_raw_fd().to_string());
+        }
+        for fd in fds {
+            self.keep(fd);
+        }
+        self
+    }
+
     /// Starts the command with an empty signal mask, SIGPIPE and every
     /// caught signal at their defaults, and `PR_SET_PDEATHSIG` SIGKILL: it
     /// dies with abslock. Returns its pid once it has called `execve`.

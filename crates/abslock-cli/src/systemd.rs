@@ -32,7 +32,6 @@
 //!   outside the command's tree, is not looked up in `/proc` again for
 //!   [`STRANGER_MEMORY`].
 
-use crate::spawn::Spawn;
 use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::io::IoSliceMut;
@@ -44,6 +43,8 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::{Duration, Instant};
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+use crate::spawn::Spawn;
 
 /// The hidden first argument that makes abslock the `LISTEN_PID` shim.
 pub const SHIM: &str = "__listen-pid";
@@ -118,7 +119,7 @@ impl Systemd {
         Systemd { shim, relay }
     }
 
-    /// The `Command` for `command`: through the shim when socket activation
+    /// The [`Spawn`] for `command`: through the shim when socket activation
     /// is passed on, with the relay's `NOTIFY_SOCKET` when there is one.
     pub fn command(&self, command: &[OsString]) -> Spawn {
         let mut cmd = match &self.shim {
