@@ -17,7 +17,6 @@
 use std::io::Write;
 use std::os::fd::IntoRawFd;
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::{open, Mode, OFlags};
 
 /// Does what std's start does that abslock relies on: descriptors 0, 1
@@ -26,23 +25,18 @@ use rustix::fs::{open, Mode, OFlags};
 /// ignored (a closed pipe is an `EPIPE` error, reported, not a silent
 /// death).
 pub fn prepare() {
-    let fds: [_; 3] = std::array::from_fn(|fd| {
-        // SAFETY: 0, 1 and 2 are only polled, never closed or used as
-        // owned, and poll(2) reports POLLNVAL for one that is not open.
-        PollFd::from_borrowed_fd(
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd as i32) },
-            PollFlags::empty(),
-        )
+    // Raw pollfds: a closed descriptor cannot be borrowed as a BorrowedFd.
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
     });
-    let mut fds = fds;
-    // A zero timeout: POLLNVAL is reported at once, nothing is waited for.
-    let now = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    if poll(&mut fds, Some(&now)).is_ok() {
+    // SAFETY: poll(2) reads and writes the three pollfd structs of `fds`,
+    // which we own; a zero timeout reports POLLNVAL at once.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    if polled >= 0 {
         for fd in &fds {
-            if fd.revents().contains(PollFlags::NVAL) {
+            if fd.revents & libc::POLLNVAL != 0 {
                 // The lowest free number: the one that is closed.
                 if let Ok(null) = open("/dev/null", OFlags::RDWR, Mode::empty()) {
                     let _ = null.into_raw_fd();
