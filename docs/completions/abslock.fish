@@ -122,7 +122,7 @@ complete -c abslock -n "__fish_abslock_using_subcommand send" -s h -l help -d 'P
 complete -c abslock -n "__fish_abslock_using_subcommand send" -s V -l version -d 'Print version'
 complete -c abslock -n "__fish_abslock_using_subcommand list" -l json -d 'Print a JSON array'
 complete -c abslock -n "__fish_abslock_using_subcommand list" -l all -d 'Every bound abstract socket name, not only abslock\'s'
-complete -c abslock -n "__fish_abslock_using_subcommand list" -s h -l help -d 'Print help'
+complete -c abslock -n "__fish_abslock_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c abslock -n "__fish_abslock_using_subcommand list" -s V -l version -d 'Print version'
 complete -c abslock -n "__fish_abslock_using_subcommand doctor" -l json -d 'Print one JSON object'
 complete -c abslock -n "__fish_abslock_using_subcommand doctor" -s h -l help -d 'Print help'

@@ -111,6 +111,10 @@ pub enum Command {
     /// Hand arguments to the running instance and print its reply.
     Send(SendArgs),
     /// List the locks held in this network namespace.
+    ///
+    /// Also removes the runtime files of your per-user NAMEs that no
+    /// process holds: those a holder killed by SIGKILL or a crash could not
+    /// remove (a held one is never touched).
     List(ListArgs),
     /// Check, on this kernel, the rules abslock relies on.
     Doctor(DoctorArgs),

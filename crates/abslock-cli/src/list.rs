@@ -14,6 +14,9 @@ use crate::users;
 
 /// Runs `abslock list`.
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
+    // Runtime files left by killed holders go first: a per-user NAME's
+    // file exists only while the lock is held (crate docs: runtime_file).
+    let _ = abslock::runtime_file::prune(rustix::process::getuid().as_raw());
     let sockets = procfs::sockets()
         .map_err(|e| Failure::new(exit::OSERR, format!("listing Unix sockets: {e}")))?;
     let owners: Vec<UnixSocket> = sockets

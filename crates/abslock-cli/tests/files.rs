@@ -436,3 +436,38 @@ fn waiters_with_a_timeout_are_served_in_arrival_order() {
         );
     }
 }
+
+/// A per-user NAME's runtime file exists only while the lock is held: the
+/// one a SIGKILLed holder leaves behind goes at the next `abslock list`,
+/// and one that is held stays.
+#[test]
+fn list_removes_the_runtime_files_of_killed_holders_and_keeps_held_ones() {
+    let rt = runtime("runtime-prune");
+    let file_of = |lock: &str| {
+        rt.join("abslock")
+            .join(format!("{}.lock", lock.replace('/', "%2F")))
+    };
+    let (killed, held) = (name("pruned"), name("kept"));
+    let mut holder = run_in(&rt, &["run", &killed, "--", "sleep", "30"]);
+    let mut keeper = run_in(&rt, &["run", &held, "--", "sleep", "30"]);
+    let status = |lock: &str| run_in(&rt, &["status", lock]).wait().unwrap().code();
+    eventually("both locks to be taken", || {
+        status(&killed) == Some(0) && status(&held) == Some(0)
+    });
+    sigkill(&holder);
+    holder.wait().unwrap();
+    // Its command dies of PDEATHSIG, and the lock with it.
+    eventually("the killed holder's lock to go", || {
+        status(&killed) == Some(1)
+    });
+    assert!(file_of(&killed).exists(), "a killed holder leaves its file");
+    let out = run_in(&rt, &["list"]).wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !file_of(&killed).exists(),
+        "list left the killed holder's file"
+    );
+    assert!(file_of(&held).exists(), "list removed a held lock's file");
+    sigkill(&keeper);
+    keeper.wait().unwrap();
+}
