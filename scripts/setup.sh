@@ -11,6 +11,8 @@ command -v ss >/dev/null      || need+=(iproute2)
 command -v flock >/dev/null   || need+=(util-linux)
 # The cluster backends' integration tests run real servers (issue 7).
 command -v etcd >/dev/null    || need+=(etcd-server)
+# etcdctl: `etcdctl lock` and abslock exclude each other (issue 23).
+command -v etcdctl >/dev/null || need+=(etcd-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
 # systemd-analyze checks the example unit files (issue 17).

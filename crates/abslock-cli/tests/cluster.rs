@@ -1321,3 +1321,95 @@ fn postgres_sslrootcert_system_uses_the_system_store_and_verify_full() {
     let out = run_env(&env(true), &["status", "--backend", &weak, "job"]);
     assert_eq!(out.status.code(), Some(64), "{}", said(&out));
 }
+
+/// Issue 23: abslock and `etcdctl lock` exclude each other, both ways. Both
+/// use etcd's own lock recipe (a key under the lock's prefix, bound to a
+/// lease; the lowest create revision holds), so `etcdctl lock abslock/NAME`
+/// and abslock's NAME are one lock. Each holder's command writes a file
+/// only at its end; the other's command, run once it has the lock, finds
+/// it written.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_and_etcdctl_lock_exclude_each_other_both_ways() {
+    if Command::new("etcdctl").arg("version").output().is_err() {
+        let _: Option<()> = missing("etcdctl (Debian package etcd-client)");
+        return;
+    }
+    let Some(etcd) = Etcd::new() else { return };
+    let url = etcd.url();
+    let dir = scratch("etcdctl-interop");
+    let etcdctl = |args: &[&str]| {
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints=127.0.0.1:{}", etcd.client))
+            .args(["lock", "--ttl=2", "abslock/interop", "--"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let first_line = |child: &mut Child| {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim_end().to_string()
+    };
+
+    // etcdctl holds: abslock is refused, then waits and runs after it.
+    let done = dir.join("etcdctl-done");
+    let script = format!("echo in; sleep 1.5; echo done > {}", done.display());
+    let mut held = etcdctl(&["sh", "-c", &script]).spawn().unwrap();
+    assert_eq!(first_line(&mut held), "in");
+    let refused = run(
+        "host-a",
+        &["run", "-n", "--backend", &url, "interop", "--", "true"],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let after = run(
+        "host-a",
+        &[
+            "run",
+            "-w",
+            "20",
+            "--backend",
+            &url,
+            "interop",
+            "--",
+            "cat",
+            done.to_str().unwrap(),
+        ],
+    );
+    assert!(after.status.success(), "{after:?}");
+    assert_eq!(String::from_utf8_lossy(&after.stdout).trim(), "done");
+    assert!(held.wait().unwrap().success());
+
+    // abslock holds: etcdctl waits, and runs after it.
+    let done = dir.join("abslock-done");
+    let script = format!("echo in; sleep 1.5; echo done > {}", done.display());
+    let mut holder = background(
+        "host-a",
+        &[
+            "run",
+            "--backend",
+            &url,
+            "interop",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert_eq!(first_line(&mut holder), "in");
+    let mut waiter = etcdctl(&["cat", done.to_str().unwrap()]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "etcdctl ran while abslock held the lock"
+    );
+    assert!(holder.wait().unwrap().success());
+    let out = waiter.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done");
+}
