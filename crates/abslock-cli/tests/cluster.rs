@@ -1413,3 +1413,86 @@ fn etcd_and_etcdctl_lock_exclude_each_other_both_ways() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done");
 }
+
+/// Issue 23: the etcd leader killed while a waiter waits, on a 3-member
+/// cluster. The holder keeps its lease through the election (or, if no
+/// renewal is confirmed in time, its command is stopped and it exits 5);
+/// the waiter takes the lock after the holder's command, never during it.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_the_leader_killed_during_a_wait_never_lets_two_commands_in() {
+    if Command::new("etcdctl").arg("version").output().is_err() {
+        let _: Option<()> = missing("etcdctl (Debian package etcd-client)");
+        return;
+    }
+    let Some(mut cluster) = EtcdCluster::new() else {
+        return;
+    };
+    let url = cluster.url();
+    let log = scratch("leader-kill").join("log");
+    let script = |who: &str| {
+        format!(
+            "echo {who} in >> {log}; echo in; sleep 2; echo {who} out >> {log}",
+            log = log.display()
+        )
+    };
+    let (a_script, b_script) = (script("a"), script("b"));
+    let mut a = background(
+        "host-a",
+        &[
+            "run",
+            "--backend",
+            &url,
+            "leader",
+            "--",
+            "sh",
+            "-c",
+            &a_script,
+        ],
+    );
+    assert_eq!(common::first_line(&mut a), "in");
+    let b = background(
+        "host-b",
+        &[
+            "run",
+            "-w",
+            "60",
+            "--backend",
+            &url,
+            "leader",
+            "--",
+            "sh",
+            "-c",
+            &b_script,
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut leader = None;
+    eventually_within("a leader", Duration::from_secs(10), || {
+        leader = cluster.leader();
+        leader.is_some()
+    });
+    cluster.kill(leader.unwrap());
+    let a_code = a.wait().unwrap().code();
+    let b_out = b.wait_with_output().unwrap();
+    assert!(b_out.status.success(), "the waiter failed: {b_out:?}");
+    assert!(
+        a_code == Some(0) || a_code == Some(5),
+        "the holder ended with {a_code:?}"
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let b_in = lines.iter().position(|l| l == "b in").unwrap();
+    assert!(
+        lines[..b_in].contains(&"a in".to_string())
+            && lines[b_in..].iter().all(|l| l.starts_with('b')),
+        "two commands overlapped: {lines:?}"
+    );
+    if a_code == Some(0) {
+        assert!(lines[..b_in].contains(&"a out".to_string()), "{lines:?}");
+    }
+    println!("leader {leader:?} killed: the holder exited {a_code:?}; order {lines:?}");
+}

@@ -263,6 +263,122 @@ impl Drop for Etcd {
     }
 }
 
+/// A 3-member etcd cluster on loopback (plain HTTP), for faults that need
+/// a quorum: a member or the leader killed.
+#[cfg(feature = "etcd")]
+pub struct EtcdCluster {
+    pub dir: PathBuf,
+    pub clients: Vec<u16>,
+    pub members: Vec<Option<Child>>,
+}
+
+#[cfg(feature = "etcd")]
+impl EtcdCluster {
+    pub fn new() -> Option<EtcdCluster> {
+        if Command::new("etcd").arg("--version").output().is_err() {
+            return missing("etcd (Debian package etcd-server)");
+        }
+        let dir = scratch("etcd-cluster");
+        let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let initial = (0..3)
+            .map(|i| format!("m{i}=http://127.0.0.1:{}", peers[i]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let members = (0..3)
+            .map(|i| {
+                let client = format!("http://127.0.0.1:{}", clients[i]);
+                let peer = format!("http://127.0.0.1:{}", peers[i]);
+                Some(
+                    Command::new("etcd")
+                        .args(["--name", &format!("m{i}"), "--data-dir"])
+                        .arg(dir.join(format!("m{i}")))
+                        .args(["--listen-client-urls", &client])
+                        .args(["--advertise-client-urls", &client])
+                        .args(["--listen-peer-urls", &peer])
+                        .args(["--initial-advertise-peer-urls", &peer])
+                        .args(["--initial-cluster", &initial])
+                        .args(["--initial-cluster-state", "new"])
+                        .args(["--initial-cluster-token", "abslock-test"])
+                        .stdout(Stdio::null())
+                        .stderr(std::fs::File::create(dir.join(format!("m{i}.log"))).unwrap())
+                        .spawn()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        let cluster = EtcdCluster {
+            dir,
+            clients,
+            members,
+        };
+        let url = cluster.url();
+        eventually_within(
+            "the etcd cluster to answer",
+            Duration::from_secs(30),
+            || {
+                abslock("probe", &["status", "--backend", &url, "probe"])
+                    .output()
+                    .unwrap()
+                    .status
+                    .code()
+                    == Some(1)
+            },
+        );
+        Some(cluster)
+    }
+
+    /// Every member's endpoint, TTL 3 s.
+    pub fn url(&self) -> String {
+        let endpoints: Vec<String> = self
+            .clients
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("etcd://{}?ttl=3", endpoints.join(","))
+    }
+
+    /// The index of the member that leads now, from the gateway's
+    /// maintenance status of each member.
+    pub fn leader(&self) -> Option<usize> {
+        let status = |port: u16| -> Option<(String, String)> {
+            let out = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints=127.0.0.1:{port}"))
+                .args(["endpoint", "status", "-w", "json"])
+                .output()
+                .ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let s = &v[0]["Status"];
+            Some((
+                s["header"]["member_id"].to_string(),
+                s["leader"].to_string(),
+            ))
+        };
+        (0..3).find(|&i| {
+            self.members[i].is_some()
+                && status(self.clients[i]).is_some_and(|(me, leader)| me == leader)
+        })
+    }
+
+    pub fn kill(&mut self, member: usize) {
+        if let Some(mut child) = self.members[member].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[cfg(feature = "etcd")]
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 // ---- PostgreSQL -------------------------------------------------------------
 
 #[cfg(feature = "postgres")]
