@@ -1496,3 +1496,77 @@ fn etcd_the_leader_killed_during_a_wait_never_lets_two_commands_in() {
     }
     println!("leader {leader:?} killed: the holder exited {a_code:?}; order {lines:?}");
 }
+
+/// A waiter whose lease is lost while it waits (revoked by hand here; an
+/// election or a partition can make it expire) queues again with a new
+/// lease and still takes the lock after the holder: what it lost is its
+/// place in the queue, not the wait. (It used to exit 69, "our key
+/// vanished while waiting".)
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_a_waiter_whose_lease_is_lost_queues_again() {
+    if Command::new("etcdctl").arg("version").output().is_err() {
+        let _: Option<()> = missing("etcdctl (Debian package etcd-client)");
+        return;
+    }
+    let Some(etcd) = Etcd::new() else { return };
+    let url = etcd.url();
+    let etcdctl = |args: &[&str]| {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints=127.0.0.1:{}", etcd.client))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut a = background(
+        "host-a",
+        &[
+            "run",
+            "--backend",
+            &url,
+            "requeue",
+            "--",
+            "sh",
+            "-c",
+            "echo in; sleep 3",
+        ],
+    );
+    assert_eq!(common::first_line(&mut a), "in");
+    let b = background(
+        "host-b",
+        &[
+            "run",
+            "-w",
+            "30",
+            "--backend",
+            &url,
+            "requeue",
+            "--",
+            "echo",
+            "got",
+        ],
+    );
+    // The waiter's key is the one created last; its lease is the key's
+    // last component, in hex, as etcdctl takes it.
+    let mut waiter_lease = String::new();
+    eventually_within("the waiter's key", Duration::from_secs(10), || {
+        let out = etcdctl(&["get", "--prefix", "abslock/requeue/", "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let Some(kvs) = v["kvs"].as_array().filter(|k| k.len() == 2) else {
+            return false;
+        };
+        let last = kvs
+            .iter()
+            .max_by_key(|kv| kv["create_revision"].as_i64())
+            .unwrap();
+        waiter_lease = format!("{:x}", last["lease"].as_i64().unwrap());
+        true
+    });
+    let revoked = etcdctl(&["lease", "revoke", &waiter_lease]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let out = b.wait_with_output().unwrap();
+    assert!(out.status.success(), "the waiter gave up: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got");
+    assert!(a.wait().unwrap().success());
+}

@@ -7,7 +7,10 @@
 //! looks; a blocking acquire puts its key and asks again (every 25 ms at
 //! first, then every 250 ms) until the keys before ours are gone, in short
 //! requests that each may take [`request_timeout`] per endpoint, so that a
-//! hung endpoint is skipped even mid-wait. The holder keeps its lease
+//! hung endpoint is skipped even mid-wait. A waiter whose lease is lost
+//! meanwhile (an election or partition longer than its renewals allow)
+//! queues again under a new lease: it loses its place, not its wait. The
+//! holder keeps its lease
 //! alive every TTL/3 (every 250 ms after a failure), and keeps a local
 //! deadline ([`crate::deadline`]) that only a renewal etcd confirmed moves:
 //! the command is stopped before etcd could expire the lease. The fencing
@@ -48,6 +51,14 @@ pub(crate) struct EtcdLock {
     client: Client,
     prefix: String,
     ttl: u64,
+}
+
+/// How one place in the queue ended.
+enum Queued {
+    /// Our key came first: the lock is ours.
+    Held(EtcdHold),
+    /// Our lease could not be kept alive while we waited.
+    PlaceLost,
 }
 
 /// A held etcd lock: the lease and its keep-alive thread.
@@ -529,6 +540,25 @@ impl EtcdLock {
     /// renewed meanwhile.
     pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<EtcdHold> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            match self.queue(id, deadline)? {
+                Queued::Held(hold) => return Ok(hold),
+                // Our lease could not be kept alive while we waited (an
+                // election, a partition): what is lost is our place in the
+                // queue, not a lock we never had. Queue again, with a new
+                // lease, while time is left.
+                Queued::PlaceLost => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::Timeout(self.holder().ok().flatten()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One place in the queue: our key under a new lease, until it is the
+    /// first ([`Queued::Held`]) or the lease is lost ([`Queued::PlaceLost`]).
+    fn queue(&self, id: &Identity, deadline: Option<Instant>) -> Result<Queued> {
         let (lease, granted) = self.client.grant(self.ttl)?;
         // The lease must live while we queue, however long that is.
         let (stop, lost, keeper) = match keep_alive(self.client.clone(), lease, self.ttl, granted) {
@@ -538,24 +568,27 @@ impl EtcdLock {
                 return Err(e);
             }
         };
-        let give_up = |e: Error| {
+        // Leaves the queue: the keep-alive stops and the lease goes (if
+        // etcd can be reached; otherwise it expires within a TTL).
+        let leave = || {
             stop.store(true, Ordering::Release);
             let _ = self.client.revoke(lease);
-            e
         };
         let key = self.key(lease);
         if let Err(e) = self.client.put(&key, &self.value(id), lease) {
-            return Err(give_up(e));
+            leave();
+            return Err(e);
         }
         let mut pause = Duration::from_millis(25);
         let mut failing_since = None;
         loop {
-            if let Some(why) = lost.reason() {
-                return Err(give_up(Error::Engine(format!("while waiting: {why}"))));
+            if lost.is_set() {
+                leave();
+                return Ok(Queued::PlaceLost);
             }
             match self.client.first(&self.prefix) {
                 Ok(Some((first, kv))) if first == key => {
-                    return Ok(EtcdHold {
+                    return Ok(Queued::Held(EtcdHold {
                         client: self.client.clone(),
                         lease,
                         ttl: self.ttl,
@@ -563,27 +596,28 @@ impl EtcdLock {
                         lost,
                         stop,
                         keeper: Some(keeper),
-                    });
+                    }));
                 }
                 Ok(Some(_)) => failing_since = None,
+                // Our key is gone: its lease expired while we waited.
                 Ok(None) => {
-                    return Err(give_up(Error::Engine(format!(
-                        "etcd: our key {key} vanished while waiting"
-                    ))))
+                    leave();
+                    return Ok(Queued::PlaceLost);
                 }
                 // No endpoint answered this time: go on asking while the
                 // lease may live; the keep-alive raises `lost` after a TTL.
                 Err(e) => {
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= Duration::from_secs(self.ttl) {
-                        return Err(give_up(e));
+                        leave();
+                        return Err(e);
                     }
                 }
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                let holder = self.holder().ok().flatten();
-                return Err(give_up(Error::Timeout(holder)));
+                leave();
+                return Err(Error::Timeout(self.holder().ok().flatten()));
             }
             let left = deadline.map_or(pause, |d| d.saturating_duration_since(now));
             std::thread::sleep(pause.min(left));
