@@ -337,14 +337,14 @@ impl Holder {
     ///
     /// Processes of other users are missing unless we run as root.
     ///
-    /// # Errors
-    /// If `/proc/net/unix` cannot be read.
-    ///
     /// A holder in the middle of its exit is listed although `/proc/PID/fd`
     /// no longer shows the socket: `exit_files()` detaches the descriptor
     /// table before closing it, and a close that blocks (a hung FUSE or
     /// NFS file closed first, in D state) keeps the name with that exiting
     /// process ("When the release is late" in [`crate::semantics`]).
+    ///
+    /// # Errors
+    /// If `/proc/net/unix` cannot be read.
     pub fn processes(&self) -> Result<Vec<ProcessInfo>> {
         let mut keepers = self.keepers()?;
         if let Some(pid) = self.pid() {
