@@ -640,8 +640,8 @@ fn man_install_writes_every_page_where_man_finds_it() {
 /// The command starts as `posix_spawn` would start it (crate::spawn): no
 /// signal blocked, SIGPIPE not ignored (abslock ignores it), and the lock's
 /// socket open at the number `ABSLOCK_FD` names. (`grep` reads its own
-/// status: through `sh -c`, dash itself blocks every signal before it
-/// execs the last command, at times.)
+/// status: through `sh -c`, `/proc/$$` is the shell, and dash blocks every
+/// signal for a moment around each fork.)
 #[test]
 fn the_command_starts_with_no_signal_blocked_sigpipe_default_and_the_lock_at_abslock_fd() {
     let lock = name("spawn-state");
