@@ -338,8 +338,8 @@ impl EtcdCluster {
         format!("etcd://{}?ttl=3", endpoints.join(","))
     }
 
-    /// The index of the member that leads now, from the gateway's
-    /// maintenance status of each member.
+    /// The index of the member that leads now, from `etcdctl endpoint
+    /// status` of each member.
     pub fn leader(&self) -> Option<usize> {
         let status = |port: u16| -> Option<(String, String)> {
             let out = Command::new("etcdctl")
