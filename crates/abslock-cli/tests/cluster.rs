@@ -1331,37 +1331,26 @@ fn postgres_sslrootcert_system_uses_the_system_store_and_verify_full() {
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_and_etcdctl_lock_exclude_each_other_both_ways() {
-    if Command::new("etcdctl").arg("version").output().is_err() {
-        let _: Option<()> = missing("etcdctl (Debian package etcd-client)");
+    if !have_etcdctl() {
         return;
     }
     let Some(etcd) = Etcd::new() else { return };
     let url = etcd.url();
     let dir = scratch("etcdctl-interop");
-    let etcdctl = |args: &[&str]| {
-        let mut cmd = Command::new("etcdctl");
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints=127.0.0.1:{}", etcd.client))
-            .args(["lock", "--ttl=2", "abslock/interop", "--"])
+    let lock = |args: &[&str]| {
+        let mut cmd = etcdctl(etcd.client);
+        cmd.args(["lock", "--ttl=2", "abslock/interop", "--"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
     };
-    let first_line = |child: &mut Child| {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        line.trim_end().to_string()
-    };
 
     // etcdctl holds: abslock is refused, then waits and runs after it.
     let done = dir.join("etcdctl-done");
     let script = format!("echo in; sleep 1.5; echo done > {}", done.display());
-    let mut held = etcdctl(&["sh", "-c", &script]).spawn().unwrap();
-    assert_eq!(first_line(&mut held), "in");
+    let mut held = lock(&["sh", "-c", &script]).spawn().unwrap();
+    assert_eq!(common::first_line(&mut held), "in");
     let refused = run(
         "host-a",
         &["run", "-n", "--backend", &url, "interop", "--", "true"],
@@ -1401,8 +1390,8 @@ fn etcd_and_etcdctl_lock_exclude_each_other_both_ways() {
             &script,
         ],
     );
-    assert_eq!(first_line(&mut holder), "in");
-    let mut waiter = etcdctl(&["cat", done.to_str().unwrap()]).spawn().unwrap();
+    assert_eq!(common::first_line(&mut holder), "in");
+    let mut waiter = lock(&["cat", done.to_str().unwrap()]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         waiter.try_wait().unwrap().is_none(),
@@ -1421,8 +1410,7 @@ fn etcd_and_etcdctl_lock_exclude_each_other_both_ways() {
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_the_leader_killed_during_a_wait_never_lets_two_commands_in() {
-    if Command::new("etcdctl").arg("version").output().is_err() {
-        let _: Option<()> = missing("etcdctl (Debian package etcd-client)");
+    if !have_etcdctl() {
         return;
     }
     let Some(mut cluster) = EtcdCluster::new() else {
@@ -1505,20 +1493,12 @@ fn etcd_the_leader_killed_during_a_wait_never_lets_two_commands_in() {
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_a_waiter_whose_lease_is_lost_queues_again() {
-    if Command::new("etcdctl").arg("version").output().is_err() {
-        let _: Option<()> = missing("etcdctl (Debian package etcd-client)");
+    if !have_etcdctl() {
         return;
     }
     let Some(etcd) = Etcd::new() else { return };
     let url = etcd.url();
-    let etcdctl = |args: &[&str]| {
-        Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints=127.0.0.1:{}", etcd.client))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let ctl = |args: &[&str]| etcdctl(etcd.client).args(args).output().unwrap();
     let mut a = background(
         "host-a",
         &[
@@ -1551,7 +1531,7 @@ fn etcd_a_waiter_whose_lease_is_lost_queues_again() {
     // last component, in hex, as etcdctl takes it.
     let mut waiter_lease = String::new();
     eventually_within("the waiter's key", Duration::from_secs(10), || {
-        let out = etcdctl(&["get", "--prefix", "abslock/requeue/", "-w", "json"]);
+        let out = ctl(&["get", "--prefix", "abslock/requeue/", "-w", "json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let Some(kvs) = v["kvs"].as_array().filter(|k| k.len() == 2) else {
             return false;
@@ -1563,7 +1543,7 @@ fn etcd_a_waiter_whose_lease_is_lost_queues_again() {
         waiter_lease = format!("{:x}", last["lease"].as_i64().unwrap());
         true
     });
-    let revoked = etcdctl(&["lease", "revoke", &waiter_lease]);
+    let revoked = ctl(&["lease", "revoke", &waiter_lease]);
     assert!(revoked.status.success(), "{revoked:?}");
     let out = b.wait_with_output().unwrap();
     assert!(out.status.success(), "the waiter gave up: {out:?}");

@@ -263,6 +263,23 @@ impl Drop for Etcd {
     }
 }
 
+/// Whether etcdctl is installed; says why the test is skipped if not (or
+/// fails, under `ABSLOCK_REQUIRE_CLUSTER`).
+#[cfg(feature = "etcd")]
+pub fn have_etcdctl() -> bool {
+    Command::new("etcdctl").arg("version").output().is_ok()
+        || missing::<()>("etcdctl (Debian package etcd-client)").is_some()
+}
+
+/// etcdctl, v3 API, talking to the member whose client port is `port`.
+#[cfg(feature = "etcd")]
+pub fn etcdctl(port: u16) -> Command {
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints=127.0.0.1:{port}"));
+    cmd
+}
+
 /// A 3-member etcd cluster on loopback (plain HTTP), for faults that need
 /// a quorum: a member or the leader killed.
 #[cfg(feature = "etcd")]
@@ -342,9 +359,7 @@ impl EtcdCluster {
     /// status` of each member.
     pub fn leader(&self) -> Option<usize> {
         let status = |port: u16| -> Option<(String, String)> {
-            let out = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .arg(format!("--endpoints=127.0.0.1:{port}"))
+            let out = etcdctl(port)
                 .args(["endpoint", "status", "-w", "json"])
                 .output()
                 .ok()?;
