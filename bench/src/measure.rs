@@ -421,17 +421,7 @@ pub fn cli_handover(env: &Env, mode: CliMode, ending: Ending, rounds: usize) -> 
             Ending::Sigkill => "echo ready; exec sleep 30",
             Ending::Exit => "echo ready; read x",
         };
-        let mut holder = Command::new(&argv[0])
-            .args(&argv[1..])
-            .args(["sh", "-c", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn the holder");
-        let mut out = BufReader::new(holder.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("holder ready");
-        assert_eq!(line.trim(), "ready", "{argv:?}");
+        let mut holder = start_holder(&argv, script);
         let argv = mode.argv(env, &what, true);
         let waiter = Command::new(&argv[0])
             .args(&argv[1..])
@@ -462,6 +452,24 @@ pub fn cli_handover(env: &Env, mode: CliMode, ending: Ending, rounds: usize) -> 
     samples
 }
 
+/// Starts `argv` holding the lock with `sh -c script` as its command (a
+/// script that prints `ready` once it runs), stdin piped, and returns once
+/// it has.
+fn start_holder(argv: &[String], script: &str) -> std::process::Child {
+    let mut holder = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the holder");
+    let mut out = BufReader::new(holder.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("holder ready");
+    assert_eq!(line.trim(), "ready", "{argv:?}");
+    holder
+}
+
 /// The order in which `waiters` processes, started `apart` from each
 /// other while a holder holds the lock, get it once the holder exits:
 /// each appends its index to a file and holds for 20 ms. Returns the
@@ -474,16 +482,7 @@ pub fn waiting_order(env: &Env, mode: CliMode, waiters: usize, apart: Duration) 
     let log = env.dir.join(format!("{what}.log"));
     let _ = std::fs::remove_file(&log);
     let argv = mode.argv(env, &what, false);
-    let mut holder = Command::new(&argv[0])
-        .args(&argv[1..])
-        .args(["sh", "-c", "echo ready; read x"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the holder");
-    let mut out = BufReader::new(holder.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("holder ready");
+    let mut holder = start_holder(&argv, "echo ready; read x");
     let mut queued = Vec::new();
     for i in 0..waiters {
         let mut argv = mode.argv(env, &what, true);
