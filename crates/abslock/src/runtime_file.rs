@@ -45,50 +45,34 @@ pub fn for_name(name: &LockName) -> Option<PathBuf> {
 /// holders killed before they could remove theirs (SIGKILL, a crash; a
 /// holder that exits removes its own). Returns how many were removed.
 ///
-/// Each file is locked (`LOCK_NB`) before it is unlinked, and unlinked only
-/// if it is still the file at that name, as a holder does at its release;
-/// one being taken meanwhile is either left alone (it is locked) or, locked
-/// by us first, found unlinked by its taker, who starts over on the path
-/// as every taker does. A file held now is never touched.
+/// Each one is taken without waiting and released, as the lock
+/// [`crate::AnyLock::named`] builds for it would be: the release removes
+/// the file under the lock, only if it is still the file at that name and
+/// nobody else has it open. A file held now is never touched.
 ///
 /// # Errors
 /// If the directory exists but cannot be read.
 pub fn prune(uid: u32) -> std::io::Result<usize> {
-    use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
     let Some(dir) = runtime_dir(uid).map(|d| d.join("abslock")) else {
         return Ok(0);
     };
     if !private(&dir, uid) {
         return Ok(0);
     }
-    let dir_fd = rustix::fs::open(
-        &dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
     let mut removed = 0;
     for entry in std::fs::read_dir(&dir)? {
-        let name = entry?.file_name();
-        if !name.as_encoded_bytes().ends_with(b".lock") {
+        let path = entry?.path();
+        if !path.as_os_str().as_encoded_bytes().ends_with(b".lock") {
             continue;
         }
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let Ok(fd) = rustix::fs::openat(&dir_fd, &name, flags | OFlags::CLOEXEC, Mode::empty())
-        else {
-            continue;
-        };
-        let Ok(ours) = rustix::fs::fstat(&fd) else {
-            continue;
-        };
-        if FileType::from_raw_mode(ours.st_mode) != FileType::RegularFile
-            || rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_err()
-        {
-            continue;
-        }
-        let still = rustix::fs::statat(&dir_fd, &name, AtFlags::SYMLINK_NOFOLLOW)
-            .is_ok_and(|now| now.st_dev == ours.st_dev && now.st_ino == ours.st_ino);
-        if still && rustix::fs::unlinkat(&dir_fd, &name, AtFlags::empty()).is_ok() {
-            removed += 1;
+        let lock = crate::FileLock::new(&path)
+            .fcntl_aware(false)
+            .remove_on_release(true);
+        if let Ok(guard) = lock.try_acquire() {
+            drop(guard);
+            if std::fs::symlink_metadata(&path).is_err() {
+                removed += 1;
+            }
         }
     }
     Ok(removed)
