@@ -9,6 +9,8 @@ python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ss >/dev/null      || need+=(iproute2)
 command -v flock >/dev/null   || need+=(util-linux)
+# etcd's gRPC API (the etcd-client crate) is compiled from .proto files.
+command -v protoc >/dev/null  || need+=(protobuf-compiler)
 # The cluster backends' integration tests run real servers (issue 7).
 command -v etcd >/dev/null    || need+=(etcd-server)
 # etcdctl: `etcdctl lock` and abslock exclude each other (issue 23).

@@ -269,25 +269,14 @@ impl ClusterLock {
     /// Waits until nobody holds the lock, without taking it; at most
     /// `timeout` (`None`: forever). `false` if it was still held when the
     /// time ran out. PostgreSQL sleeps in the server on one connection;
-    /// etcd is asked every 200 ms over the same client (and token).
+    /// etcd watches the holder's key, and is woken by its deletion.
     ///
     /// # Errors
     /// [`Error::Engine`].
     pub fn wait_free(&self, timeout: Option<Duration>) -> Result<bool> {
         match &self.engine {
             #[cfg(feature = "etcd")]
-            Engine::Etcd(e) => {
-                let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
-                loop {
-                    if e.holder()?.is_none() {
-                        return Ok(true);
-                    }
-                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                        return Ok(false);
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
+            Engine::Etcd(e) => e.wait_released(timeout),
             #[cfg(feature = "postgres")]
             Engine::Postgres(p) => p.wait_free(&self.identity, timeout),
         }

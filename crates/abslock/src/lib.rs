@@ -137,6 +137,9 @@ pub use waiter::Waiter;
 pub mod internals {
     pub use crate::backend::spawn_quiet;
     pub use crate::file::flock_timeout;
+    /// Blocks every signal in the calling thread, as [`spawn_quiet`]'s
+    /// threads do: for threads started by others (an async runtime's).
+    pub use crate::sys::block_signals_in_this_thread as quiet_this_thread;
 
     /// Text that other users control, made safe for a terminal.
     pub mod escape {

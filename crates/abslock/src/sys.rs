@@ -257,7 +257,7 @@ pub(crate) fn rt_signal(raw: i32) -> Option<rustix::process::Signal> {
 /// program that waits for SIGTERM with `signalfd(2)` blocks it in its own
 /// threads only; the kernel would otherwise deliver it to ours, where the
 /// default action kills the process).
-fn block_signals_in_this_thread() {
+pub fn block_signals_in_this_thread() {
     let mut all = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset initialises the set it is given; pthread_sigmask
     // reads that initialised set and changes only this thread's mask.

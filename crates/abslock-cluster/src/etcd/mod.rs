@@ -1,34 +1,41 @@
-//! The etcd backend, through etcd's JSON gateway (`/v3/...`, etcd 3.4+).
+//! The etcd backend, on etcd's gRPC API ([`client`]: the `etcd-client`
+//! crate, as etcdctl speaks it), etcd 3.4 and later.
 //!
 //! The lock is etcd's own recipe (the one `etcdctl lock` and the Go
 //! `concurrency.Mutex` use): each contender puts the key
 //! `abslock/NAME/<lease id in hex>` attached to its lease; the key with the
-//! lowest create revision holds the lock. A try-acquire puts its key and
-//! looks; a blocking acquire puts its key and asks again (every 25 ms at
-//! first, then every 250 ms) until the keys before ours are gone, in short
-//! requests that each may take [`request_timeout`] per endpoint, so that a
-//! hung endpoint is skipped even mid-wait. A waiter whose lease is lost
-//! meanwhile (an election or partition longer than its renewals allow)
-//! queues again under a new lease: it loses its place, not its wait. The
-//! holder keeps its lease
-//! alive every TTL/3 (every 250 ms after a failure), and keeps a local
-//! deadline ([`crate::deadline`]) that only a renewal etcd confirmed moves:
-//! the command is stopped before etcd could expire the lease. The fencing
+//! lowest create revision holds the lock. One transaction puts our key and
+//! reads the first one: a try-acquire needs nothing more. A waiter reads
+//! the key just before its own and watches it until it is deleted, then
+//! looks again: it sends nothing while it waits but its lease's renewals,
+//! and is woken by the release. A watch on an endpoint that other requests
+//! had to leave (a silent link) is made again on one that answers. A
+//! waiter whose lease is lost meanwhile (an election or partition longer
+//! than its renewals allow) queues again under a new lease: it loses its
+//! place, not its wait. The holder keeps its lease alive every TTL/3
+//! (every 250 ms after a failure), and keeps a local deadline
+//! ([`crate::deadline`]) that only a renewal etcd confirmed moves: the
+//! command is stopped before etcd could expire the lease. The fencing
 //! token is the key's create revision.
 
+mod client;
+
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
+use etcd_client::{
+    Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, SortOrder, SortTarget, Txn,
+    TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
+};
 use serde_json::{json, Value};
 
 use crate::deadline::{Bounds, Deadline};
 use crate::tls::TlsFiles;
 use crate::{Error, Holder, Identity, LostFlag, Result};
+use client::Client;
 
 const DEFAULT_TTL: u64 = 10;
 /// How long one endpoint may take to answer a request before the next is
@@ -43,8 +50,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 fn request_timeout(ttl: u64) -> Duration {
     Duration::from_millis(ttl * 250).clamp(Duration::from_millis(250), REQUEST_TIMEOUT)
 }
-/// How soon a failed renewal is tried again.
+/// How soon a failed renewal or look is tried again.
 const RETRY: Duration = Duration::from_millis(250);
+/// How often a waiter looks at its own state (lease lost, endpoint left)
+/// while its watch is quiet: local, nothing is sent.
+const TICK: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub(crate) struct EtcdLock {
@@ -61,6 +71,26 @@ enum Queued {
     PlaceLost,
 }
 
+/// Where our key stands in the queue.
+enum Place {
+    /// First: the lock is ours.
+    First,
+    /// Gone: our lease expired or was revoked.
+    Gone,
+    /// Behind this key, read at this revision.
+    Behind(KeyValue, i64),
+}
+
+/// How a watch for a key's deletion ended.
+enum Watched {
+    /// The key was deleted, or the watch broke: look again.
+    Again,
+    /// The lost flag was raised.
+    Lost,
+    /// The deadline passed.
+    TimedOut,
+}
+
 /// A held etcd lock: the lease and its keep-alive thread.
 #[derive(Debug)]
 pub(crate) struct EtcdHold {
@@ -73,260 +103,27 @@ pub(crate) struct EtcdHold {
     keeper: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug, Clone)]
-struct Client {
-    /// `http` or `https`.
-    scheme: &'static str,
-    endpoints: Vec<String>,
-    /// The endpoint that answered last, tried first.
-    preferred: Arc<AtomicUsize>,
-    agent: ureq::Agent,
-    auth: Option<Arc<Auth>>,
-    /// Per endpoint and request ([`request_timeout`]).
-    timeout: Duration,
+/// Every key under `prefix`, first by create revision.
+fn by_creation(order: SortOrder) -> GetOptions {
+    GetOptions::new()
+        .with_prefix()
+        .with_sort(SortTarget::Create, order)
 }
 
-/// etcd's authentication: a user and password exchanged for a token
-/// (`/v3/auth/authenticate`), which every request carries and which is
-/// fetched again when etcd says it has expired. Shared with the lease's
-/// keep-alive thread, so that a renewal never waits on a stale token.
-struct Auth {
-    user: String,
-    password: String,
-    token: Mutex<Option<String>>,
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field("user", &self.user)
-            .field("password", &crate::secret::HIDDEN)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Client {
-    /// POSTs `body` to `path` on the first endpoint that answers, with a
-    /// fresh token if etcd says ours has expired.
-    fn call(&self, path: &str, body: &Value) -> Result<Value> {
-        self.call_timed(path, body).map(|(answer, _)| answer)
-    }
-
-    /// [`Client::call`], also returning when the request that was answered
-    /// was sent: etcd acted on it after that (a renewal's lease lives from
-    /// then on), however long the endpoints before it took to fail.
-    fn call_timed(&self, path: &str, body: &Value) -> Result<(Value, Instant)> {
-        match self.call_once(path, body) {
-            Err(Error::Engine(why)) if why.contains("invalid auth token") => {
-                if let Some(auth) = &self.auth {
-                    *auth.token.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                }
-                self.call_once(path, body)
-            }
-            result => result,
-        }
-    }
-
-    fn call_once(&self, path: &str, body: &Value) -> Result<(Value, Instant)> {
-        let token = match &self.auth {
-            Some(auth) => Some(self.token(auth)?),
-            None => None,
-        };
-        self.post(path, body, token.as_deref())
-    }
-
-    /// The current token, authenticating first if there is none.
-    fn token(&self, auth: &Auth) -> Result<String> {
-        let mut token = auth.token.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(t) = token.as_ref() {
-            return Ok(t.clone());
-        }
-        let (r, _) = self.post(
-            "/v3/auth/authenticate",
-            &json!({ "name": auth.user, "password": auth.password }),
-            None,
-        )?;
-        let fresh = r["token"]
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::Engine(
-                    "etcd authentication: no token in the answer (is auth enabled?)".into(),
-                )
-            })?
-            .to_string();
-        *token = Some(fresh.clone());
-        Ok(fresh)
-    }
-
-    fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Result<(Value, Instant)> {
-        let mut failures = Vec::new();
-        let first = self.preferred.load(Ordering::Relaxed);
-        let n = self.endpoints.len();
-        for index in (first..first + n).map(|i| i % n) {
-            let endpoint = &self.endpoints[index];
-            let sent = Instant::now();
-            let mut request = self
-                .agent
-                .post(&format!("{}://{endpoint}{path}", self.scheme))
-                .timeout(self.timeout);
-            if let Some(token) = token {
-                request = request.set("Authorization", token);
-            }
-            match request.send_string(&body.to_string()) {
-                Ok(response) => {
-                    let text = response
-                        .into_string()
-                        .map_err(|e| Error::Engine(format!("etcd {endpoint}{path}: {e}")))?;
-                    let value: Value = serde_json::from_str(&text).map_err(|e| {
-                        Error::Engine(format!("etcd {endpoint}{path}: bad JSON: {e}"))
-                    })?;
-                    // The gateway answers some failures (auth among them)
-                    // with 200 and an error object.
-                    if let Some(why) = reason(&value) {
-                        return Err(refusal(endpoint, path, None, why));
-                    }
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Ok((value, sent));
-                }
-                Err(ureq::Error::Status(code, response)) => {
-                    // etcd ends an error body with gRPC trailers, which
-                    // ureq reports as a read error: keep what was read.
-                    let mut raw = Vec::new();
-                    let _ = std::io::Read::read_to_end(
-                        &mut std::io::Read::take(response.into_reader(), 64 * 1024),
-                        &mut raw,
-                    );
-                    let text = String::from_utf8_lossy(&raw);
-                    let body = serde_json::from_str::<Value>(&text).ok();
-                    let why = body
-                        .as_ref()
-                        .and_then(reason)
-                        .unwrap_or_else(|| text.trim());
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Err(refusal(endpoint, path, Some(code), why));
-                }
-                Err(ureq::Error::Transport(t)) => failures.push(format!("{endpoint}: {t}")),
-            }
-        }
-        Err(Error::Engine(crate::tls::hint(format!(
-            "no etcd endpoint answered: {}",
-            failures.join("; ")
-        ))))
-    }
-
-    /// A new lease, and when the request that granted it was sent.
-    fn grant(&self, ttl: u64) -> Result<(i64, Instant)> {
-        let (r, sent) = self.call_timed("/v3/lease/grant", &json!({ "TTL": ttl.to_string() }))?;
-        let id = int(&r["ID"])
-            .ok_or_else(|| Error::Engine(format!("etcd lease grant: no ID in {r}")))?;
-        Ok((id, sent))
-    }
-
-    /// The lease's remaining TTL in seconds after a renewal (0 if expired),
-    /// and when the renewal that etcd answered was sent.
-    fn keep_alive(&self, lease: i64) -> Result<(i64, Instant)> {
-        let (r, sent) =
-            self.call_timed("/v3/lease/keepalive", &json!({ "ID": lease.to_string() }))?;
-        Ok((int(&r["result"]["TTL"]).unwrap_or(0), sent))
-    }
-
-    fn time_to_live(&self, lease: i64) -> Option<Duration> {
-        let r = self
-            .call("/v3/lease/timetolive", &json!({ "ID": lease.to_string() }))
-            .ok()?;
-        let secs = int(&r["TTL"])?;
-        u64::try_from(secs).ok().map(Duration::from_secs)
-    }
-
-    fn revoke(&self, lease: i64) -> Result<()> {
-        self.call("/v3/lease/revoke", &json!({ "ID": lease.to_string() }))
-            .map(drop)
-    }
-
-    fn put(&self, key: &str, value: &str, lease: i64) -> Result<()> {
-        self.call(
-            "/v3/kv/put",
-            &json!({ "key": B64.encode(key), "value": B64.encode(value), "lease": lease.to_string() }),
-        )
-        .map(drop)
-    }
-
-    /// The first key under `prefix` by create revision: (key, kv).
-    fn first(&self, prefix: &str) -> Result<Option<(String, Value)>> {
-        let r = self.call(
-            "/v3/kv/range",
-            &json!({
-                "key": B64.encode(prefix),
-                "range_end": B64.encode(prefix_end(prefix)),
-                "sort_order": "ASCEND",
-                "sort_target": "CREATE",
-                "limit": "1",
-            }),
-        )?;
-        Ok(r["kvs"].get(0).map(|kv| (text(&kv["key"]), kv.clone())))
-    }
-}
-
-/// The end of a prefix range: the prefix with its last byte incremented.
-fn prefix_end(prefix: &str) -> Vec<u8> {
-    let mut end = prefix.as_bytes().to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    end
-}
-
-/// An int64 the gateway may render as a string or a number.
 /// A key's create revision: the fencing token of the hold it stands for.
-fn token_of(kv: &Value) -> u64 {
-    int(&kv["create_revision"])
-        .and_then(|v| u64::try_from(v).ok())
-        .unwrap_or(0)
+fn token_of(kv: &KeyValue) -> u64 {
+    u64::try_from(kv.create_revision()).unwrap_or(0)
 }
 
-fn int(v: &Value) -> Option<i64> {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| v.as_i64())
-}
-
-/// A base64 field as (lossy) text.
-fn text(v: &Value) -> String {
-    let bytes = v
-        .as_str()
-        .and_then(|s| B64.decode(s).ok())
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// The reason in an etcd error body: `error` or `message` (the same text
-/// from the gateway), or a stream's `error.message`.
-fn reason(body: &Value) -> Option<&str> {
-    body["error"]
-        .as_str()
-        .or(body["message"].as_str())
-        .or(body["error"]["message"].as_str())
+/// The revision an answer was read at.
+fn revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
+    header.map_or(0, etcd_client::ResponseHeader::revision)
 }
 
 /// `name` as one level of the key: `/` and `%` percent-encoded, so that
 /// the keys of `job/x` are not under the prefix of `job`.
 fn key_name(name: &str) -> String {
     name.replace('%', "%25").replace('/', "%2F")
-}
-
-/// etcd's refusal, as one line with its reason and what to do about it.
-fn refusal(endpoint: &str, path: &str, code: Option<u16>, why: &str) -> Error {
-    let why = why.trim();
-    let code = code.map(|c| format!(" (HTTP {c})")).unwrap_or_default();
-    let hint = if why.contains("user name is empty") {
-        "; etcd wants a user: etcd://USER@HOST:PORT with ETCDCTL_PASSWORD, or ETCDCTL_USER=USER:PASSWORD"
-    } else if why.contains("CommonName of client") {
-        "; etcd's JSON gateway, which abslock speaks, cannot log in by a certificate's CommonName: with authentication on, use a client certificate without a CommonName and a user and password"
-    } else {
-        ""
-    };
-    Error::Engine(format!("etcd {endpoint}{path}: {why}{code}{hint}"))
 }
 
 /// The endpoints `etcdctl` would use: `ETCDCTL_ENDPOINTS`, and whether
@@ -362,20 +159,15 @@ fn endpoints_from_env() -> Result<(String, bool)> {
 /// User and password: `USER[:PASSWORD]@` in the URL, else etcdctl's
 /// `ETCDCTL_USER` (`USER` or `USER:PASSWORD`); the password from
 /// `ETCDCTL_PASSWORD` when neither carries one.
-fn credentials(userinfo: Option<&str>) -> Option<Auth> {
+fn credentials(userinfo: Option<&str>) -> Option<(String, String)> {
     let env_user = std::env::var("ETCDCTL_USER").ok().filter(|u| !u.is_empty());
     let given = userinfo.map(str::to_string).or(env_user)?;
-    let (user, password) = match given.split_once(':') {
+    Some(match given.split_once(':') {
         Some((user, password)) => (user.to_string(), password.to_string()),
         None => (
             given.clone(),
             std::env::var("ETCDCTL_PASSWORD").unwrap_or_default(),
         ),
-    };
-    Some(Auth {
-        user,
-        password,
-        token: Mutex::new(None),
     })
 }
 
@@ -478,20 +270,14 @@ impl EtcdLock {
                 }
             }
         }
-        let mut agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(2));
-        if tls {
-            agent = agent.tls_config(files.client_config()?);
-        }
-        let agent = agent.build();
+        let client = Client::new(
+            endpoints,
+            tls.then_some(&files),
+            credentials(userinfo),
+            request_timeout(ttl),
+        )?;
         Ok(EtcdLock {
-            client: Client {
-                scheme: if tls { "https" } else { "http" },
-                endpoints,
-                preferred: Arc::new(AtomicUsize::new(0)),
-                agent,
-                auth: credentials(userinfo).map(Arc::new),
-                timeout: request_timeout(ttl),
-            },
+            client,
             prefix: format!("abslock/{}/", key_name(name)),
             ttl,
         })
@@ -505,39 +291,170 @@ impl EtcdLock {
         json!({ "host": id.host, "pid": id.pid, "ttl": self.ttl }).to_string()
     }
 
-    pub(crate) fn try_acquire(&self, id: &Identity) -> Result<EtcdHold> {
-        let (lease, granted) = self.client.grant(self.ttl)?;
-        let key = self.key(lease);
-        let attempt = (|| {
-            self.client.put(&key, &self.value(id), lease)?;
-            match self.client.first(&self.prefix)? {
-                Some((first, kv)) if first == key => Ok(Ok(token_of(&kv))),
-                Some((_, kv)) => Ok(Err(self.holder_of(&kv))),
-                None => Err(Error::Engine(format!("etcd: our key {key} vanished"))),
+    /// A new lease, and when the request that granted it was sent.
+    fn grant(&self) -> Result<(i64, Instant)> {
+        let ttl = i64::try_from(self.ttl).unwrap_or(i64::MAX);
+        let (granted, sent) = self.client.call("lease grant", |mut c| async move {
+            c.lease_grant(ttl, None).await
+        })?;
+        Ok((granted.id(), sent))
+    }
+
+    /// Puts our key under `lease` (unless it is there already: a retry
+    /// after an answer was lost) and reads the first key, in one
+    /// transaction, as `concurrency.Mutex` does: our key's create revision,
+    /// and the first key.
+    fn enqueue(&self, key: &str, value: &str, lease: i64) -> Result<(i64, Option<KeyValue>)> {
+        let (answer, _) = self.client.call("put", |mut c| {
+            let first = || {
+                TxnOp::get(
+                    self.prefix.as_str(),
+                    Some(by_creation(SortOrder::Ascend).with_limit(1)),
+                )
+            };
+            let txn = Txn::new()
+                .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+                .and_then([
+                    TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease))),
+                    first(),
+                ])
+                .or_else([TxnOp::get(key, None), first()]);
+            async move { c.txn(txn).await }
+        })?;
+        let mut gets = answer.op_responses().into_iter().filter_map(|r| match r {
+            TxnOpResponse::Get(get) => Some(get),
+            _ => None,
+        });
+        let ours = if answer.succeeded() {
+            Some(revision(answer.header()))
+        } else {
+            gets.next()
+                .and_then(|get| get.kvs().first().map(KeyValue::create_revision))
+        };
+        let first = gets.next().and_then(|get| get.kvs().first().cloned());
+        match ours {
+            Some(rev) if rev > 0 => Ok((rev, first)),
+            _ => Err(Error::Engine(format!("etcd: our key {key} was not put"))),
+        }
+    }
+
+    /// Where our key (`key`, created at `ours`) stands: the two last keys
+    /// created up to it, ours first, then the one before it.
+    fn place(&self, key: &str, ours: i64) -> Result<Place> {
+        let (answer, _) = self.client.call("range", |mut c| {
+            let options = by_creation(SortOrder::Descend)
+                .with_max_create_revision(ours)
+                .with_limit(2);
+            let prefix = self.prefix.clone();
+            async move { c.get(prefix, Some(options)).await }
+        })?;
+        Ok(match answer.kvs() {
+            [mine, ..] if mine.key() != key.as_bytes() => Place::Gone,
+            [] => Place::Gone,
+            [_] => Place::First,
+            [_, before, ..] => Place::Behind(before.clone(), revision(answer.header())),
+        })
+    }
+
+    /// The first key, and the revision it was read at.
+    fn first(&self) -> Result<(Option<KeyValue>, i64)> {
+        let (answer, _) = self.client.call("range", |mut c| {
+            let options = by_creation(SortOrder::Ascend).with_limit(1);
+            let prefix = self.prefix.clone();
+            async move { c.get(prefix, Some(options)).await }
+        })?;
+        Ok((answer.kvs().first().cloned(), revision(answer.header())))
+    }
+
+    /// Watches `key` from revision `from` until it is deleted, the watch
+    /// breaks, `lost` is raised or `deadline` passes. Nothing is sent while
+    /// it waits: the release wakes it.
+    fn watch_deleted(
+        &self,
+        key: &[u8],
+        from: i64,
+        deadline: Option<Instant>,
+        lost: Option<&LostFlag>,
+    ) -> Result<Watched> {
+        let left_behind = self.client.failovers();
+        self.client.block_on(async {
+            let (mut stream, _) = self
+                .client
+                .request("watch", |mut c| {
+                    let options = WatchOptions::new()
+                        .with_start_revision(from)
+                        .with_filters([WatchFilterType::NoPut]);
+                    let key = key.to_vec();
+                    async move {
+                        let mut stream = c.watch(key, Some(options)).await?;
+                        // etcd's first answer says the watch is made.
+                        stream.message().await?;
+                        Ok(stream)
+                    }
+                })
+                .await?;
+            let mut tick = tokio::time::interval(TICK);
+            loop {
+                tokio::select! {
+                    answer = stream.message() => match answer {
+                        Ok(Some(r)) if !r.canceled()
+                            && !r.events().iter().any(|e| e.event_type() == EventType::Delete) => {}
+                        Ok(Some(_)) => return Ok(Watched::Again),
+                        // Broken: look again, after a pause, where requests
+                        // are answered.
+                        Ok(None) | Err(_) => {
+                            tokio::time::sleep(RETRY).await;
+                            return Ok(Watched::Again);
+                        }
+                    },
+                    _ = tick.tick() => {
+                        if lost.is_some_and(LostFlag::is_set) {
+                            return Ok(Watched::Lost);
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(Watched::TimedOut);
+                        }
+                        if self.client.failovers() != left_behind {
+                            return Ok(Watched::Again);
+                        }
+                    }
+                }
             }
-        })();
-        match attempt {
-            Ok(Ok(token)) => self.hold(lease, token, granted).inspect_err(|_| {
-                let _ = self.client.revoke(lease);
-            }),
-            Ok(Err(holder)) => {
+        })
+    }
+
+    fn revoke(&self, lease: i64) {
+        revoke(&self.client, lease);
+    }
+
+    pub(crate) fn try_acquire(&self, id: &Identity) -> Result<EtcdHold> {
+        let (lease, granted) = self.grant()?;
+        let key = self.key(lease);
+        match self.enqueue(&key, &self.value(id), lease) {
+            Ok((_, Some(first))) if first.key() == key.as_bytes() => self
+                .hold(lease, token_of(&first), granted)
+                .inspect_err(|_| {
+                    self.revoke(lease);
+                }),
+            Ok((_, first)) => {
                 // Revoking the lease deletes our key with it.
-                let _ = self.client.revoke(lease);
-                Err(Error::Held(holder))
+                self.revoke(lease);
+                match first {
+                    Some(first) => Err(Error::Held(self.holder_of(&first))),
+                    None => Err(Error::Engine(format!("etcd: our key {key} vanished"))),
+                }
             }
             Err(e) => {
-                let _ = self.client.revoke(lease);
+                self.revoke(lease);
                 Err(e)
             }
         }
     }
 
     /// Queues as `etcdctl lock` does (our key, under our lease, waits for
-    /// every key created before it to go), but asks in short requests
-    /// rather than one long-lived `/v3/lock/lock` call: each request has the
-    /// per-endpoint timeout, so an endpoint that hangs while we wait costs
-    /// [`REQUEST_TIMEOUT`] before the next one is asked, and the lease is
-    /// renewed meanwhile.
+    /// every key created before it to go), watching the key before ours in
+    /// short-lived watches rather than in one long `Lock` call, so that
+    /// the lease is renewed meanwhile and an endpoint that hangs is left.
     pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<EtcdHold> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
@@ -559,12 +476,12 @@ impl EtcdLock {
     /// One place in the queue: our key under a new lease, until it is the
     /// first ([`Queued::Held`]) or the lease is lost ([`Queued::PlaceLost`]).
     fn queue(&self, id: &Identity, deadline: Option<Instant>) -> Result<Queued> {
-        let (lease, granted) = self.client.grant(self.ttl)?;
+        let (lease, granted) = self.grant()?;
         // The lease must live while we queue, however long that is.
         let (stop, lost, keeper) = match keep_alive(self.client.clone(), lease, self.ttl, granted) {
             Ok(kept) => kept,
             Err(e) => {
-                let _ = self.client.revoke(lease);
+                self.revoke(lease);
                 return Err(e);
             }
         };
@@ -572,37 +489,54 @@ impl EtcdLock {
         // etcd can be reached; otherwise it expires within a TTL).
         let leave = || {
             stop.store(true, Ordering::Release);
-            let _ = self.client.revoke(lease);
+            self.revoke(lease);
         };
         let key = self.key(lease);
-        if let Err(e) = self.client.put(&key, &self.value(id), lease) {
-            leave();
-            return Err(e);
-        }
-        let mut pause = Duration::from_millis(25);
+        let (ours, first) = match self.enqueue(&key, &self.value(id), lease) {
+            Ok(put) => put,
+            Err(e) => {
+                leave();
+                return Err(e);
+            }
+        };
+        let mut place = match first {
+            Some(first) if first.key() == key.as_bytes() => Ok(Place::First),
+            _ => self.place(&key, ours),
+        };
         let mut failing_since = None;
         loop {
             if lost.is_set() {
                 leave();
                 return Ok(Queued::PlaceLost);
             }
-            match self.client.first(&self.prefix) {
-                Ok(Some((first, kv))) if first == key => {
+            let watched = match place {
+                Ok(Place::First) => {
                     return Ok(Queued::Held(EtcdHold {
                         client: self.client.clone(),
                         lease,
                         ttl: self.ttl,
-                        token: token_of(&kv),
+                        token: u64::try_from(ours).unwrap_or(0),
                         lost,
                         stop,
                         keeper: Some(keeper),
                     }));
                 }
-                Ok(Some(_)) => failing_since = None,
                 // Our key is gone: its lease expired while we waited.
-                Ok(None) => {
+                Ok(Place::Gone) => {
                     leave();
                     return Ok(Queued::PlaceLost);
+                }
+                Ok(Place::Behind(before, read_at)) => {
+                    failing_since = None;
+                    self.watch_deleted(before.key(), read_at + 1, deadline, Some(&lost))
+                }
+                Err(e) => Err(e),
+            };
+            match watched {
+                Ok(Watched::Again | Watched::Lost) => {}
+                Ok(Watched::TimedOut) => {
+                    leave();
+                    return Err(Error::Timeout(self.holder().ok().flatten()));
                 }
                 // No endpoint answered this time: go on asking while the
                 // lease may live; the keep-alive raises `lost` after a TTL.
@@ -612,44 +546,62 @@ impl EtcdLock {
                         leave();
                         return Err(e);
                     }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        leave();
+                        return Err(Error::Timeout(self.holder().ok().flatten()));
+                    }
+                    std::thread::sleep(RETRY);
                 }
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                leave();
-                return Err(Error::Timeout(self.holder().ok().flatten()));
-            }
-            let left = deadline.map_or(pause, |d| d.saturating_duration_since(now));
-            std::thread::sleep(pause.min(left));
-            pause = (pause * 2).min(Duration::from_millis(250));
+            place = self.place(&key, ours);
         }
     }
 
     pub(crate) fn holder(&self) -> Result<Option<Holder>> {
-        Ok(self
-            .client
-            .first(&self.prefix)?
-            .map(|(_, kv)| self.holder_of(&kv)))
+        Ok(self.first()?.0.map(|kv| self.holder_of(&kv)))
     }
 
-    fn holder_of(&self, kv: &Value) -> Holder {
-        let value: Value = serde_json::from_str(&text(&kv["value"])).unwrap_or(Value::Null);
+    /// Waits until nobody holds the lock, watching the holder's key: `true`
+    /// once it is free, `false` if `timeout` passed first.
+    pub(crate) fn wait_released(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let (Some(first), read_at) = self.first()? else {
+                return Ok(true);
+            };
+            if let Watched::TimedOut =
+                self.watch_deleted(first.key(), read_at + 1, deadline, None)?
+            {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn holder_of(&self, kv: &KeyValue) -> Holder {
+        let value: Value = serde_json::from_slice(kv.value()).unwrap_or(Value::Null);
         let host = value["host"].as_str();
         let pid = value["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
-        let lease = int(&kv["lease"]);
+        let lease = kv.lease();
         let client = match (host, pid) {
             (Some(_), Some(_)) => None,
             _ => Some(format!(
-                "etcd key {}, lease {:x}",
-                text(&kv["key"]),
-                lease.unwrap_or(0)
+                "etcd key {}, lease {lease:x}",
+                String::from_utf8_lossy(kv.key())
             )),
         };
+        let lease_left = self
+            .client
+            .call("lease time-to-live", |mut c| async move {
+                c.lease_time_to_live(lease, None).await
+            })
+            .ok()
+            .and_then(|(r, _)| u64::try_from(r.ttl()).ok())
+            .map(Duration::from_secs);
         Holder {
             host: host.unwrap_or("?").to_string(),
             pid: pid.unwrap_or(0),
-            token: int(&kv["create_revision"]).and_then(|v| u64::try_from(v).ok()),
-            lease_left: lease.and_then(|l| self.client.time_to_live(l)),
+            token: Some(token_of(kv)),
+            lease_left,
             client,
         }
     }
@@ -666,6 +618,29 @@ impl EtcdLock {
             keeper: Some(keeper),
         })
     }
+}
+
+/// Renews `lease` once: whether etcd says it still lives, and when the
+/// renewal it answered was sent.
+fn renew(client: &Client, lease: i64) -> Result<(bool, Instant)> {
+    client.call("lease keep-alive", |mut c| async move {
+        match c.lease_keep_alive(lease).await {
+            Ok(_) => Ok(true),
+            // etcd answers a renewal of an expired lease with TTL 0.
+            Err(etcd_client::Error::LeaseKeepAliveError(why)) if why.contains("not found") => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// Revokes `lease` (deleting our key with it) if etcd can be reached;
+/// otherwise it expires within a TTL.
+fn revoke(client: &Client, lease: i64) {
+    let _ = client.call("lease revoke", |mut c| async move {
+        c.lease_revoke(lease).await
+    });
 }
 
 /// The deadlines of a lease of `ttl` seconds: etcd may expire it `ttl`
@@ -700,12 +675,12 @@ fn keep_alive(
     let period = Duration::from_millis(ttl * 1000 / 3).max(Duration::from_millis(300));
     let keeper = abslock::internals::spawn_quiet("abslock-etcd-lease", move || {
         while !stop2.load(Ordering::Acquire) {
-            let pause = match client.keep_alive(lease) {
-                Ok((left, sent)) if left > 0 => {
+            let pause = match renew(&client, lease) {
+                Ok((true, sent)) => {
                     deadline.confirmed(sent);
                     period
                 }
-                Ok(_) => {
+                Ok((false, _)) => {
                     lost2.set("the etcd lease expired");
                     return;
                 }
@@ -738,9 +713,9 @@ impl EtcdHold {
         self.stop_keeper();
         let lease = self.lease;
         self.lease = 0;
-        let held = match self.client.keep_alive(lease) {
-            Ok((left, _)) if left > 0 => Ok(()),
-            Ok(_) => Err(Error::Engine(
+        let held = match renew(&self.client, lease) {
+            Ok((true, _)) => Ok(()),
+            Ok((false, _)) => Err(Error::Engine(
                 "the etcd lease had expired before the release: another client may have held \
                  the lock meanwhile"
                     .into(),
@@ -749,8 +724,8 @@ impl EtcdHold {
                 "etcd could not confirm at the release that the lease was still alive: {e}"
             ))),
         };
-        let revoked = self.client.revoke(lease);
-        held.and(revoked)
+        revoke(&self.client, lease);
+        held
     }
 
     fn stop_keeper(&mut self) {
@@ -765,7 +740,7 @@ impl Drop for EtcdHold {
     fn drop(&mut self) {
         self.stop_keeper();
         if self.lease != 0 {
-            let _ = self.client.revoke(self.lease);
+            revoke(&self.client, self.lease);
         }
     }
 }
@@ -777,7 +752,7 @@ mod tests {
     #[test]
     fn urls_parse_strictly() {
         let l = EtcdLock::new("127.0.0.1:2379,10.0.0.2:2379?ttl=3", "job", false).unwrap();
-        assert_eq!(l.client.endpoints, vec!["127.0.0.1:2379", "10.0.0.2:2379"]);
+        assert_eq!(l.client.hosts(), ["127.0.0.1:2379", "10.0.0.2:2379"]);
         assert_eq!((l.ttl, l.prefix.as_str()), (3, "abslock/job/"));
         let nested = EtcdLock::new("h:1", "job/x%", false).unwrap();
         assert_eq!(nested.prefix, "abslock/job%2Fx%25/");
@@ -791,8 +766,5 @@ mod tests {
         ] {
             assert!(EtcdLock::new(bad, "job", false).is_err(), "{bad}");
         }
-        assert_eq!(prefix_end("abslock/job/"), b"abslock/job0".to_vec());
-        assert_eq!(int(&json!("42")), Some(42));
-        assert_eq!(int(&json!(7)), Some(7));
     }
 }
