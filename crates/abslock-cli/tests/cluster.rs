@@ -1553,3 +1553,166 @@ fn etcd_a_waiter_whose_lease_is_lost_queues_again() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got");
     assert!(a.wait().unwrap().success());
 }
+
+/// Issue 23: a waiter watches the key before its own, and `wait` the
+/// holder's key: neither asks etcd for keys while it waits (before, each
+/// asked four times a second), and the release wakes both at once.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_waiters_watch_and_send_no_range_while_they_wait() {
+    let Some(etcd) = Etcd::new() else { return };
+    let url = etcd.url();
+    let mut holder = background(
+        "host-a",
+        &["run", "--backend", &url, "watched", "--", "sleep", "60"],
+    );
+    wait_held_by(&url, "watched", "host-a");
+    let wait_5s = |args: &[&str]| {
+        let before = range_requests(etcd.client);
+        let child = background("host-b", args);
+        std::thread::sleep(Duration::from_secs(5));
+        (child, range_requests(etcd.client) - before)
+    };
+    let (mut waiter, ranges) = wait_5s(&[
+        "run", "-w", "60", "--backend", &url, "watched", "--", "true",
+    ]);
+    println!("measured: Range requests of `run -w` over 5 s of waiting: {ranges}");
+    assert!(ranges <= 3, "{ranges} Range requests in 5 s");
+    let (mut watcher, ranges) = wait_5s(&["wait", "-w", "60", "--backend", &url, "watched"]);
+    println!("measured: Range requests of `wait` over 5 s of waiting: {ranges}");
+    assert!(ranges <= 3, "{ranges} Range requests in 5 s");
+    assert!(waiter.try_wait().unwrap().is_none(), "ran while held");
+    assert!(watcher.try_wait().unwrap().is_none(), "free while held");
+
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGTERM) };
+    holder.wait().unwrap();
+    let released = Instant::now();
+    for (what, child) in [("run -w", &mut waiter), ("wait", &mut watcher)] {
+        eventually_within(what, Duration::from_secs(3), || {
+            child.try_wait().unwrap().is_some()
+        });
+        assert!(child.wait().unwrap().success(), "{what}");
+    }
+    println!(
+        "measured: both woken {:.0} ms after the holder exited",
+        released.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+/// Issue 23: etcd secured as its security guide describes, on 3 members:
+/// TLS, `--client-cert-auth`, authentication on, and users limited to the
+/// `abslock/` prefix. One user is named by the CommonName of its client
+/// certificate (no password anywhere), the other logs in with a password
+/// from the environment; each takes the lock, is refused while the other
+/// holds it, and gets it handed over.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_cluster_with_tls_client_certificates_and_auth_by_commonname_or_password() {
+    const SECRET: &str = "cluster-Secret-7781";
+    if !have_etcdctl() {
+        return;
+    }
+    let Some(cluster) = EtcdCluster::with_tls() else {
+        return;
+    };
+    let certs = cluster.tls.as_ref().unwrap();
+    let ctl = |args: &[&str]| {
+        let out = cluster.etcdctl(0).args(args).output().unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    };
+    ctl(&["user", "add", &format!("root:{SECRET}")]);
+    ctl(&["role", "add", "abslock"]);
+    ctl(&[
+        "role",
+        "grant-permission",
+        "abslock",
+        "--prefix=true",
+        "readwrite",
+        "abslock/",
+    ]);
+    for user in ["app", "lockbot"] {
+        ctl(&["user", "add", &format!("{user}:{SECRET}")]);
+        ctl(&["user", "grant-role", user, "abslock"]);
+    }
+    ctl(&["auth", "enable"]);
+
+    let (bot_cert, bot_key) = certs.client("lockbot");
+    let ca = certs.path("ca.pem");
+    let by_cn = format!(
+        "etcds://{}?ttl=3&cacert={ca}&cert={bot_cert}&key={bot_key}",
+        cluster.endpoints()
+    );
+    let by_password = format!(
+        "etcds://app@{}?ttl=3&cacert={ca}&cert={}&key={}",
+        cluster.endpoints(),
+        certs.path("client.pem"),
+        certs.path("client.key")
+    );
+    let password = [("ETCDCTL_PASSWORD", SECRET)];
+    let take = |host: &str, url: &str, env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = abslock(host, &["run"]);
+        cmd.args(args)
+            .args(["--backend", url, "secured", "--"])
+            .envs(env.iter().copied());
+        cmd
+    };
+    for (first, second) in [
+        (("cn", &by_cn, &[][..]), ("pw", &by_password, &password[..])),
+        (("pw", &by_password, &password[..]), ("cn", &by_cn, &[][..])),
+    ] {
+        let (host_a, url_a, env_a) = first;
+        let (host_b, url_b, env_b) = second;
+        let mut holder = take(host_a, url_a, env_a, &[])
+            .args(["sh", "-c", "echo in; sleep 1.5"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(common::first_line(&mut holder), "in", "{host_a} took it");
+        let refused = take(host_b, url_b, env_b, &["-n"])
+            .arg("true")
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
+        let status = abslock(host_b, &["status", "--json", "--backend", url_b, "secured"])
+            .envs(env_b.iter().copied())
+            .output()
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(status["holder"]["host"], host_a, "{status}");
+        let after = take(host_b, url_b, env_b, &["-w", "20"])
+            .arg("true")
+            .output()
+            .unwrap();
+        assert!(after.status.success(), "{}", said(&after));
+        let held = holder.wait_with_output().unwrap();
+        assert!(held.status.success(), "{}", said(&held));
+    }
+
+    // The certificate's CommonName is the user: its role reaches the
+    // prefix only; a certificate without one, and no user, is refused.
+    let outside = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints=https://127.0.0.1:{}", cluster.clients[1]))
+        .args([
+            format!("--cacert={ca}"),
+            format!("--cert={bot_cert}"),
+            format!("--key={bot_key}"),
+        ])
+        .args(["put", "elsewhere", "x"])
+        .output()
+        .unwrap();
+    assert!(!outside.status.success(), "{outside:?}");
+    assert!(said(&outside).contains("permission denied"), "{outside:?}");
+    let anonymous = format!(
+        "etcds://{}?cacert={ca}&cert={}&key={}",
+        cluster.endpoints(),
+        certs.path("client.pem"),
+        certs.path("client.key")
+    );
+    let out = run("host-c", &["status", "--backend", &anonymous, "secured"]);
+    assert_eq!(out.status.code(), Some(69), "{}", said(&out));
+    assert!(said(&out).contains("permission denied"), "{}", said(&out));
+    assert!(!said(&out).contains(SECRET));
+}

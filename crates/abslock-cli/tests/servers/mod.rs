@@ -111,8 +111,8 @@ set -e
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 key ca.key
 openssl req -x509 -new -key ca.key -out ca.pem -days 2 -subj /CN=abslock-test-ca
-# No CommonName in the client's certificate: etcd's gateway refuses a
-# request whose certificate has one once authentication is on.
+# No CommonName in the client's certificate: with authentication on,
+# etcd takes a certificate's CommonName as the user (Certs::client).
 key server.key
 openssl req -new -key server.key -out server.csr -subj /CN=127.0.0.1
 key client.key
@@ -137,6 +137,37 @@ done
 
     pub fn path(&self, file: &str) -> String {
         self.dir.join(file).to_str().unwrap().to_string()
+    }
+
+    /// A client certificate whose CommonName is `user` (the etcd user it
+    /// logs in as when authentication is on): `USER.pem` and `USER.key`.
+    pub fn client(&self, user: &str) -> (String, String) {
+        let script = r#"
+set -e
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
+openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1"
+openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+  -extfile client.ext -out "$1.pem" 2>/dev/null
+"#;
+        let out = Command::new("bash")
+            .args(["-c", script, "certs", user])
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl: {out:?}");
+        (
+            self.path(&format!("{user}.pem")),
+            self.path(&format!("{user}.key")),
+        )
+    }
+
+    /// etcdctl's TLS flags, with the CommonName-less client certificate.
+    pub fn etcdctl_args(&self) -> [String; 3] {
+        [
+            format!("--cacert={}", self.path("ca.pem")),
+            format!("--cert={}", self.path("client.pem")),
+            format!("--key={}", self.path("client.key")),
+        ]
     }
 }
 
@@ -280,31 +311,55 @@ pub fn etcdctl(port: u16) -> Command {
     cmd
 }
 
-/// A 3-member etcd cluster on loopback (plain HTTP), for faults that need
-/// a quorum: a member or the leader killed.
+/// A 3-member etcd cluster on loopback, for faults that need a quorum (a
+/// member or the leader killed), plain or secured.
 #[cfg(feature = "etcd")]
 pub struct EtcdCluster {
     pub dir: PathBuf,
     pub clients: Vec<u16>,
     pub members: Vec<Option<Child>>,
+    /// TLS on the client ports, client certificates required.
+    pub tls: Option<Certs>,
 }
 
 #[cfg(feature = "etcd")]
 impl EtcdCluster {
+    /// Plain HTTP.
     pub fn new() -> Option<EtcdCluster> {
+        Self::start(false)
+    }
+
+    /// TLS only on the client ports, and a client must show a certificate
+    /// from the cluster's CA (`--client-cert-auth`).
+    pub fn with_tls() -> Option<EtcdCluster> {
+        Self::start(true)
+    }
+
+    fn start(tls: bool) -> Option<EtcdCluster> {
         if Command::new("etcd").arg("--version").output().is_err() {
             return missing("etcd (Debian package etcd-server)");
         }
         let dir = scratch("etcd-cluster");
+        let certs = tls.then(|| Certs::new(&dir));
+        let scheme = if tls { "https" } else { "http" };
         let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let initial = (0..3)
             .map(|i| format!("m{i}=http://127.0.0.1:{}", peers[i]))
             .collect::<Vec<_>>()
             .join(",");
+        let tls_args: Vec<String> = match &certs {
+            Some(c) => vec![
+                format!("--cert-file={}", c.path("server.pem")),
+                format!("--key-file={}", c.path("server.key")),
+                format!("--trusted-ca-file={}", c.path("ca.pem")),
+                "--client-cert-auth".into(),
+            ],
+            None => Vec::new(),
+        };
         let members = (0..3)
             .map(|i| {
-                let client = format!("http://127.0.0.1:{}", clients[i]);
+                let client = format!("{scheme}://127.0.0.1:{}", clients[i]);
                 let peer = format!("http://127.0.0.1:{}", peers[i]);
                 Some(
                     Command::new("etcd")
@@ -317,6 +372,7 @@ impl EtcdCluster {
                         .args(["--initial-cluster", &initial])
                         .args(["--initial-cluster-state", "new"])
                         .args(["--initial-cluster-token", "abslock-test"])
+                        .args(&tls_args)
                         .stdout(Stdio::null())
                         .stderr(std::fs::File::create(dir.join(format!("m{i}.log"))).unwrap())
                         .spawn()
@@ -328,38 +384,58 @@ impl EtcdCluster {
             dir,
             clients,
             members,
+            tls: certs,
         };
-        let url = cluster.url();
         eventually_within(
             "the etcd cluster to answer",
             Duration::from_secs(30),
             || {
-                abslock("probe", &["status", "--backend", &url, "probe"])
+                cluster
+                    .etcdctl(0)
+                    .args(["endpoint", "health", "--cluster"])
                     .output()
-                    .unwrap()
-                    .status
-                    .code()
-                    == Some(1)
+                    .is_ok_and(|o| o.status.success())
             },
         );
         Some(cluster)
     }
 
-    /// Every member's endpoint, TTL 3 s.
-    pub fn url(&self) -> String {
-        let endpoints: Vec<String> = self
-            .clients
+    /// etcdctl on member `member`, with the CommonName-less client
+    /// certificate when the cluster has TLS.
+    pub fn etcdctl(&self, member: usize) -> Command {
+        let port = self.clients[member];
+        match &self.tls {
+            None => etcdctl(port),
+            Some(c) => {
+                let mut cmd = Command::new("etcdctl");
+                cmd.env("ETCDCTL_API", "3")
+                    .arg(format!("--endpoints=https://127.0.0.1:{port}"))
+                    .args(c.etcdctl_args());
+                cmd
+            }
+        }
+    }
+
+    /// Every member's `HOST:PORT`, comma-separated.
+    pub fn endpoints(&self) -> String {
+        self.clients
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        format!("etcd://{}?ttl=3", endpoints.join(","))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Every member's endpoint, TTL 3 s (plain HTTP).
+    pub fn url(&self) -> String {
+        format!("etcd://{}?ttl=3", self.endpoints())
     }
 
     /// The index of the member that leads now, from `etcdctl endpoint
     /// status` of each member.
     pub fn leader(&self) -> Option<usize> {
-        let status = |port: u16| -> Option<(String, String)> {
-            let out = etcdctl(port)
+        let status = |member: usize| -> Option<(String, String)> {
+            let out = self
+                .etcdctl(member)
                 .args(["endpoint", "status", "-w", "json"])
                 .output()
                 .ok()?;
@@ -372,7 +448,7 @@ impl EtcdCluster {
         };
         (0..3).find(|&i| {
             self.members[i].is_some()
-                && status(self.clients[i]).is_some_and(|(me, leader)| me == leader)
+                && status(i).is_some_and(|(me, leader)| me == leader)
         })
     }
 
@@ -612,6 +688,26 @@ except urllib.error.HTTPError as e:
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// How many `Range` requests the plain-HTTP etcd on `port` has been sent
+/// so far, from its Prometheus `/metrics`.
+#[cfg(feature = "etcd")]
+pub fn range_requests(port: u16) -> u64 {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(conn, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("grpc_server_started_total{")
+                && l.contains(r#"grpc_method="Range""#)
+                && l.contains(r#"grpc_service="etcdserverpb.KV""#)
+        })
+        .unwrap_or_else(|| panic!("no Range counter in etcd's /metrics"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 /// etcd's auth, as `etcdctl user add root; etcdctl auth enable` does it,
