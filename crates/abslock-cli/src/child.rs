@@ -120,12 +120,22 @@ pub fn supervise(
         drop(fds);
         if lost {
             let why = guard.lost().unwrap_or_default();
-            eprintln!("abslock: lock lost: {why}; sending SIGTERM to the command");
-            let _ = pidfd_send_signal(&pidfd, Signal::TERM);
             lost_fd = None;
-            kill_at = guard
-                .stop_within()
-                .and_then(|grace| std::time::Instant::now().checked_add(grace));
+            match guard.stop_within() {
+                // The engine has freed the lock: another client may hold
+                // it already.
+                Some(std::time::Duration::ZERO) => {
+                    eprintln!(
+                        "abslock: lock lost: {why}; the engine has freed it: sending SIGKILL to the command"
+                    );
+                    let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+                }
+                grace => {
+                    eprintln!("abslock: lock lost: {why}; sending SIGTERM to the command");
+                    let _ = pidfd_send_signal(&pidfd, Signal::TERM);
+                    kill_at = grace.and_then(|g| std::time::Instant::now().checked_add(g));
+                }
+            }
         }
         if !exited && kill_at.is_some_and(|at| std::time::Instant::now() >= at) {
             eprintln!(

@@ -126,7 +126,7 @@ fn restart_while_holding_is_reported(server: &mut dyn Server, down: Duration) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(
-        err.contains("lock lost") && err.contains("SIGTERM"),
+        err.contains("lock lost") && (err.contains("SIGTERM") || err.contains("SIGKILL")),
         "{err}"
     );
 }
@@ -1023,10 +1023,13 @@ fn etcd_with_authentication_takes_etcdctl_credentials_and_never_shows_them() {
 // ---- a lost lock is never a success (issue 23) ----------------------------
 
 /// The holder `abslock run --backend URL lost -- sleep 2` is paused
-/// (SIGSTOP) while `lose` makes it lose the lock, and another client
-/// takes it; its command ends meanwhile. Resumed, abslock must exit 5 and
-/// say so, never 0: the command may have overlapped the other client's.
-fn a_paused_holder_that_lost_its_lock_exits_5(url: &str, lose: impl FnOnce(u32)) {
+/// (SIGSTOP) while `lose` makes it lose the lock; its command ends
+/// meanwhile. Resumed, abslock must exit 5 and say so, never 0: the command
+/// may have overlapped another client's. Another client tries meanwhile:
+/// on etcd it takes the lock while the holder is paused (the lease has
+/// expired); on PostgreSQL it waits for the paused holder's fence, and
+/// runs only once the holder has resumed and let go (`fenced`).
+fn a_paused_holder_that_lost_its_lock_exits_5(url: &str, fenced: bool, lose: impl FnOnce(u32)) {
     let mut holder = background(
         "host-a",
         &[
@@ -1043,28 +1046,33 @@ fn a_paused_holder_that_lost_its_lock_exits_5(url: &str, lose: impl FnOnce(u32))
     wait_held_by(url, "lost", "host-a");
     // Paused once the command runs (before, abslock may still be taking the
     // lock, and fail to: exit 69, nothing run).
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "running");
+    assert_eq!(common::first_line(&mut holder), "running");
     common::signal(holder.id(), libc::SIGSTOP);
     let paused = Instant::now();
     lose(holder.id());
-    let other = run(
+    let mut other = background(
         "host-b",
         &["run", "-w", "20", "--backend", url, "lost", "--", "true"],
     );
-    assert!(other.status.success(), "another client took it: {other:?}");
-    // Until the paused holder's command has ended.
-    std::thread::sleep(Duration::from_millis(2500).saturating_sub(paused.elapsed()));
+    if fenced {
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "ran beside the paused holder's command"
+        );
+    } else {
+        let status = other.wait().unwrap();
+        assert!(status.success(), "another client took it");
+        // Until the paused holder's command has ended.
+        std::thread::sleep(Duration::from_millis(2500).saturating_sub(paused.elapsed()));
+    }
     common::signal(holder.id(), libc::SIGCONT);
     let out = holder.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("lock lost"), "{err}");
+    let other = other.wait_with_output().unwrap();
+    assert!(other.status.success(), "{}", said(&other));
 }
 
 #[cfg(feature = "etcd")]
@@ -1072,10 +1080,25 @@ fn a_paused_holder_that_lost_its_lock_exits_5(url: &str, lose: impl FnOnce(u32))
 fn etcd_a_lease_that_expired_while_paused_is_exit_5() {
     let Some(etcd) = Etcd::new() else { return };
     let url = etcd.url(); // ?ttl=2
-    a_paused_holder_that_lost_its_lock_exits_5(&url, |_| {
+    a_paused_holder_that_lost_its_lock_exits_5(&url, false, |_| {
         // Past the TTL: etcd expires the lease and deletes the key.
         std::thread::sleep(Duration::from_secs(4));
     });
+}
+
+/// `pg_terminate_backend` on the session of the holder with this pid.
+#[cfg(feature = "postgres")]
+fn terminate_session_of(pg: &Postgres, pid: u32) {
+    let out = pg
+        .psql(&format!(
+            "SELECT bool_and(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'abslock host=host-a pid={pid}' \
+             AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' \
+             AND objsubid = 1)"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{out:?}");
 }
 
 #[cfg(feature = "postgres")]
@@ -1083,16 +1106,100 @@ fn etcd_a_lease_that_expired_while_paused_is_exit_5() {
 fn postgres_a_session_terminated_while_paused_is_exit_5() {
     let Some(pg) = Postgres::new() else { return };
     let url = pg.url();
-    a_paused_holder_that_lost_its_lock_exits_5(&url, |pid| {
-        let out = pg
-            .psql(&format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = 'abslock host=host-a pid={pid}'"
-            ))
-            .output()
+    a_paused_holder_that_lost_its_lock_exits_5(&url, true, |pid| terminate_session_of(&pg, pid));
+}
+
+/// Issue 23: the holder's lock session ends under it, by
+/// `pg_terminate_backend` or a server restart, while its command (which
+/// ignores SIGTERM) writes a timestamp every 50 ms. The server frees the
+/// lock at once; the holder kills its command at once (SIGKILL: the
+/// engine has freed the lock) and exits 5; a client that takes the lock
+/// meanwhile (waiting, or once the server is back) starts its command only
+/// after the old one's last write: the fence holds it back after a
+/// terminated session, the holder's quick kill after a restart.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_a_lock_session_ended_under_the_holder_never_lets_two_commands_in() {
+    let Some(mut pg) = Postgres::new() else {
+        return;
+    };
+    let url = pg.url();
+    for restart in [false, true] {
+        let log = scratch("pg-ended").join("log");
+        let script = format!(
+            "trap '' TERM; while :; do date +%s%N >> '{}'; sleep 0.05; done",
+            log.display()
+        );
+        let holder = background(
+            "host-a",
+            &["run", "--backend", &url, "ended", "--", "sh", "-c", &script],
+        );
+        wait_held_by(&url, "ended", "host-a");
+        eventually_within("the command to start", Duration::from_secs(20), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
+        });
+        let stamp = "date +%s%N";
+        let next = if restart {
+            pg.stop();
+            pg.start();
+            background(
+                "host-b",
+                &[
+                    "run",
+                    "-w",
+                    "20",
+                    "--backend",
+                    &url,
+                    "ended",
+                    "--",
+                    "sh",
+                    "-c",
+                    stamp,
+                ],
+            )
+        } else {
+            let waiter = background(
+                "host-b",
+                &[
+                    "run",
+                    "-w",
+                    "20",
+                    "--backend",
+                    &url,
+                    "ended",
+                    "--",
+                    "sh",
+                    "-c",
+                    stamp,
+                ],
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            terminate_session_of(&pg, holder.id());
+            waiter
+        };
+        let out = holder.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "restart {restart}: {err}");
+        assert!(
+            err.contains("lock lost") && err.contains("SIGKILL"),
+            "{err}"
+        );
+        let next = next.wait_with_output().unwrap();
+        assert!(next.status.success(), "restart {restart}: {}", said(&next));
+        let started: u128 = String::from_utf8_lossy(&next.stdout)
+            .trim()
+            .parse()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "{out:?}");
-    });
+        let last = last_stamp(&log);
+        println!(
+            "measured: restart {restart}: the next command started {:.1} ms after the old one's last write",
+            (started.saturating_sub(last)) as f64 / 1e6
+        );
+        assert!(
+            last < started,
+            "restart {restart}: the old command wrote after the new one started"
+        );
+    }
 }
 
 /// libpq's connection service file: `service=NAME` or `PGSERVICE` with
@@ -1574,7 +1681,14 @@ fn etcd_waiters_watch_and_send_no_range_while_they_wait() {
         (child, range_requests(etcd.client) - before)
     };
     let (mut waiter, ranges) = wait_5s(&[
-        "run", "-w", "60", "--backend", &url, "watched", "--", "true",
+        "run",
+        "-w",
+        "60",
+        "--backend",
+        &url,
+        "watched",
+        "--",
+        "true",
     ]);
     println!("measured: Range requests of `run -w` over 5 s of waiting: {ranges}");
     assert!(ranges <= 3, "{ranges} Range requests in 5 s");
@@ -1694,7 +1808,10 @@ fn etcd_cluster_with_tls_client_certificates_and_auth_by_commonname_or_password(
     // prefix only; a certificate without one, and no user, is refused.
     let outside = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints=https://127.0.0.1:{}", cluster.clients[1]))
+        .arg(format!(
+            "--endpoints=https://127.0.0.1:{}",
+            cluster.clients[1]
+        ))
         .args([
             format!("--cacert={ca}"),
             format!("--cert={bot_cert}"),

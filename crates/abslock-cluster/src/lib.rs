@@ -164,7 +164,7 @@ enum GuardInner {
     #[cfg(feature = "etcd")]
     Etcd(etcd::EtcdHold),
     #[cfg(feature = "postgres")]
-    Postgres(pg::PgHold),
+    Postgres(Box<pg::PgHold>),
 }
 
 #[cfg(any(feature = "etcd", feature = "postgres"))]
@@ -312,7 +312,7 @@ impl ClusterGuard {
         ClusterGuard {
             token: None,
             lost: hold.lost.clone(),
-            inner: GuardInner::Postgres(hold),
+            inner: GuardInner::Postgres(Box::new(hold)),
         }
     }
 
@@ -332,8 +332,13 @@ impl ClusterGuard {
     /// Once the lock is lost, how long the work done under it may take to
     /// stop and still end before the engine can free the lock: the time
     /// from the lost flag to the engine's earliest expiry, less a margin
-    /// (`docs/cluster.md` gives the formulas).
+    /// (`docs/cluster.md` gives the formulas). Zero when the engine has
+    /// freed the lock already ([`LostFlag::is_freed`]): another client may
+    /// hold it now.
     pub fn stop_within(&self) -> Duration {
+        if self.lost.is_freed() {
+            return Duration::ZERO;
+        }
         match &self.inner {
             #[cfg(feature = "etcd")]
             GuardInner::Etcd(h) => h.stop_within(),

@@ -1,6 +1,7 @@
 //! The flag a backend raises when a held lock is lost.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ pub struct LostFlag(Arc<Shared>);
 #[derive(Debug)]
 struct Shared {
     reason: Mutex<Option<String>>,
+    /// The engine said the lock is gone ([`LostFlag::set_freed`]).
+    freed: AtomicBool,
     raised: Condvar,
     fd: OwnedFd,
 }
@@ -32,6 +35,7 @@ impl LostFlag {
             .map_err(|e| Error::Engine(format!("creating an eventfd: {e}")))?;
         Ok(LostFlag(Arc::new(Shared {
             reason: Mutex::new(None),
+            freed: AtomicBool::new(false),
             raised: Condvar::new(),
             fd,
         })))
@@ -48,6 +52,25 @@ impl LostFlag {
             let _ = rustix::io::write(&self.0.fd, &1u64.to_ne_bytes());
         }
         self.0.raised.notify_all();
+    }
+
+    /// Raises the flag for a loss the engine confirmed: it has freed the
+    /// lock (a lease it says expired, a session it ended), so another
+    /// client may hold it already and the work done under it must stop at
+    /// once, with no grace period. The flag must not be raised yet for
+    /// this to count: the first reason wins.
+    pub fn set_freed(&self, why: impl Into<String>) {
+        let reason = self.0.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if reason.is_none() {
+            self.0.freed.store(true, Ordering::Release);
+        }
+        drop(reason);
+        self.set(why);
+    }
+
+    /// Whether the flag was raised by [`LostFlag::set_freed`].
+    pub fn is_freed(&self) -> bool {
+        self.0.freed.load(Ordering::Acquire)
     }
 
     /// Whether it is raised.
@@ -110,6 +133,12 @@ mod tests {
         assert_eq!(waiter.join().unwrap().as_deref(), Some("lease expired"));
         assert!(flag.is_set());
         assert!(readable(&flag));
+        assert!(!flag.is_freed(), "a loss the engine did not confirm");
+        flag.set_freed("later");
+        assert!(!flag.is_freed(), "the first reason wins");
+        let confirmed = LostFlag::new().unwrap();
+        confirmed.set_freed("the etcd lease expired");
+        assert!(confirmed.is_freed() && confirmed.is_set() && readable(&confirmed));
     }
 
     #[test]

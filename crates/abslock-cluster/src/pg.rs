@@ -11,6 +11,21 @@
 //! `tcp_user_timeout = 10 s` for data that goes unacknowledged. So a
 //! vanished holder's lock is freed within about 11 s.
 //!
+//! The lock's session can also end while its holder lives on: an
+//! administrator's `pg_terminate_backend`, a server restart. The server
+//! frees the lock at once; the holder learns of it at once too (its watch
+//! drives the connection between round trips, and sees the server close
+//! it) and kills its command with no grace period. Against the moment in
+//! between, the holder also keeps a **fence**: a second session that holds
+//! a shared advisory lock on the same key in PostgreSQL's other key space
+//! (two `int4` halves), raised once the lock is taken and dropped only at
+//! the release, after the command is dead. A new holder takes the lock,
+//! then the fence exclusively, and only then starts its command: after a
+//! terminated lock session it waits until the old command is gone. (A
+//! restart ends both sessions; then only the holder's quick kill stands
+//! between the old command and a client that connects once the server is
+//! back.)
+//!
 //! There is no fencing token: advisory locks carry no number that grows
 //! with each holder. Use the etcd backend where writes must be fenced.
 
@@ -19,6 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, Config, NoTls};
 
 use crate::deadline::{Bounds, Deadline};
@@ -28,8 +44,13 @@ use crate::{pgpass, Error, Holder, Identity, LostFlag, Result};
 const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
      SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000";
 
-/// How often the holder checks that its connection is alive.
+/// How often the holder checks with a round trip that its connection is
+/// alive.
 const WATCH_PERIOD: Duration = Duration::from_millis(500);
+/// Between round trips the watch reads the connection in slices of this
+/// length (a server that ends the session is seen within one), and checks
+/// whether the lock is being released.
+const WATCH_SLICE: Duration = Duration::from_millis(50);
 
 /// The server frees a silent holder's lock no sooner than 10 s after the
 /// last round trip the holder saw confirmed: `tcp_user_timeout` (10 s) for
@@ -56,6 +77,8 @@ pub(crate) struct PgLock {
 
 pub(crate) struct PgHold {
     client: Arc<Mutex<Client>>,
+    /// The fence's session (module docs), closed after the lock's.
+    fence: Option<Client>,
     key: i64,
     pub(crate) lost: LostFlag,
     stop: Arc<AtomicBool>,
@@ -281,17 +304,65 @@ impl PgLock {
             .map_err(engine("pg_try_advisory_lock"))?
             .get(0);
         if got {
-            return PgHold::new(client, key);
+            // Closing `client` (on an error) gives the lock back.
+            return match self.fence(id, key, Fence::Try)? {
+                Ok(fence) => PgHold::new(client, key, fence),
+                Err(holder) => Err(Error::Held(holder)),
+            };
         }
+        let holder = holder_of(&mut client, key, Space::Lock)?;
+        Err(Error::Held(holder.unwrap_or_else(vanished)))
+    }
 
-        let holder = holder_of(&mut client, key)?;
-        Err(Error::Held(holder.unwrap_or(Holder {
-            host: "?".into(),
-            pid: 0,
-            token: None,
-            lease_left: None,
-            client: Some("a session that left pg_locks before we looked".into()),
-        })))
+    /// Raises our fence (module docs) on a new session, once every older
+    /// fence is down: at once ([`Fence::Try`]: else the holder of the
+    /// fence still standing) or waiting up to the time left.
+    fn fence(
+        &self,
+        id: &Identity,
+        key: i64,
+        how: Fence,
+    ) -> Result<std::result::Result<Client, Holder>> {
+        let (mut fence, _) = self.connect(id)?;
+        let (high, low) = halves(key);
+        match how {
+            Fence::Try => {
+                let got: bool = fence
+                    .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&high, &low])
+                    .map_err(engine("pg_try_advisory_lock on the fence"))?
+                    .get(0);
+                if !got {
+                    let holder = holder_of(&mut fence, key, Space::Fence)?;
+                    return Ok(Err(holder.unwrap_or_else(vanished)));
+                }
+            }
+            Fence::Wait(deadline) => {
+                let ms = deadline.map_or(0, |d| {
+                    d.saturating_duration_since(Instant::now())
+                        .as_millis()
+                        .clamp(1, i32::MAX as u128)
+                });
+                fence
+                    .batch_execute(&format!("SET lock_timeout = {ms}"))
+                    .map_err(engine("setting lock_timeout"))?;
+                match fence.execute("SELECT pg_advisory_lock($1, $2)", &[&high, &low]) {
+                    Ok(_) => {}
+                    Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                        return Ok(Err(
+                            holder_of(&mut fence, key, Space::Fence)?.unwrap_or_else(vanished)
+                        ));
+                    }
+                    Err(e) => return Err(engine("pg_advisory_lock on the fence")(e)),
+                }
+            }
+        }
+        // Ours, exclusive: every older fence is down. Keep it shared, so
+        // that the next holder waits for us in turn.
+        fence
+            .execute("SELECT pg_advisory_lock_shared($1, $2)", &[&high, &low])
+            .and_then(|_| fence.execute("SELECT pg_advisory_unlock($1, $2)", &[&high, &low]))
+            .map_err(engine("raising the fence"))?;
+        Ok(Ok(fence))
     }
 
     /// A connection whose lock waits end after `timeout` (`None`: never).
@@ -305,12 +376,17 @@ impl PgLock {
     }
 
     pub(crate) fn acquire(&self, id: &Identity, timeout: Option<Duration>) -> Result<PgHold> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let (mut client, key) = self.connect_waiting(id, timeout)?;
         match client.execute("SELECT pg_advisory_lock($1)", &[&key]) {
-            Ok(_) => PgHold::new(client, key),
-            Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
-                Err(Error::Timeout(holder_of(&mut client, key).ok().flatten()))
-            }
+            // Closing `client` (on an error) gives the lock back.
+            Ok(_) => match self.fence(id, key, Fence::Wait(deadline))? {
+                Ok(fence) => PgHold::new(client, key, fence),
+                Err(holder) => Err(Error::Timeout(Some(holder))),
+            },
+            Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => Err(
+                Error::Timeout(holder_of(&mut client, key, Space::Lock).ok().flatten()),
+            ),
             Err(e) => Err(engine("pg_advisory_lock")(e)),
         }
     }
@@ -333,21 +409,56 @@ impl PgLock {
 
     pub(crate) fn holder(&self) -> Result<Option<Holder>> {
         let (mut client, key) = self.connect(&Identity::current())?;
-        holder_of(&mut client, key)
+        holder_of(&mut client, key, Space::Lock)
     }
 }
 
-/// The session holding advisory lock `key`, from `pg_locks` and the
-/// `application_name` it set (`abslock host=H pid=P`).
-fn holder_of(client: &mut Client, key: i64) -> Result<Option<Holder>> {
+/// How [`PgLock::fence`] waits for older fences.
+enum Fence {
+    /// Not at all.
+    Try,
+    /// Until this moment (`None`: as long as it takes).
+    Wait(Option<Instant>),
+}
+
+/// Which of PostgreSQL's two advisory key spaces a key is in (`objsubid`
+/// in `pg_locks`): one `bigint`, or two `int4`.
+#[derive(Clone, Copy)]
+enum Space {
+    /// The lock: `pg_advisory_lock(bigint)`.
+    Lock = 1,
+    /// The fence: `pg_advisory_lock(int4, int4)`, the same 64 bits.
+    Fence = 2,
+}
+
+/// The lock's key as the two `int4` of the fence, high half first: the
+/// same 64 bits, so `pg_locks` shows both under one `classid`/`objid`.
+fn halves(key: i64) -> (i32, i32) {
+    ((key >> 32) as i32, key as i32)
+}
+
+/// The holder of a lock whose session left `pg_locks` before we looked.
+fn vanished() -> Holder {
+    Holder {
+        host: "?".into(),
+        pid: 0,
+        token: None,
+        lease_left: None,
+        client: Some("a session that left pg_locks before we looked".into()),
+    }
+}
+
+/// The session holding advisory lock `key` in `space`, from `pg_locks`
+/// and the `application_name` it set (`abslock host=H pid=P`).
+fn holder_of(client: &mut Client, key: i64, space: Space) -> Result<Option<Holder>> {
     let rows = client
         .query(
             "SELECT a.application_name, a.pid, coalesce(a.usename::text, '') \
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = $2 \
              AND l.classid = (($1::bigint >> 32) & 4294967295)::oid \
              AND l.objid = ($1::bigint & 4294967295)::oid",
-            &[&key],
+            &[&key, &(space as i16)],
         )
         .map_err(engine("reading pg_locks"))?;
     Ok(rows.first().map(|row| {
@@ -387,10 +498,11 @@ impl std::fmt::Debug for PgHold {
 }
 
 impl PgHold {
-    /// Holds the lock taken on `client`. The session's statements are
-    /// bounded from now on (the watch's `SELECT 1`, the unlock), and the
-    /// round trip that sets that bound starts the local deadline.
-    fn new(mut client: Client, key: i64) -> Result<PgHold> {
+    /// Holds the lock taken on `client`, fenced by `fence`. The session's
+    /// statements are bounded from now on (the watch's `SELECT 1`, the
+    /// unlock), and the round trip that sets that bound starts the local
+    /// deadline.
+    fn new(mut client: Client, key: i64, fence: Client) -> Result<PgHold> {
         let sent = Instant::now();
         client
             .batch_execute("SET lock_timeout = 0; SET statement_timeout = 5000")
@@ -408,26 +520,45 @@ impl PgHold {
                     let mut client = c.lock().unwrap_or_else(PoisonError::into_inner);
                     client.simple_query("SELECT 1").map(drop)
                 };
-                if alive.is_ok() {
-                    deadline.confirmed(sent);
-                }
-                if let Err(e) = alive {
-                    if !s.load(Ordering::Acquire) {
-                        l.set(format!(
-                            "the PostgreSQL connection holding the lock was lost: {e}"
-                        ));
+                match alive {
+                    Ok(()) => deadline.confirmed(sent),
+                    Err(e) if !s.load(Ordering::Acquire) => {
+                        let why = format!(
+                            "the PostgreSQL session holding the lock ended: {}",
+                            cause(&e)
+                        );
+                        // A session the server ended (or a closed
+                        // connection) has freed the lock; a statement that
+                        // failed in a live session has not.
+                        if e.is_closed()
+                            || e.as_db_error().is_some_and(|db| db.severity() == "FATAL")
+                        {
+                            l.set_freed(why);
+                        } else {
+                            l.set(why);
+                        }
+                        return;
                     }
-                    return;
+                    Err(_) => return,
                 }
+                // Until the next round trip, read the connection, so that
+                // a server that ends the session is seen at once: the
+                // slice then ends early, and the round trip tells.
                 let until = Instant::now() + WATCH_PERIOD;
                 while Instant::now() < until && !s.load(Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(50));
+                    let mut client = c.lock().unwrap_or_else(PoisonError::into_inner);
+                    let start = Instant::now();
+                    let read = client.notifications().timeout_iter(WATCH_SLICE).next();
+                    if read.is_err() || start.elapsed() < WATCH_SLICE / 2 {
+                        break;
+                    }
                 }
             }
         })
         .map_err(|e| Error::Engine(format!("starting the connection's watch thread: {e}")))?;
         Ok(PgHold {
             client,
+            fence: Some(fence),
             key,
             lost,
             stop,
@@ -437,7 +568,9 @@ impl PgHold {
 
     /// Stops the watch thread; `false` if the lock was lost while its
     /// round trip is still stuck (a frozen link answers never): the thread
-    /// is then left behind, and the connection with it.
+    /// is then left behind, and the connection with it; the fence's
+    /// connection, as silent, is closed on a thread of its own (closing
+    /// waits for the server's goodbye).
     fn stop_watcher(&mut self) -> bool {
         self.stop.store(true, Ordering::Release);
         let Some(w) = self.watcher.take() else {
@@ -447,6 +580,10 @@ impl PgHold {
         // confirmed round trip: this wait ends.
         while !w.is_finished() {
             if self.lost.is_set() {
+                if let Some(fence) = self.fence.take() {
+                    let _ =
+                        abslock::internals::spawn_quiet("abslock-pg-fence", move || drop(fence));
+                }
                 return false;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -467,11 +604,15 @@ impl PgHold {
                 self.lost.reason().unwrap_or_default()
             )));
         }
-        let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        let held: bool = client
+        let held: bool = self
+            .client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .query_one("SELECT pg_advisory_unlock($1)", &[&self.key])
             .map_err(engine("pg_advisory_unlock"))?
             .get(0);
+        // The work done under the lock is over: the next holder may go.
+        drop(self.fence.take());
         if held {
             Ok(())
         } else {
@@ -484,7 +625,8 @@ impl PgHold {
 
 impl Drop for PgHold {
     fn drop(&mut self) {
-        // Closing the connection releases the lock on the server.
+        // Closing the connections releases the lock on the server, and
+        // then the fence (the fields' order).
         self.stop_watcher();
     }
 }

@@ -447,8 +447,7 @@ impl EtcdCluster {
             ))
         };
         (0..3).find(|&i| {
-            self.members[i].is_some()
-                && status(i).is_some_and(|(me, leader)| me == leader)
+            self.members[i].is_some() && status(i).is_some_and(|(me, leader)| me == leader)
         })
     }
 

@@ -185,8 +185,11 @@ impl Client {
         if let Some(client) = cached {
             return Ok(client);
         }
-        let client =
-            etcd_client::Client::connect([&self.urls[index]], Some(ConnectOptions::clone(&self.options))).await?;
+        let client = etcd_client::Client::connect(
+            [&self.urls[index]],
+            Some(ConnectOptions::clone(&self.options)),
+        )
+        .await?;
         self.clients.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(client.clone());
         Ok(client)
     }

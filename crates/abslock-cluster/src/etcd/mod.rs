@@ -681,7 +681,7 @@ fn keep_alive(
                     period
                 }
                 Ok((false, _)) => {
-                    lost2.set("the etcd lease expired");
+                    lost2.set_freed("the etcd lease expired");
                     return;
                 }
                 Err(_) => RETRY.min(period),
