@@ -7,7 +7,7 @@
 //! SIGKILLs the command if abslock dies (`PR_SET_PDEATHSIG`).
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitStatus;
 
 use nix::sys::signal::{SigSet, Signal as NixSignal};
@@ -74,6 +74,15 @@ pub fn supervise(
     drop(cmd);
     // Our unreaped child: its pid cannot be reused before we wait for it.
     let pidfd = pidfd(pid).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
+    // Kills the command at a cluster lock's deadline even while we are
+    // stopped; ended and reaped when dropped, once the command is.
+    let _keeper = match guard.deadline_fd() {
+        Some(deadline) => Some(
+            crate::keeper::start(pidfd.as_fd(), deadline)
+                .map_err(|e| oserr("starting the deadline keeper", &e))?,
+        ),
+        None => None,
+    };
     started(pid);
     let mut serving = requests.as_ref();
     let mut lost_fd = guard.lost_fd();
@@ -231,7 +240,7 @@ pub fn cannot_execute(program: &OsString, err: &std::io::Error) -> Failure {
     )
 }
 
-fn timespec(d: std::time::Duration) -> rustix::event::Timespec {
+pub fn timespec(d: std::time::Duration) -> rustix::event::Timespec {
     rustix::event::Timespec {
         tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: i64::from(d.subsec_nanos()),

@@ -12,6 +12,7 @@ mod doctor;
 pub mod engines;
 mod exit;
 mod held;
+mod keeper;
 mod kill;
 mod list;
 mod lock;
@@ -46,8 +47,10 @@ pub fn main(engines: Engines) -> ExitCode {
 pub fn run(engines: Engines) -> u8 {
     engines::set(engines);
     let mut argv = std::env::args_os();
-    if argv.nth(1).is_some_and(|a| a == systemd::SHIM) {
-        return systemd::shim(argv);
+    match argv.nth(1) {
+        Some(a) if a == systemd::SHIM => return systemd::shim(argv),
+        Some(a) if a == keeper::KEEPER => return keeper::keeper(argv),
+        _ => {}
     }
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,

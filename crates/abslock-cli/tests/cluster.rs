@@ -1334,6 +1334,83 @@ fn etcd_a_holder_behind_a_frozen_link_is_dead_before_the_lease_expires() {
     );
 }
 
+/// Issue 23: abslock itself paused (SIGSTOP) while it holds an etcd lock:
+/// its threads stop with it, the lease expires, and another client takes
+/// the lock. The deadline keeper, a process of its own, SIGKILLs the
+/// command (which ignores SIGTERM) at 0.9 TTL after the last confirmed
+/// renewal, before the lease can expire: the other client's command
+/// starts after the old command's last write. Resumed, abslock exits 5.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_a_paused_abslock_has_its_command_killed_before_the_lease_expires() {
+    let Some(etcd) = Etcd::new() else { return };
+    let url = etcd.url(); // ?ttl=2
+    let log = scratch("etcd-paused").join("log");
+    let script = format!(
+        "trap '' TERM; while :; do date +%s%N >> '{}'; sleep 0.05; done",
+        log.display()
+    );
+    let holder = background(
+        "host-a",
+        &[
+            "run",
+            "--backend",
+            &url,
+            "paused",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    wait_held_by(&url, "paused", "host-a");
+    eventually_within("the command to start", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
+    });
+    common::signal(holder.id(), libc::SIGSTOP);
+    let paused = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let other = run(
+        "host-b",
+        &[
+            "run",
+            "-w",
+            "30",
+            "--backend",
+            &url,
+            "paused",
+            "--",
+            "date",
+            "+%s%N",
+        ],
+    );
+    assert!(other.status.success(), "{}", said(&other));
+    let started: u128 = String::from_utf8_lossy(&other.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    // Long enough for a command still running to write again.
+    std::thread::sleep(Duration::from_millis(300));
+    let last = last_stamp(&log);
+    println!(
+        "measured (TTL 2 s): abslock paused; the old command's last write {:.2} s after the \
+         pause, the new command started at {:.2} s",
+        last.saturating_sub(paused) as f64 / 1e9,
+        started.saturating_sub(paused) as f64 / 1e9
+    );
+    assert!(
+        last < started,
+        "the old command wrote after the new one started"
+    );
+    common::signal(holder.id(), libc::SIGCONT);
+    let out = holder.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("lock lost"), "{err}");
+}
+
 /// The same for PostgreSQL: behind a frozen link, the holder's `SELECT 1`
 /// hangs with no answer; its local deadline stops the command (SIGKILL,
 /// as it ignores SIGTERM) and abslock exits 5, while the server still

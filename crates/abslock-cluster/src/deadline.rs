@@ -12,7 +12,13 @@
 //! frozen connection cannot delay it. When it passes, the lost flag is
 //! raised; the `abslock` command then sends SIGTERM, and SIGKILL after
 //! [`Bounds::grace`], which still ends before the engine's expiry.
+//!
+//! The moment of that SIGKILL is also published in a memfd
+//! ([`Deadline::published`], `abslock::RemoteGuard::deadline_fd`), for a
+//! process of its own that kills the command then even while this one
+//! cannot run (SIGSTOP, a pause): a thread here stops with its process.
 
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,6 +49,8 @@ impl Bounds {
 #[derive(Debug)]
 pub(crate) struct Deadline {
     shared: Arc<(Mutex<State>, Condvar)>,
+    /// The SIGKILL moment, as `CLOCK_MONOTONIC` nanoseconds (module docs).
+    published: Arc<OwnedFd>,
     bounds: Bounds,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -59,6 +67,10 @@ impl Deadline {
     /// # Errors
     /// [`Error::Engine`] if the thread cannot be started.
     pub(crate) fn start(lost: LostFlag, bounds: Bounds, sent: Instant) -> Result<Deadline> {
+        let published =
+            rustix::fs::memfd_create("abslock-deadline", rustix::fs::MemfdFlags::CLOEXEC)
+                .map_err(|e| Error::Engine(format!("creating the deadline's memfd: {e}")))?;
+        publish(&published, sent + bounds.term_after() + bounds.grace);
         let shared = Arc::new((
             Mutex::new(State {
                 at: sent + bounds.term_after(),
@@ -95,6 +107,7 @@ impl Deadline {
         .map_err(|e| Error::Engine(format!("starting the lock's deadline thread: {e}")))?;
         Ok(Deadline {
             shared,
+            published: Arc::new(published),
             bounds,
             thread: Mutex::new(Some(thread)),
         })
@@ -104,7 +117,16 @@ impl Deadline {
     /// `sent` + the bound, if that is later.
     pub(crate) fn confirmed(&self, sent: Instant) {
         let mut state = self.shared.0.lock().unwrap_or_else(PoisonError::into_inner);
-        state.at = state.at.max(sent + self.bounds.term_after());
+        let at = sent + self.bounds.term_after();
+        if at > state.at {
+            state.at = at;
+            publish(&self.published, at + self.bounds.grace);
+        }
+    }
+
+    /// The memfd that holds the SIGKILL moment (module docs).
+    pub(crate) fn published(&self) -> Arc<OwnedFd> {
+        Arc::clone(&self.published)
     }
 
     /// Stops watching (the lock is being released).
@@ -122,6 +144,36 @@ impl Deadline {
             .take();
         if let Some(thread) = thread {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Writes `at` into `memfd` as `CLOCK_MONOTONIC` nanoseconds (the clock
+/// `Instant` reads on Linux), in native byte order.
+fn publish(memfd: &OwnedFd, at: Instant) {
+    let now = Instant::now();
+    let clock = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let now_ns = i128::from(clock.tv_sec) * 1_000_000_000 + i128::from(clock.tv_nsec);
+    let ns = match at.checked_duration_since(now) {
+        Some(ahead) => now_ns + ahead.as_nanos() as i128,
+        None => now_ns - now.duration_since(at).as_nanos() as i128,
+    };
+    let ns = u64::try_from(ns.max(0)).unwrap_or(u64::MAX);
+    let _ = rustix::io::pwrite(memfd, &ns.to_ne_bytes(), 0);
+}
+
+/// The moment `memfd` holds ([`publish`]), read until two reads agree.
+#[cfg(test)]
+fn published_ns(memfd: &OwnedFd) -> u64 {
+    let read = || {
+        let mut bytes = [0u8; 8];
+        rustix::io::pread(memfd, &mut bytes, 0).unwrap();
+        u64::from_ne_bytes(bytes)
+    };
+    loop {
+        let first = read();
+        if read() == first {
+            return first;
         }
     }
 }
@@ -160,6 +212,32 @@ mod tests {
         // Raised at expiry - margin - grace after the last confirmed one.
         assert!(raised >= BOUNDS.term_after(), "{raised:?}");
         assert!(why.contains("no renewal confirmed"), "{why}");
+    }
+
+    /// The SIGKILL moment in the memfd is expiry - margin after the last
+    /// confirmed renewal, on the clock `CLOCK_MONOTONIC` reads.
+    #[test]
+    fn the_kill_moment_is_published_for_another_process() {
+        let now_ns = || {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            u64::try_from(t.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap()
+        };
+        let lost = LostFlag::new().unwrap();
+        let before = now_ns();
+        let deadline = Deadline::start(lost, BOUNDS, Instant::now()).unwrap();
+        let memfd = deadline.published();
+        let kill = BOUNDS.expiry - BOUNDS.margin;
+        let first = published_ns(&memfd);
+        let kill_ns = u64::try_from(kill.as_nanos()).unwrap();
+        assert!(first >= before + kill_ns, "{first} < {before} + {kill_ns}");
+        assert!(first <= now_ns() + kill_ns);
+        std::thread::sleep(Duration::from_millis(30));
+        deadline.confirmed(Instant::now());
+        let moved = published_ns(&memfd);
+        assert!(moved >= first + 30_000_000, "{moved} vs {first}");
+        // An older renewal confirmed late moves nothing.
+        deadline.confirmed(Instant::now() - Duration::from_secs(1));
+        assert_eq!(published_ns(&memfd), moved);
     }
 
     #[test]

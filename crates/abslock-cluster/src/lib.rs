@@ -156,6 +156,8 @@ pub struct ClusterGuard {
     inner: GuardInner,
     token: Option<u64>,
     lost: LostFlag,
+    /// The local deadline's SIGKILL moment (`deadline.rs`).
+    published: std::sync::Arc<std::os::fd::OwnedFd>,
 }
 
 #[cfg(any(feature = "etcd", feature = "postgres"))]
@@ -303,6 +305,7 @@ impl ClusterGuard {
         ClusterGuard {
             token: Some(hold.token),
             lost: hold.lost.clone(),
+            published: std::sync::Arc::clone(&hold.published),
             inner: GuardInner::Etcd(hold),
         }
     }
@@ -312,6 +315,7 @@ impl ClusterGuard {
         ClusterGuard {
             token: None,
             lost: hold.lost.clone(),
+            published: std::sync::Arc::clone(&hold.published),
             inner: GuardInner::Postgres(Box::new(hold)),
         }
     }
@@ -418,6 +422,10 @@ impl abslock::RemoteGuard for ClusterGuard {
 
     fn stop_within(&self) -> Option<Duration> {
         Some(ClusterGuard::stop_within(self))
+    }
+
+    fn deadline_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(std::os::fd::AsFd::as_fd(&*self.published))
     }
 
     fn release(self: Box<Self>) -> abslock::Result<()> {

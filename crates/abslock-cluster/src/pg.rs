@@ -29,6 +29,7 @@
 //! There is no fencing token: advisory locks carry no number that grows
 //! with each holder. Use the etcd backend where writes must be fenced.
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -81,6 +82,8 @@ pub(crate) struct PgHold {
     fence: Option<Client>,
     key: i64,
     pub(crate) lost: LostFlag,
+    /// The local deadline's SIGKILL moment ([`crate::deadline`]).
+    pub(crate) published: Arc<OwnedFd>,
     stop: Arc<AtomicBool>,
     watcher: Option<JoinHandle<()>>,
 }
@@ -512,6 +515,7 @@ impl PgHold {
         let lost = LostFlag::new()?;
         // Owned by the watch thread: stopped when it ends.
         let deadline = Deadline::start(lost.clone(), BOUNDS, sent)?;
+        let published = deadline.published();
         let (c, s, l) = (Arc::clone(&client), Arc::clone(&stop), lost.clone());
         let watcher = abslock::internals::spawn_quiet("abslock-pg-watch", move || {
             while !s.load(Ordering::Acquire) {
@@ -561,6 +565,7 @@ impl PgHold {
             fence: Some(fence),
             key,
             lost,
+            published,
             stop,
             watcher: Some(watcher),
         })

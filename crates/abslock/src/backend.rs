@@ -99,6 +99,16 @@ pub trait RemoteGuard: fmt::Debug + Send {
         None
     }
 
+    /// The moment the work done under the lock must be dead by, for a
+    /// process that enforces it even while this one cannot run (stopped,
+    /// paused): a descriptor (a memfd) whose first 8 bytes hold, in native
+    /// byte order, a `CLOCK_MONOTONIC` time in nanoseconds, moved later by
+    /// each renewal the engine confirms. Two equal reads in a row are a
+    /// value that was written whole. `None`: no such moment (the default).
+    fn deadline_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
     /// Releases the lock now.
     ///
     /// # Errors
@@ -341,6 +351,15 @@ impl AnyGuard {
     pub fn lost_fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
             AnyGuard::Remote(g) => Some(g.lost_fd()),
+            _ => None,
+        }
+    }
+
+    /// For a remote lock, the moment the work done under it must be dead
+    /// by ([`RemoteGuard::deadline_fd`]).
+    pub fn deadline_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            AnyGuard::Remote(g) => g.deadline_fd(),
             _ => None,
         }
     }

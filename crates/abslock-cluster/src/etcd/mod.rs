@@ -20,6 +20,7 @@
 
 mod client;
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub(crate) struct EtcdHold {
     ttl: u64,
     pub(crate) token: u64,
     pub(crate) lost: LostFlag,
+    /// The local deadline's SIGKILL moment ([`crate::deadline`]).
+    pub(crate) published: Arc<OwnedFd>,
     stop: Arc<AtomicBool>,
     keeper: Option<JoinHandle<()>>,
 }
@@ -478,13 +481,14 @@ impl EtcdLock {
     fn queue(&self, id: &Identity, deadline: Option<Instant>) -> Result<Queued> {
         let (lease, granted) = self.grant()?;
         // The lease must live while we queue, however long that is.
-        let (stop, lost, keeper) = match keep_alive(self.client.clone(), lease, self.ttl, granted) {
-            Ok(kept) => kept,
-            Err(e) => {
-                self.revoke(lease);
-                return Err(e);
-            }
-        };
+        let (stop, lost, published, keeper) =
+            match keep_alive(self.client.clone(), lease, self.ttl, granted) {
+                Ok(kept) => kept,
+                Err(e) => {
+                    self.revoke(lease);
+                    return Err(e);
+                }
+            };
         // Leaves the queue: the keep-alive stops and the lease goes (if
         // etcd can be reached; otherwise it expires within a TTL).
         let leave = || {
@@ -517,6 +521,7 @@ impl EtcdLock {
                         ttl: self.ttl,
                         token: u64::try_from(ours).unwrap_or(0),
                         lost,
+                        published,
                         stop,
                         keeper: Some(keeper),
                     }));
@@ -607,13 +612,15 @@ impl EtcdLock {
     }
 
     fn hold(&self, lease: i64, token: u64, granted: Instant) -> Result<EtcdHold> {
-        let (stop, lost, keeper) = keep_alive(self.client.clone(), lease, self.ttl, granted)?;
+        let (stop, lost, published, keeper) =
+            keep_alive(self.client.clone(), lease, self.ttl, granted)?;
         Ok(EtcdHold {
             client: self.client.clone(),
             lease,
             ttl: self.ttl,
             token,
             lost,
+            published,
             stop,
             keeper: Some(keeper),
         })
@@ -656,21 +663,21 @@ fn bounds(ttl: u64) -> Bounds {
     }
 }
 
+/// What [`keep_alive`] starts: its stop switch, the lost flag, the
+/// deadline's published SIGKILL moment, and the thread.
+type KeptAlive = (Arc<AtomicBool>, LostFlag, Arc<OwnedFd>, JoinHandle<()>);
+
 /// Renews `lease` every TTL/3 until `stop` (after a failed renewal, every
 /// [`RETRY`]), and watches the local deadline ([`crate::deadline`]) from
 /// `granted`, when the lease's grant was sent: the lost flag is raised
 /// when etcd says the lease expired, or when no renewal was confirmed for
 /// long enough that etcd might expire it before the command is stopped.
-fn keep_alive(
-    client: Client,
-    lease: i64,
-    ttl: u64,
-    granted: Instant,
-) -> Result<(Arc<AtomicBool>, LostFlag, JoinHandle<()>)> {
+fn keep_alive(client: Client, lease: i64, ttl: u64, granted: Instant) -> Result<KeptAlive> {
     let stop = Arc::new(AtomicBool::new(false));
     let lost = LostFlag::new()?;
     // Owned by the keep-alive thread: stopped when it ends.
     let deadline = Deadline::start(lost.clone(), bounds(ttl), granted)?;
+    let published = deadline.published();
     let (stop2, lost2) = (Arc::clone(&stop), lost.clone());
     let period = Duration::from_millis(ttl * 1000 / 3).max(Duration::from_millis(300));
     let keeper = abslock::internals::spawn_quiet("abslock-etcd-lease", move || {
@@ -694,7 +701,7 @@ fn keep_alive(
         }
     })
     .map_err(|e| Error::Engine(format!("starting the lease's keep-alive thread: {e}")))?;
-    Ok((stop, lost, keeper))
+    Ok((stop, lost, published, keeper))
 }
 
 impl EtcdHold {
