@@ -23,6 +23,12 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
         .into_iter()
         .filter(|s| s.owns_name())
         .filter(|s| args.all || s.abstract_name.as_deref().is_some_and(is_ours))
+        // A waiter's place in a queue (abslock's queue module), not a lock.
+        .filter(|s| {
+            !s.abstract_name
+                .as_deref()
+                .is_some_and(abslock::internals::is_ticket)
+        })
         .collect();
     let inodes: Vec<u64> = owners.iter().map(|s| s.inode).collect();
     let mut holders: BTreeMap<u64, Vec<ProcessInfo>> = BTreeMap::new();

@@ -364,16 +364,19 @@ fn runtime_files_are_removed_at_release_and_never_let_two_in() {
 }
 
 /// Issue 22: waiters with a timeout are served in the order they came, on
-/// a lock file, in combined mode and on a per-user name (whose runtime
-/// file is the queue): they block in flock(2), whose kernel queue wakes the
-/// first waiter at each release, and a timer interrupts the wait at the
-/// deadline. A queued waiter that dies leaves the queue without delaying
+/// a raw socket name (each waits on the ticket of the one before it:
+/// abslock's queue module), on a lock file, in combined mode and on a
+/// per-user name (whose runtime file is the queue): they block in
+/// flock(2), whose kernel queue wakes the first waiter at each release,
+/// and a timer interrupts the wait at the deadline. A queued waiter that dies leaves the queue without delaying
 /// the others, and a timeout still ends on time.
 #[test]
 fn waiters_with_a_timeout_are_served_in_arrival_order() {
     let d = dir("order");
     let file = d.join("order.lock").display().to_string();
-    let cases: [(&str, Vec<String>); 3] = [
+    let raw = format!("@abslock-test-order-{}", std::process::id());
+    let cases: [(&str, Vec<String>); 4] = [
+        ("raw", vec![raw]),
         ("file", vec![format!("file:{file}")]),
         (
             "combined",

@@ -101,6 +101,7 @@ mod netns;
 pub mod pidfile;
 mod procfs;
 mod protocol;
+mod queue;
 pub mod runtime_file;
 mod safe_path;
 pub mod semantics;
@@ -145,6 +146,10 @@ pub mod internals {
     pub mod escape {
         pub use crate::escape::{escape, escape_str};
     }
+
+    /// Whether an abstract name is a waiter's ticket in a lock's queue,
+    /// not a lock.
+    pub use crate::queue::is_ticket;
 
     /// What `/proc` says about processes, sockets and file locks.
     pub mod procfs {

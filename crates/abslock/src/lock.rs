@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::guard::Guard;
 use crate::holder::Holder;
 use crate::name::{LockName, Scope};
+use crate::queue::{self, Ticket};
 use crate::sys::{self, Bind};
 use crate::wait::{self, Backoff, Round, Wait};
 
@@ -194,6 +195,10 @@ impl Lock {
     fn acquire_until(&self, deadline: Option<Instant>) -> Result<Guard> {
         let mut backoff = Backoff::default();
         let mut prepared = !self.serving;
+        // Our place in the queue (crate::queue), taken once the name is
+        // found taken (`None` inside if no ticket can be made); given up
+        // when this returns.
+        let mut ticket: Option<Option<Ticket>> = None;
         loop {
             if let Some(guard) = self.bind()? {
                 return Ok(guard);
@@ -203,6 +208,17 @@ impl Lock {
                 // in the hand-over.
                 crate::server::prepare();
                 prepared = true;
+            }
+            let ticket = ticket.get_or_insert_with(|| Ticket::take(self.name.address()));
+            // Behind another waiter: wait for it to go, then look again.
+            if let Some(ahead) = ticket
+                .as_ref()
+                .and_then(|t| t.ahead(self.name.address(), &self.trusted))
+            {
+                if !queue::wait_gone(&ahead, deadline)? {
+                    return Err(self.timed_out());
+                }
+                continue;
             }
             match wait::round(self.name.address(), deadline, &mut backoff, &self.trusted)? {
                 Round::Changed => {}
