@@ -92,10 +92,10 @@ pub fn keeper(mut args: impl Iterator<Item = OsString>) -> u8 {
     }
     let _ = terminal.thread_block();
     loop {
-        let Some(kill_at) = read_moment(&deadline) else {
+        let Ok(kill_at) = abslock::internals::read_deadline(deadline.as_fd()) else {
             return exit::OSERR;
         };
-        let now = now_ns();
+        let now = abslock::internals::monotonic_ns();
         if now >= kill_at {
             let _ = pidfd_send_signal(&command, Signal::KILL);
             return 0;
@@ -116,29 +116,4 @@ fn inherited(raw: RawFd) -> Option<OwnedFd> {
     // SAFETY: it is open, and abslock kept it for this process alone
     // (`start`): nothing else here owns or closes it.
     open.then(|| unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-/// The moment in the deadline's memfd, read until two reads agree (a
-/// renewal may be writing it).
-fn read_moment(memfd: &OwnedFd) -> Option<u64> {
-    let read = || {
-        let mut bytes = [0u8; 8];
-        match rustix::io::pread(memfd, &mut bytes, 0) {
-            Ok(8) => Some(u64::from_ne_bytes(bytes)),
-            _ => None,
-        }
-    };
-    let mut last = read()?;
-    loop {
-        let again = read()?;
-        if again == last {
-            return Some(again);
-        }
-        last = again;
-    }
-}
-
-fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }

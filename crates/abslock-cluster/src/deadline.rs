@@ -18,7 +18,7 @@
 //! process of its own that kills the command then even while this one
 //! cannot run (SIGSTOP, a pause): a thread here stops with its process.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -149,33 +149,15 @@ impl Deadline {
 }
 
 /// Writes `at` into `memfd` as `CLOCK_MONOTONIC` nanoseconds (the clock
-/// `Instant` reads on Linux), in native byte order.
+/// `Instant` reads on Linux), as `abslock::RemoteGuard::deadline_fd` says.
 fn publish(memfd: &OwnedFd, at: Instant) {
     let now = Instant::now();
-    let clock = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let now_ns = i128::from(clock.tv_sec) * 1_000_000_000 + i128::from(clock.tv_nsec);
+    let now_ns = abslock::internals::monotonic_ns();
     let ns = match at.checked_duration_since(now) {
-        Some(ahead) => now_ns + ahead.as_nanos() as i128,
-        None => now_ns - now.duration_since(at).as_nanos() as i128,
+        Some(ahead) => now_ns.saturating_add(u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX)),
+        None => now_ns.saturating_sub(u64::try_from((now - at).as_nanos()).unwrap_or(u64::MAX)),
     };
-    let ns = u64::try_from(ns.max(0)).unwrap_or(u64::MAX);
-    let _ = rustix::io::pwrite(memfd, &ns.to_ne_bytes(), 0);
-}
-
-/// The moment `memfd` holds ([`publish`]), read until two reads agree.
-#[cfg(test)]
-fn published_ns(memfd: &OwnedFd) -> u64 {
-    let read = || {
-        let mut bytes = [0u8; 8];
-        rustix::io::pread(memfd, &mut bytes, 0).unwrap();
-        u64::from_ne_bytes(bytes)
-    };
-    loop {
-        let first = read();
-        if read() == first {
-            return first;
-        }
-    }
+    let _ = abslock::internals::write_deadline(memfd.as_fd(), ns);
 }
 
 impl Drop for Deadline {
@@ -218,10 +200,8 @@ mod tests {
     /// confirmed renewal, on the clock `CLOCK_MONOTONIC` reads.
     #[test]
     fn the_kill_moment_is_published_for_another_process() {
-        let now_ns = || {
-            let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-            u64::try_from(t.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap()
-        };
+        let now_ns = abslock::internals::monotonic_ns;
+        let published_ns = |fd: &OwnedFd| abslock::internals::read_deadline(fd.as_fd()).unwrap();
         let lost = LostFlag::new().unwrap();
         let before = now_ns();
         let deadline = Deadline::start(lost, BOUNDS, Instant::now()).unwrap();

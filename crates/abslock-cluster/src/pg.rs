@@ -340,14 +340,8 @@ impl PgLock {
                 }
             }
             Fence::Wait(deadline) => {
-                let ms = deadline.map_or(0, |d| {
-                    d.saturating_duration_since(Instant::now())
-                        .as_millis()
-                        .clamp(1, i32::MAX as u128)
-                });
-                fence
-                    .batch_execute(&format!("SET lock_timeout = {ms}"))
-                    .map_err(engine("setting lock_timeout"))?;
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                set_lock_timeout(&mut fence, left)?;
                 match fence.execute("SELECT pg_advisory_lock($1, $2)", &[&high, &low]) {
                     Ok(_) => {}
                     Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
@@ -371,10 +365,7 @@ impl PgLock {
     /// A connection whose lock waits end after `timeout` (`None`: never).
     fn connect_waiting(&self, id: &Identity, timeout: Option<Duration>) -> Result<(Client, i64)> {
         let (mut client, key) = self.connect(id)?;
-        let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128));
-        client
-            .batch_execute(&format!("SET lock_timeout = {ms}"))
-            .map_err(engine("setting lock_timeout"))?;
+        set_lock_timeout(&mut client, timeout)?;
         Ok((client, key))
     }
 
@@ -414,6 +405,15 @@ impl PgLock {
         let (mut client, key) = self.connect(&Identity::current())?;
         holder_of(&mut client, key, Space::Lock)
     }
+}
+
+/// Makes the session's lock waits end after `timeout` (`None`: never;
+/// PostgreSQL's 0), at least 1 ms.
+fn set_lock_timeout(client: &mut Client, timeout: Option<Duration>) -> Result<()> {
+    let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128));
+    client
+        .batch_execute(&format!("SET lock_timeout = {ms}"))
+        .map_err(engine("setting lock_timeout"))
 }
 
 /// How [`PgLock::fence`] waits for older fences.

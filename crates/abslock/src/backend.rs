@@ -117,6 +117,41 @@ pub trait RemoteGuard: fmt::Debug + Send {
     fn release(self: Box<Self>) -> Result<()>;
 }
 
+/// Writes `ns` (a [`monotonic_ns`](crate::internals::monotonic_ns) time)
+/// into a deadline descriptor, in the format of
+/// [`RemoteGuard::deadline_fd`].
+///
+/// # Errors
+/// If the descriptor cannot be written.
+pub fn write_deadline(fd: BorrowedFd<'_>, ns: u64) -> std::io::Result<()> {
+    rustix::io::pwrite(fd, &ns.to_ne_bytes(), 0)?;
+    Ok(())
+}
+
+/// Reads the time a deadline descriptor holds
+/// ([`RemoteGuard::deadline_fd`]), until two reads agree: a renewal may be
+/// writing it.
+///
+/// # Errors
+/// If it cannot be read, or holds fewer than 8 bytes.
+pub fn read_deadline(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
+    let read = || {
+        let mut bytes = [0u8; 8];
+        match rustix::io::pread(fd, &mut bytes, 0)? {
+            8 => Ok(u64::from_ne_bytes(bytes)),
+            _ => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+        }
+    };
+    let mut last = read()?;
+    loop {
+        let again = read()?;
+        if again == last {
+            return Ok(again);
+        }
+        last = again;
+    }
+}
+
 /// Starts a thread for a backend's own work (renewing a lease, watching a
 /// connection) that blocks every signal, as the library's own threads do:
 /// a process-directed signal (the SIGTERM a supervisor waits for with

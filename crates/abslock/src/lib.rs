@@ -136,11 +136,12 @@ pub use waiter::Waiter;
 /// stable API: they may change in any release. A program that needs one
 /// of them is welcome to say why in an issue.
 pub mod internals {
-    pub use crate::backend::spawn_quiet;
+    pub use crate::backend::{read_deadline, spawn_quiet, write_deadline};
     pub use crate::file::flock_timeout;
     /// Blocks every signal in the calling thread, as [`spawn_quiet`]'s
     /// threads do: for threads started by others (an async runtime's).
     pub use crate::sys::block_signals_in_this_thread as quiet_this_thread;
+    pub use crate::sys::monotonic_ns;
 
     /// Text that other users control, made safe for a terminal.
     pub mod escape {

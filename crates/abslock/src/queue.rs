@@ -79,7 +79,7 @@ impl Ticket {
         // Two waiters that come in the same nanosecond: the second binds
         // the next reading.
         for _ in 0..8 {
-            let number = now_ns();
+            let number = sys::monotonic_ns();
             let mut name = prefix(lock);
             name.extend_from_slice(format!("{number:016x}").as_bytes());
             match sys::bind_abstract(&name).ok()? {
@@ -132,11 +132,6 @@ pub(crate) fn wait_gone(name: &[u8], deadline: Option<Instant>) -> Result<bool> 
             Ok(deadline.is_none_or(|d| Instant::now() < d))
         }
     }
-}
-
-fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
 
 #[cfg(test)]

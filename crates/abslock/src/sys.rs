@@ -267,6 +267,13 @@ pub fn block_signals_in_this_thread() {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock `Instant` reads on Linux,
+/// the same in every process of the host (outside time namespaces).
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
 /// Starts `builder`'s thread with every signal blocked in it before `work`
 /// runs (see [`block_signals_in_this_thread`]).
 pub(crate) fn spawn_blocking_signals<T: Send + 'static>(
