@@ -1125,23 +1125,8 @@ fn postgres_a_lock_session_ended_under_the_holder_never_lets_two_commands_in() {
     };
     let url = pg.url();
     for restart in [false, true] {
-        let log = scratch("pg-ended").join("log");
-        let script = format!(
-            "trap '' TERM; while :; do date +%s%N >> '{}'; sleep 0.05; done",
-            log.display()
-        );
-        let holder = background(
-            "host-a",
-            &["run", "--backend", &url, "ended", "--", "sh", "-c", &script],
-        );
-        wait_held_by(&url, "ended", "host-a");
-        eventually_within("the command to start", Duration::from_secs(20), || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
-        });
-        let stamp = "date +%s%N";
-        let next = if restart {
-            pg.stop();
-            pg.start();
+        let (holder, log) = hold_stamping(&url, &url, "ended", "pg-ended");
+        let next = || {
             background(
                 "host-b",
                 &[
@@ -1152,27 +1137,17 @@ fn postgres_a_lock_session_ended_under_the_holder_never_lets_two_commands_in() {
                     &url,
                     "ended",
                     "--",
-                    "sh",
-                    "-c",
-                    stamp,
+                    "date",
+                    "+%s%N",
                 ],
             )
+        };
+        let next = if restart {
+            pg.stop();
+            pg.start();
+            next()
         } else {
-            let waiter = background(
-                "host-b",
-                &[
-                    "run",
-                    "-w",
-                    "20",
-                    "--backend",
-                    &url,
-                    "ended",
-                    "--",
-                    "sh",
-                    "-c",
-                    stamp,
-                ],
-            );
+            let waiter = next();
             std::thread::sleep(Duration::from_millis(300));
             terminate_session_of(&pg, holder.id());
             waiter
@@ -1239,16 +1214,13 @@ fn postgres_service_files_work_as_in_libpq() {
     );
 }
 
-/// Holds `frozen` through `via` (a relay the test freezes) with a command
-/// that ignores SIGTERM and logs a timestamp every 50 ms; freezes the
-/// link. Returns the holder's output, and the log's last timestamp.
+/// Holds `name` through `via` (as host-a) with a command that ignores
+/// SIGTERM and logs a timestamp every 50 ms, until the command runs
+/// (before, abslock may still be taking the lock, and fail to: exit 69,
+/// nothing run); `direct` is where the test looks. Returns the holder and
+/// the log.
 #[cfg(any(feature = "etcd", feature = "postgres"))]
-fn hold_then_freeze(
-    via: &str,
-    direct: &str,
-    relay: &servers::Relay,
-    tag: &str,
-) -> (Child, PathBuf) {
+fn hold_stamping(via: &str, direct: &str, name: &str, tag: &str) -> (Child, PathBuf) {
     let log = scratch(tag).join("log");
     let script = format!(
         "trap '' TERM; while :; do date +%s%N >> '{}'; sleep 0.05; done",
@@ -1256,16 +1228,26 @@ fn hold_then_freeze(
     );
     let holder = background(
         "host-a",
-        &["run", "--backend", via, "frozen", "--", "sh", "-c", &script],
+        &["run", "--backend", via, name, "--", "sh", "-c", &script],
     );
-    wait_held_by(direct, "frozen", "host-a");
-    // Frozen once the command runs (before, abslock may still be taking
-    // the lock, and fail to: exit 69, nothing run).
+    wait_held_by(direct, name, "host-a");
     eventually_within("the command to start", Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
     });
-    relay.freeze();
     (holder, log)
+}
+
+/// [`hold_stamping`] of `frozen` through `relay`, then the link frozen.
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn hold_then_freeze(
+    via: &str,
+    direct: &str,
+    relay: &servers::Relay,
+    tag: &str,
+) -> (Child, PathBuf) {
+    let held = hold_stamping(via, direct, "frozen", tag);
+    relay.freeze();
+    held
 }
 
 #[cfg(any(feature = "etcd", feature = "postgres"))]
@@ -1345,28 +1327,7 @@ fn etcd_a_holder_behind_a_frozen_link_is_dead_before_the_lease_expires() {
 fn etcd_a_paused_abslock_has_its_command_killed_before_the_lease_expires() {
     let Some(etcd) = Etcd::new() else { return };
     let url = etcd.url(); // ?ttl=2
-    let log = scratch("etcd-paused").join("log");
-    let script = format!(
-        "trap '' TERM; while :; do date +%s%N >> '{}'; sleep 0.05; done",
-        log.display()
-    );
-    let holder = background(
-        "host-a",
-        &[
-            "run",
-            "--backend",
-            &url,
-            "paused",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
-    wait_held_by(&url, "paused", "host-a");
-    eventually_within("the command to start", Duration::from_secs(20), || {
-        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
-    });
+    let (holder, log) = hold_stamping(&url, &url, "paused", "etcd-paused");
     common::signal(holder.id(), libc::SIGSTOP);
     let paused = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1718,19 +1679,23 @@ fn etcd_a_waiter_whose_lease_is_lost_queues_again() {
     // last component, in hex, as etcdctl takes it. (Revoked again if the
     // waiter had queued anew meanwhile: a renewal late on a loaded
     // machine loses its place too.)
-    eventually_within("the waiter's lease revoked", Duration::from_secs(10), || {
-        let out = ctl(&["get", "--prefix", "abslock/requeue/", "-w", "json"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let Some(kvs) = v["kvs"].as_array().filter(|k| k.len() == 2) else {
-            return false;
-        };
-        let last = kvs
-            .iter()
-            .max_by_key(|kv| kv["create_revision"].as_i64())
-            .unwrap();
-        let waiter_lease = format!("{:x}", last["lease"].as_i64().unwrap());
-        ctl(&["lease", "revoke", &waiter_lease]).status.success()
-    });
+    eventually_within(
+        "the waiter's lease revoked",
+        Duration::from_secs(10),
+        || {
+            let out = ctl(&["get", "--prefix", "abslock/requeue/", "-w", "json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let Some(kvs) = v["kvs"].as_array().filter(|k| k.len() == 2) else {
+                return false;
+            };
+            let last = kvs
+                .iter()
+                .max_by_key(|kv| kv["create_revision"].as_i64())
+                .unwrap();
+            let waiter_lease = format!("{:x}", last["lease"].as_i64().unwrap());
+            ctl(&["lease", "revoke", &waiter_lease]).status.success()
+        },
+    );
     let out = b.wait_with_output().unwrap();
     assert!(out.status.success(), "the waiter gave up: {out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got");
