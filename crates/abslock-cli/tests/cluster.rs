@@ -1050,12 +1050,18 @@ fn a_paused_holder_that_lost_its_lock_exits_5(url: &str, fenced: bool, lose: imp
     common::signal(holder.id(), libc::SIGSTOP);
     let paused = Instant::now();
     lose(holder.id());
+    if fenced {
+        // The lock is free, its fence is not: `wait` waits for the fence
+        // too, as a taker could not start yet.
+        let waited = run("host-c", &["wait", "-w", "1", "--backend", url, "lost"]);
+        assert_eq!(waited.status.code(), Some(1), "{}", said(&waited));
+    }
     let mut other = background(
         "host-b",
         &["run", "-w", "20", "--backend", url, "lost", "--", "true"],
     );
     if fenced {
-        std::thread::sleep(Duration::from_millis(2500));
+        std::thread::sleep(Duration::from_millis(2500).saturating_sub(paused.elapsed()));
         assert!(
             other.try_wait().unwrap().is_none(),
             "ran beside the paused holder's command"

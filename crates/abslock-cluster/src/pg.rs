@@ -386,18 +386,31 @@ impl PgLock {
     }
 
     /// Sleeps in the server until the lock is free, on one connection: a
-    /// shared advisory lock queues behind the exclusive holder, and is
-    /// dropped as soon as it is granted. `false` on timeout.
+    /// shared advisory lock queues behind the exclusive holder; once it is
+    /// granted (and while it is kept, so that no new holder can come), the
+    /// fence of a holder whose lock session ended but whose command may
+    /// still run is waited for too (module docs), so that a taker could
+    /// start at once. `false` on timeout.
     pub(crate) fn wait_free(&self, id: &Identity, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let (mut client, key) = self.connect_waiting(id, timeout)?;
+        let (high, low) = halves(key);
+        let timed_out =
+            |e: &postgres::Error| e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE);
         match client.execute("SELECT pg_advisory_lock_shared($1)", &[&key]) {
-            Ok(_) => {
-                // Closing the connection would drop it as well.
-                let _ = client.execute("SELECT pg_advisory_unlock_shared($1)", &[&key]);
-                Ok(true)
-            }
-            Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
-            Err(e) => Err(engine("pg_advisory_lock_shared")(e)),
+            Ok(_) => {}
+            Err(e) if timed_out(&e) => return Ok(false),
+            Err(e) => return Err(engine("pg_advisory_lock_shared")(e)),
+        }
+        set_lock_timeout(
+            &mut client,
+            deadline.map(|d| d.saturating_duration_since(Instant::now())),
+        )?;
+        // Closing the connection drops both locks as well.
+        match client.execute("SELECT pg_advisory_lock($1, $2)", &[&high, &low]) {
+            Ok(_) => Ok(true),
+            Err(e) if timed_out(&e) => Ok(false),
+            Err(e) => Err(engine("waiting for the fence")(e)),
         }
     }
 
