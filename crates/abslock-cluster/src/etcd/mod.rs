@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{
     Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, SortOrder, SortTarget, Txn,
-    TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
+    TxnOp, TxnOpResponse, WatchFilterType, WatchOptions, WatchResponse,
 };
 use serde_json::{json, Value};
 
@@ -380,8 +380,16 @@ impl EtcdLock {
         lost: Option<&LostFlag>,
     ) -> Result<Watched> {
         let left_behind = self.client.failovers();
+        // Deleted, or the watch was cancelled (a compacted revision): look
+        // again.
+        let ends = |r: &WatchResponse| {
+            r.canceled()
+                || r.events()
+                    .iter()
+                    .any(|e| e.event_type() == EventType::Delete)
+        };
         self.client.block_on(async {
-            let (mut stream, _) = self
+            let ((mut stream, first), _) = self
                 .client
                 .request("watch", |mut c| {
                     let options = WatchOptions::new()
@@ -391,17 +399,19 @@ impl EtcdLock {
                     async move {
                         let mut stream = c.watch(key, Some(options)).await?;
                         // etcd's first answer says the watch is made.
-                        stream.message().await?;
-                        Ok(stream)
+                        let first = stream.message().await?;
+                        Ok((stream, first))
                     }
                 })
                 .await?;
+            if first.as_ref().is_none_or(ends) {
+                return Ok(Watched::Again);
+            }
             let mut tick = tokio::time::interval(TICK);
             loop {
                 tokio::select! {
                     answer = stream.message() => match answer {
-                        Ok(Some(r)) if !r.canceled()
-                            && !r.events().iter().any(|e| e.event_type() == EventType::Delete) => {}
+                        Ok(Some(r)) if !ends(&r) => {}
                         Ok(Some(_)) => return Ok(Watched::Again),
                         // Broken: look again, after a pause, where requests
                         // are answered.
