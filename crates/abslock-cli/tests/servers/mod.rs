@@ -25,12 +25,25 @@ pub trait Server {
     fn start(&mut self);
 }
 
+/// A loopback port nothing listens on now, never the same twice in this
+/// process: the kernel may hand a port just released to the next `bind`,
+/// and tests start their servers in parallel threads.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn scratch(tag: &str) -> PathBuf {
@@ -267,15 +280,25 @@ impl Server for Etcd {
         self.child = Some(child);
         let url = self.url();
         let env = self.probe_env.clone();
-        eventually_within("etcd to answer", Duration::from_secs(20), || {
-            abslock("probe", &["status", "--backend", &url, "probe"])
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .output()
-                .unwrap()
-                .status
-                .code()
-                == Some(1)
-        });
+        let start = std::time::Instant::now();
+        while abslock("probe", &["status", "--backend", &url, "probe"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(1)
+        {
+            if start.elapsed() > Duration::from_secs(30) {
+                let log = std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                panic!(
+                    "etcd did not answer within 30 s; the end of its log:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn stop(&mut self) {
