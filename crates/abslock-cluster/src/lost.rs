@@ -45,13 +45,7 @@ impl LostFlag {
     /// quotes the engine (a server's message, a connection error) and is
     /// printed as it is kept: escaped for a terminal here, once.
     pub fn set(&self, why: impl Into<String>) {
-        let mut reason = self.0.reason.lock().unwrap_or_else(PoisonError::into_inner);
-        if reason.is_none() {
-            *reason = Some(escape_str(&why.into()));
-            // The counter goes from 0 to 1 and stays: readable for good.
-            let _ = rustix::io::write(&self.0.fd, &1u64.to_ne_bytes());
-        }
-        self.0.raised.notify_all();
+        self.raise(why.into(), false);
     }
 
     /// Raises the flag for a loss the engine confirmed: it has freed the
@@ -60,12 +54,20 @@ impl LostFlag {
     /// once, with no grace period. The flag must not be raised yet for
     /// this to count: the first reason wins.
     pub fn set_freed(&self, why: impl Into<String>) {
-        let reason = self.0.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        self.raise(why.into(), true);
+    }
+
+    /// The first reason wins, and with it whether the engine freed the
+    /// lock: both are decided under the one lock.
+    fn raise(&self, why: String, freed: bool) {
+        let mut reason = self.0.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if reason.is_none() {
-            self.0.freed.store(true, Ordering::Release);
+            *reason = Some(escape_str(&why));
+            self.0.freed.store(freed, Ordering::Release);
+            // The counter goes from 0 to 1 and stays: readable for good.
+            let _ = rustix::io::write(&self.0.fd, &1u64.to_ne_bytes());
         }
-        drop(reason);
-        self.set(why);
+        self.0.raised.notify_all();
     }
 
     /// Whether the flag was raised by [`LostFlag::set_freed`].
