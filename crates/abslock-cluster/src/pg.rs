@@ -283,6 +283,16 @@ impl PgLock {
     }
 
     fn connect(&self, id: &Identity) -> Result<(Client, i64)> {
+        let mut client = self.session(id)?;
+        let key: i64 = client
+            .query_one("SELECT hashtextextended($1, 0)", &[&self.name])
+            .map_err(engine("hashing the lock name"))?
+            .get(0);
+        Ok((client, key))
+    }
+
+    /// A session as `id`, with the server's keepalives set.
+    fn session(&self, id: &Identity) -> Result<Client> {
         let mut config = self.config.clone();
         config.application_name(&format!("abslock host={} pid={}", id.host, id.pid));
         let client = match self.tls.connector()? {
@@ -293,11 +303,7 @@ impl PgLock {
         client
             .batch_execute(SERVER_KEEPALIVES)
             .map_err(engine("setting keepalives"))?;
-        let key: i64 = client
-            .query_one("SELECT hashtextextended($1, 0)", &[&self.name])
-            .map_err(engine("hashing the lock name"))?
-            .get(0);
-        Ok((client, key))
+        Ok(client)
     }
 
     pub(crate) fn try_acquire(&self, id: &Identity) -> Result<PgHold> {
@@ -326,7 +332,7 @@ impl PgLock {
         key: i64,
         how: Fence,
     ) -> Result<std::result::Result<Client, Holder>> {
-        let (mut fence, _) = self.connect(id)?;
+        let mut fence = self.session(id)?;
         let (high, low) = halves(key);
         match how {
             Fence::Try => {
