@@ -125,10 +125,13 @@ pub(crate) fn wait_gone(name: &[u8], deadline: Option<Instant>) -> Result<bool> 
         // moment, rather than spin).
         Connect::Refused => Ok(true),
         Connect::BacklogFull => {
-            let _ = sys::poll_many(
-                &mut [],
-                Instant::now().checked_add(crate::wait::MAX_BACKOFF),
-            );
+            // Never past the deadline: a timeout ends on time.
+            let pause = Instant::now().checked_add(crate::wait::MAX_BACKOFF);
+            let until = match (pause, deadline) {
+                (Some(p), Some(d)) => Some(p.min(d)),
+                (p, d) => p.or(d),
+            };
+            let _ = sys::poll_many(&mut [], until);
             Ok(deadline.is_none_or(|d| Instant::now() < d))
         }
     }
