@@ -368,9 +368,13 @@ fn whole_command(md: &mut String, env: &Env, pairs: usize) {
                processes took copy-on-write faults, about 150 µs of each run. The glibc build also skips std's \
                runtime start (crates/abslock-cli/src/start.rs): its stack-overflow handler reads /proc/self/maps \
                and maps an alternate signal stack, about 90 µs; abslock keeps what it needs of that start \
-               (descriptors 0–2 open, SIGPIPE ignored). What is left of the dynamic build's \
+               (descriptors 0–2 open, SIGPIPE ignored). And the glibc build links its unwinder from `libgcc_eh.a` \
+               instead of loading `libgcc_s.so.1` (crates/abslock-cli/build.rs): that library's constructor runs \
+               `cpuid`, which traps to the hypervisor in a virtual machine; `perf record` of 500 runs put it, with \
+               the library's loading, at about 70 µs of each run here (1.12x to 1.07x by `perf stat -r 400`, \
+               2026-11-30). What is left of the dynamic build's \
                difference is start-up (second table: `--version` does no locking; the dynamic loader maps glibc \
-               and libgcc_s and applies a 2 MB program's relocations) and abslock's own work: for a per-user NAME, \
+               and applies a 2 MB program's relocations) and abslock's own work: for a per-user NAME, \
                the runtime file that keeps other network namespaces out (created, locked, and removed at the \
                release once nobody else has it open), then the socket and a signalfd."
     );
