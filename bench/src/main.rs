@@ -363,7 +363,7 @@ fn whole_command(md: &mut String, env: &Env, pairs: usize) {
                which halved the binary (5.3 MB to 2.2 MB) and its start-up work. A cluster user pays one more exec \
                of a 6.6 MB program (etcd's gRPC stack, tonic and tokio, included) on every command with `--backend` (about 1 ms here, measured by hand on 2026-11-30: `status --backend` against a closed port took 2.8–3.1 ms through `abslock`, 1.8–2.2 ms run as `abslock-cluster` directly), and `run --backend` starts one more process, the deadline keeper (docs/cluster.md). \
                The command is started as `posix_spawn(3)` starts one, with `clone(CLONE_VM|CLONE_VFORK)` \
-               (crates/abslock-cli/src/spawn.rs), plus the two steps posix_spawn cannot take (PR_SET_PDEATHSIG, \
+               (crates/abslock-cli/src/supervise/spawn.rs), plus the two steps posix_spawn cannot take (PR_SET_PDEATHSIG, \
                the lock descriptor kept across exec): before, a `fork` copied abslock's page tables and both \
                processes took copy-on-write faults, about 150 µs of each run. The glibc build also skips std's \
                runtime start (crates/abslock-cli/src/start.rs): its stack-overflow handler reads /proc/self/maps \

@@ -2,10 +2,9 @@
 //! page.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use abslock::AnyLock;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Single-instance locks on Linux abstract socket names: like flock(1), but
@@ -165,77 +164,6 @@ pub struct NameArgs {
     pub name: String,
 }
 
-impl Command {
-    /// The lock a subcommand names, if it names one.
-    pub fn name_args_mut(&mut self) -> Option<&mut NameArgs> {
-        match self {
-            Command::Run(a) => Some(&mut a.lock),
-            Command::Status(a) => Some(&mut a.lock),
-            Command::Wait(a) => Some(&mut a.lock),
-            Command::Kill(a) => Some(&mut a.lock),
-            Command::Lock(a) => a.lock.as_mut(),
-            Command::Held(a) => Some(&mut a.lock),
-            Command::Send(a) => Some(&mut a.lock),
-            _ => None,
-        }
-    }
-}
-
-impl NameArgs {
-    /// `--backend file:PATH NAME` is the file backend in the cluster
-    /// backends' form: the lock file PATH, or, when PATH is a directory,
-    /// the lock file PATH/NAME (the URL says where, NAME which lock).
-    /// Rewritten here to NAME `file:...`, so that every subcommand treats
-    /// it as the lock file it is.
-    pub fn resolve_file_backend(&mut self) -> Result<(), String> {
-        let Some(path) = self
-            .backend
-            .as_deref()
-            .and_then(|b| b.strip_prefix("file:"))
-        else {
-            return Ok(());
-        };
-        if path.is_empty() {
-            return Err("--backend file:PATH needs a path".into());
-        }
-        self.name = if Path::new(path).is_dir() {
-            if matches!(self.name.as_str(), "" | "." | "..")
-                || self.name.contains('/')
-                || self.name.starts_with("file:")
-            {
-                return Err(
-                    "--backend file:DIR takes a NAME that is a file name (not empty, '.' or \
-                     '..', no '/'): the lock file DIR/NAME"
-                        .into(),
-                );
-            }
-            format!("file:{}/{}", path.trim_end_matches('/'), self.name)
-        } else {
-            format!("file:{path}")
-        };
-        self.backend = None;
-        Ok(())
-    }
-
-    /// The lock these arguments name, with their trust policy: on a
-    /// cluster engine with `--backend URL`, else a local one, in the
-    /// syntax every front end shares ([`AnyLock::named`]).
-    pub fn lock(&self) -> abslock::Result<AnyLock> {
-        if let Some(url) = &self.backend {
-            return (crate::engines::get().lock)(url, &self.name);
-        }
-        AnyLock::named(
-            &self.name,
-            &abslock::Named {
-                system: self.system,
-                trust_uids: self.trust_uid.clone(),
-                trust_any: self.trust_any,
-                file: self.file.clone(),
-            },
-        )
-    }
-}
-
 // How to take a lock, as flock(1) spells it: shared by `run` and `lock`.
 // (Flattened: no doc comment, as for NameArgs.)
 #[derive(Debug, Args)]
@@ -270,13 +198,6 @@ pub struct AcquireArgs {
     pub exclusive: bool,
 }
 
-impl AcquireArgs {
-    /// `-n`, or `-w 0`.
-    pub fn nonblocking(&self) -> bool {
-        self.nonblock || self.timeout == Some(Duration::ZERO)
-    }
-}
-
 // How much abslock says, as flock and most tools spell it. (Flattened:
 // no doc comment, as for NameArgs.)
 #[derive(Debug, Args)]
@@ -289,20 +210,6 @@ pub struct Verbosity {
     /// Print nothing but errors: no warnings, no notes.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
-}
-
-impl Verbosity {
-    /// `-v` given.
-    pub fn verbose(&self) -> bool {
-        self.verbose > 0
-    }
-
-    /// Prints a warning unless `-q`.
-    pub fn warn(&self, what: impl std::fmt::Display) {
-        if !self.quiet {
-            eprintln!("abslock: warning: {what}");
-        }
-    }
 }
 
 // The arguments of `abslock run`. (A doc comment here would become the
@@ -351,16 +258,6 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<OsString>,
-}
-
-impl RunArgs {
-    /// The command to run: COMMAND, or `sh -c COMMAND_STRING`.
-    pub fn argv(&self) -> Vec<OsString> {
-        match &self.command_string {
-            Some(script) => vec!["sh".into(), "-c".into(), script.clone()],
-            None => self.command.clone(),
-        }
-    }
 }
 
 // The arguments of `abslock lock`. (A doc comment here would become the

@@ -14,6 +14,10 @@ pub struct Failure {
     pub code: u8,
     /// The message, without the `abslock:` prefix.
     pub message: String,
+    /// Whether the message says what it concerns; a system call's failure
+    /// (`/run: Too many open files`) does not, and is given the lock's
+    /// name before it is printed.
+    pub names_subject: bool,
 }
 
 impl Failure {
@@ -22,6 +26,7 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            names_subject: true,
         }
     }
 }
@@ -36,6 +41,7 @@ impl Failure {
     /// Prefixes the message with what it concerns (`NAME: message`).
     pub fn context(mut self, what: impl fmt::Display) -> Failure {
         self.message = format!("{what}: {}", self.message);
+        self.names_subject = true;
         self
     }
 }
@@ -48,7 +54,9 @@ impl fmt::Display for Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        Failure::new(e.exit_code(), e.to_string())
+        let mut failure = Failure::new(e.exit_code(), e.to_string());
+        failure.names_subject = !matches!(e, Error::Io { .. } | Error::Interrupted);
+        failure
     }
 }
 

@@ -1,41 +1,34 @@
-//! `abslock`: the command-line face of the `abslock` library. Each
-//! subcommand lives in its own module; this file parses and dispatches.
+//! `abslock`: the command-line face of the `abslock` library. `cli`
+//! defines the arguments, `target` turns them into a lock, and each
+//! subcommand lives in its own module under `commands`; this file parses
+//! and dispatches. ARCHITECTURE.md maps the rest.
 //! Two binaries run it: `abslock` (`src/main.rs`), without the cluster
 //! engines, and `abslock-cluster` (`src/bin/abslock-cluster.rs`), with
 //! them, which `abslock` execs when `--backend` names an engine
 //! ([`engines`]).
 
-mod child;
 mod cli;
-mod completions;
-mod doctor;
+mod commands;
 pub mod engines;
 mod exit;
-mod held;
-mod keeper;
-mod kill;
-mod list;
-mod lock;
-mod man;
 mod out;
 mod progress;
-mod replace;
-mod run;
-mod send;
-mod spawn;
+mod report;
 pub mod start;
-mod status;
-mod systemd;
+mod stop;
+mod supervise;
+mod target;
 mod timed;
 mod users;
-mod wait;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command};
+use commands::{completions, doctor, held, kill, list, lock, man, run, send, status, wait};
 pub use engines::Engines;
+use supervise::{keeper, systemd};
 
 /// Runs the command line of this process with `engines` for `--backend`.
 pub fn main(engines: Engines) -> ExitCode {
@@ -56,14 +49,13 @@ pub fn run(engines: Engines) -> u8 {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if let Some(Err(why)) = cli
-        .command
-        .name_args_mut()
-        .map(cli::NameArgs::resolve_file_backend)
-    {
-        eprintln!("abslock: {why}");
-        return exit::USAGE;
-    }
+    let subject = match target::resolve(&mut cli.command) {
+        Ok(subject) => subject,
+        Err(why) => {
+            eprintln!("abslock: {why}");
+            return exit::USAGE;
+        }
+    };
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Status(args) => status::status(&args),
@@ -82,7 +74,10 @@ pub fn run(engines: Engines) -> u8 {
     };
     match result {
         Ok(code) => code,
-        Err(failure) => {
+        Err(mut failure) => {
+            if let (false, Some(name)) = (failure.names_subject, subject) {
+                failure = failure.context(name);
+            }
             eprintln!("abslock: {failure}");
             failure.code
         }

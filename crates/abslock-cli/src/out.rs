@@ -10,6 +10,8 @@
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::cli::Verbosity;
+
 static CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Writes `bytes` to stdout, unless the reader has gone; other write
@@ -37,3 +39,17 @@ macro_rules! outln {
     }};
 }
 pub(crate) use outln;
+
+impl Verbosity {
+    /// `-v` given.
+    pub fn verbose(&self) -> bool {
+        self.verbose > 0
+    }
+
+    /// Prints a warning unless `-q`.
+    pub fn warn(&self, what: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("abslock: warning: {what}");
+        }
+    }
+}

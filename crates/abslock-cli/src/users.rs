@@ -9,7 +9,7 @@
 //! program, with a time limit so that a hung directory server cannot hang
 //! `status` or `list`.
 
-use abslock::internals::escape::escape_str;
+use abslock::__private::escape::escape_str;
 
 /// The login name of `uid`, if the user database has one.
 pub fn name_of(uid: u32) -> Option<String> {

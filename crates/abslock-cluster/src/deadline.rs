@@ -79,7 +79,7 @@ impl Deadline {
             Condvar::new(),
         ));
         let watched = Arc::clone(&shared);
-        let thread = abslock::internals::spawn_quiet("abslock-deadline", move || {
+        let thread = abslock::__private::spawn_quiet("abslock-deadline", move || {
             let (state, changed) = &*watched;
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
@@ -152,12 +152,12 @@ impl Deadline {
 /// `Instant` reads on Linux), as `abslock::RemoteGuard::deadline_fd` says.
 fn publish(memfd: &OwnedFd, at: Instant) {
     let now = Instant::now();
-    let now_ns = abslock::internals::monotonic_ns();
+    let now_ns = abslock::__private::monotonic_ns();
     let ns = match at.checked_duration_since(now) {
         Some(ahead) => now_ns.saturating_add(u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX)),
         None => now_ns.saturating_sub(u64::try_from((now - at).as_nanos()).unwrap_or(u64::MAX)),
     };
-    let _ = abslock::internals::write_deadline(memfd.as_fd(), ns);
+    let _ = abslock::__private::write_deadline(memfd.as_fd(), ns);
 }
 
 impl Drop for Deadline {
@@ -200,8 +200,8 @@ mod tests {
     /// confirmed renewal, on the clock `CLOCK_MONOTONIC` reads.
     #[test]
     fn the_kill_moment_is_published_for_another_process() {
-        let now_ns = abslock::internals::monotonic_ns;
-        let published_ns = |fd: &OwnedFd| abslock::internals::read_deadline(fd.as_fd()).unwrap();
+        let now_ns = abslock::__private::monotonic_ns;
+        let published_ns = |fd: &OwnedFd| abslock::__private::read_deadline(fd.as_fd()).unwrap();
         let lost = LostFlag::new().unwrap();
         let before = now_ns();
         let deadline = Deadline::start(lost, BOUNDS, Instant::now()).unwrap();

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use abslock::internals::escape::escape_str;
+use abslock::__private::escape::escape_str;
 use rustix::event::{eventfd, EventfdFlags};
 
 use crate::{Error, Result};

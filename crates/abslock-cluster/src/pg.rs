@@ -397,7 +397,7 @@ impl PgLock {
     /// fence of a holder whose lock session ended but whose command may
     /// still run is waited for too (module docs), so that a taker could
     /// start at once. `false` on timeout.
-    pub(crate) fn wait_free(&self, id: &Identity, timeout: Option<Duration>) -> Result<bool> {
+    pub(crate) fn wait_released(&self, id: &Identity, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let (mut client, key) = self.connect_waiting(id, timeout)?;
         let (high, low) = halves(key);
@@ -536,7 +536,7 @@ impl PgHold {
         let deadline = Deadline::start(lost.clone(), BOUNDS, sent)?;
         let published = deadline.published();
         let (c, s, l) = (Arc::clone(&client), Arc::clone(&stop), lost.clone());
-        let watcher = abslock::internals::spawn_quiet("abslock-pg-watch", move || {
+        let watcher = abslock::__private::spawn_quiet("abslock-pg-watch", move || {
             while !s.load(Ordering::Acquire) {
                 let sent = Instant::now();
                 let alive = {
@@ -606,7 +606,7 @@ impl PgHold {
             if self.lost.is_set() {
                 if let Some(fence) = self.fence.take() {
                     let _ =
-                        abslock::internals::spawn_quiet("abslock-pg-fence", move || drop(fence));
+                        abslock::__private::spawn_quiet("abslock-pg-fence", move || drop(fence));
                 }
                 return false;
             }

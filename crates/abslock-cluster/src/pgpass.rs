@@ -20,7 +20,7 @@ pub(crate) fn lookup(path: &Path, config: &Config) -> Option<String> {
     if meta.permissions().mode() & 0o077 != 0 {
         eprintln!(
             "abslock: warning: password file {} has group or world access; ignored (chmod 0600 it)",
-            abslock::internals::escape::escape_str(&path.to_string_lossy())
+            abslock::__private::escape::escape_str(&path.to_string_lossy())
         );
         return None;
     }

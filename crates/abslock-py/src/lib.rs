@@ -36,7 +36,7 @@ type HolderTuple = (Option<u32>, Option<u32>, Option<Vec<OsString>>);
 fn holder_tuple(holder: &Holder) -> HolderTuple {
     let argv = holder
         .pid()
-        .and_then(|pid| abslock::internals::procfs::process_info(pid).ok())
+        .and_then(|pid| abslock::ProcessInfo::of(pid).ok())
         .filter(|p| !p.cmdline.is_empty())
         .map(|p| p.cmdline.into_iter().map(OsString::from).collect());
     (holder.pid(), holder.uid(), argv)
@@ -48,7 +48,7 @@ fn kind(e: &Error) -> &'static str {
         Error::Held(_) => "held",
         Error::Timeout(_) => "timeout",
         Error::Squatted(_) => "squatted",
-        Error::InvalidName(_) => "invalid_name",
+        Error::InvalidName(_) | Error::NotAFile(_) => "invalid_name",
         Error::NotHeld => "not_held",
         Error::NotServing => "not_serving",
         Error::ShuttingDown => "shutting_down",

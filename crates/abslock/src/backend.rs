@@ -117,7 +117,7 @@ pub trait RemoteGuard: fmt::Debug + Send {
     fn release(self: Box<Self>) -> Result<()>;
 }
 
-/// Writes `ns` (a [`monotonic_ns`](crate::internals::monotonic_ns) time)
+/// Writes `ns` (a [`monotonic_ns`](crate::__private::monotonic_ns) time)
 /// into a deadline descriptor, in the format of
 /// [`RemoteGuard::deadline_fd`].
 ///

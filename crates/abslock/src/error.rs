@@ -60,6 +60,10 @@ pub enum Error {
     /// or take over (a symlink they own, a directory they can write to);
     /// the message says which and why.
     UnsafePath(String),
+    /// A lock file path that names something other than a regular file or
+    /// a directory (a device, a FIFO, a socket): it is left alone, never
+    /// opened for writing. The message says which path.
+    NotAFile(String),
     /// A lock file or PID file could not be reached, opened or written.
     PathIo {
         /// What the path was for.
@@ -192,7 +196,9 @@ impl fmt::Display for Error {
             // The holder chose these words: escaped for the terminal.
             Error::Refused(why) => write!(f, "the holder refused: {}", escape_str(why)),
             Error::Protocol(why) => write!(f, "protocol error: {}", escape_str(why)),
-            Error::UnsafePath(why) | Error::InvalidRequest(why) => f.write_str(why),
+            Error::UnsafePath(why) | Error::InvalidRequest(why) | Error::NotAFile(why) => {
+                f.write_str(why)
+            }
             // Servers, certificates and files chose these words: escaped.
             Error::InvalidBackend(why) => write!(f, "invalid backend: {}", escape_str(why)),
             Error::Engine(why) | Error::Unsupported(why) => f.write_str(&escape_str(why)),
@@ -231,7 +237,9 @@ fn emfile_hint(f: &mut fmt::Formatter<'_>, source: &io::Error) -> fmt::Result {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } | Error::PathIo { source, .. } => Some(source),
+            // The OS error is already in the message: only what caused it
+            // in turn, so that a chain prints each cause once.
+            Error::Io { source, .. } | Error::PathIo { source, .. } => source.source(),
             _ => None,
         }
     }

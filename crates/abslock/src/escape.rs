@@ -18,7 +18,7 @@
 /// byte escaped (see this module's docs).
 ///
 /// ```
-/// use abslock::internals::escape::escape;
+/// use abslock::__private::escape::escape;
 ///
 /// assert_eq!(escape(b"sleep 10"), "sleep 10");
 /// assert_eq!(escape(b"\x1b]0;owned\x07"), "\\x1b]0;owned\\x07");

@@ -54,6 +54,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::InvalidName(_)
+            | Error::NotAFile(_)
             | Error::InvalidSignal(_)
             | Error::InvalidRequest(_)
             | Error::InvalidBackend(_)

@@ -48,7 +48,6 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -196,7 +195,7 @@ impl FileLock {
     /// [`Error::Held`] or [`Error::Squatted`] with the holder;
     /// [`Error::UnsafePath`] if the path is a symlink, or passes through a
     /// symlink that a uid the lock does not trust owns;
-    /// [`Error::InvalidName`] if it is not a regular file; [`Error::Io`]
+    /// [`Error::NotAFile`] if it is not a regular file; [`Error::Io`]
     /// or [`Error::PathIo`] if it cannot be opened (`EACCES`: the file
     /// belongs to someone else and we may not even read it).
     pub fn try_acquire(&self) -> Result<FileGuard> {
@@ -440,7 +439,7 @@ impl FileLock {
                     stat.st_uid
                 )));
             }
-            return Err(Error::InvalidName(format!(
+            return Err(Error::NotAFile(format!(
                 "lock file {path} is neither a regular file nor a directory"
             )));
         }
@@ -510,15 +509,8 @@ impl FileGuard {
     pub fn pass_to(&self, command: &mut Command) {
         let fd = Arc::clone(&self.fd);
         command.env(FD_ENV, fd.as_raw_fd().to_string());
-        // SAFETY: the closure runs between fork and exec and only calls
-        // fcntl(2), which is async-signal-safe; it owns an Arc of the
-        // descriptor, so the number stays valid while the Command lives.
-        unsafe {
-            command.pre_exec(move || {
-                let keep = &fd;
-                sys::clear_cloexec_in_child(keep.as_raw_fd())
-            });
-        }
+        let raw = fd.as_raw_fd();
+        sys::inherit_across_exec(command, vec![raw], fd);
     }
 
     /// The descriptor [`FileGuard::pass_to`] lets a child inherit, as

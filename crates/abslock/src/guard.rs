@@ -1,7 +1,6 @@
 //! The RAII guard that owns a held lock.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -13,9 +12,9 @@ use crate::name::LockName;
 use crate::procfs::{self, ProcessInfo};
 use crate::protocol::Info;
 #[cfg(feature = "tokio")]
-use crate::serve::Incoming;
-use crate::serve::{Requests, Shared};
-use crate::server;
+use crate::requests::Incoming;
+use crate::requests::Requests;
+use crate::serving::{self, Shared};
 use crate::sys;
 
 /// The environment variable [`Guard::pass_to`] sets in the child: the number
@@ -31,7 +30,7 @@ pub const FD_ENV: &str = "ABSLOCK_FD";
 /// then the name lives until both have closed it.
 ///
 /// While the guard lives, the process's one serving thread serves the
-/// lock's socket (`serve.rs` and `server.rs`): it keeps waiters'
+/// lock's socket (`src/serving/`): it keeps waiters'
 /// connections until release, so the backlog never fills and each waiter
 /// is woken by the hang-up; it answers `info` requests with
 /// [`Guard::info`]; and it hands messages and stop requests to the
@@ -45,7 +44,7 @@ pub struct Guard {
     /// For a raw name: the datagram and seqpacket sockets bound to it too.
     others: Arc<Vec<OwnedFd>>,
     shared: Arc<Shared>,
-    server: Option<server::Registration>,
+    server: Option<serving::Registration>,
     /// The connections the server kept, handed back on release; last, so
     /// that they close after `socket`.
     kept: Vec<OwnedFd>,
@@ -81,7 +80,7 @@ impl Guard {
                 kept: Vec::new(),
             });
         }
-        let server = server::register(Arc::clone(&socket), Arc::clone(&shared))?;
+        let server = serving::register(Arc::clone(&socket), Arc::clone(&shared))?;
         Ok(Guard {
             name,
             socket,
@@ -134,18 +133,12 @@ impl Guard {
         let others = Arc::clone(&self.others);
         let raw = socket.as_raw_fd();
         command.env(FD_ENV, raw.to_string());
-        // SAFETY: the closure runs between fork and exec and only calls
-        // fcntl(2), which is async-signal-safe; it captures the Arcs so the
-        // descriptor numbers stay valid while the Command lives.
-        unsafe {
-            command.pre_exec(move || {
-                sys::clear_cloexec_in_child(socket.as_raw_fd())?;
-                for other in others.iter() {
-                    sys::clear_cloexec_in_child(other.as_raw_fd())?;
-                }
-                Ok(())
-            });
-        }
+        let fds = self
+            .inherited_fds()
+            .iter()
+            .map(AsRawFd::as_raw_fd)
+            .collect();
+        sys::inherit_across_exec(command, fds, (socket, others));
     }
 
     /// The descriptors [`Guard::pass_to`] lets a child inherit, the one it

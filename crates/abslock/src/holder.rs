@@ -341,7 +341,7 @@ impl Holder {
     /// no longer shows the socket: `exit_files()` detaches the descriptor
     /// table before closing it, and a close that blocks (a hung FUSE or
     /// NFS file closed first, in D state) keeps the name with that exiting
-    /// process ("When the release is late" in [`crate::semantics`]).
+    /// process ("When the release is late" in `docs/semantics.md`).
     ///
     /// # Errors
     /// If `/proc/net/unix` cannot be read.
@@ -418,7 +418,7 @@ impl Holder {
     }
 
     /// Waits until the lock is free, event-driven (rule 6 of
-    /// [`crate::semantics`]).
+    /// `docs/semantics.md`).
     /// `None` waits forever. Returns `false` on timeout.
     ///
     /// # Errors
@@ -448,7 +448,7 @@ fn holders_of(address: &[u8]) -> Result<Option<(procfs::UnixSocket, Vec<u32>)>> 
 /// Whether `SO_PEERPIDFD` failed because the listener has been reaped:
 /// `ESRCH`, or `EINVAL` on kernels before `PIDFD_STALE`, where
 /// `pidfd_prepare()` refuses a pid with no thread-group leader (rule 4 of
-/// [`crate::semantics`]).
+/// `docs/semantics.md`).
 fn listener_reaped(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::ESRCH | libc::EINVAL))
 }

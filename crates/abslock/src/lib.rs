@@ -28,13 +28,15 @@
 //!
 //! * [`Lock`]: try, blocking and timed acquire; blocking waits sleep until
 //!   the kernel reports the holder's socket closed (rule 6 of
-//!   [`semantics`]).
+//!   `docs/semantics.md`).
 //! * [`Guard`]: releases on drop; close-on-exec unless handed on purpose to
 //!   a child with [`Guard::pass_to`] or [`Guard::into_fd`].
 //! * [`Holder`]: pid, uid and gid of the holder from `SO_PEERCRED`, a pidfd
 //!   from `SO_PEERPIDFD`, [`Holder::signal`] through that pidfd, and
 //!   [`Holder::processes`]: every process that keeps the socket open.
-//! * [`LockName`]: per-user, system-wide, or raw `@name` addresses.
+//! * [`LockName`]: per-user, system-wide, or raw `@name` addresses;
+//!   [`bound_names`]: every lock of the network namespace and the
+//!   processes that hold it, as `abslock list` shows them.
 //! * [`file::FileLock`]: the same on a `flock(2)` lock file, for locks
 //!   that need permissions or must cross network namespaces;
 //!   [`combined::CombinedLock`]: the file decides, the socket adds
@@ -63,12 +65,15 @@
 //!   look-alike name never counts as the holder; lock and PID file paths
 //!   follow no symlink an untrusted user owns.
 //!
-//! What the crate keeps to itself, it keeps private; the pieces its own
-//! crates share are in [`internals`], with no stability promise.
+//! What the crate keeps to itself, it keeps private. The pieces its own
+//! crates (the command, the cluster engines, the Python package) share
+//! are in a hidden module, `__private`, with no stability promise.
 //!
 //! Linux only: other targets fail to compile with a clear message.
 
 #![deny(missing_docs)]
+// `unsafe` is confined to `sys` (and the `semantics` experiments).
+#![deny(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -84,7 +89,6 @@ mod access;
 mod backend;
 mod client;
 mod combined;
-mod diag;
 mod error;
 mod escape;
 pub mod exit;
@@ -94,6 +98,7 @@ mod frame_io;
 mod guard;
 mod holder;
 pub mod interrupt;
+mod listing;
 mod lock;
 mod name;
 mod named;
@@ -102,12 +107,16 @@ pub mod pidfile;
 mod procfs;
 mod protocol;
 mod queue;
+mod requests;
 pub mod runtime_file;
 mod safe_path;
+#[cfg(any(test, feature = "doctor"))]
+#[allow(unsafe_code)]
 pub mod semantics;
-mod serve;
-mod server;
+mod serving;
 mod signal;
+mod sock_diag;
+#[allow(unsafe_code)]
 mod sys;
 mod wait;
 mod waiter;
@@ -120,22 +129,24 @@ pub use error::{Error, PathUse, Result};
 pub use file::{FileGuard, FileLock};
 pub use guard::{Guard, FD_ENV};
 pub use holder::{Holder, RemoteHolder, Source};
+pub use listing::{bound_names, BoundName};
 pub use lock::{Lock, DEFAULT_BACKLOG};
 pub use name::{display_address, LockName, Scope, ADDRESS_PREFIX, MAX_ADDRESS_LEN};
 pub use named::{lock_file_path, Named};
 pub use netns::{NetnsGuard, NetnsLock};
 pub use procfs::ProcessInfo;
 pub use protocol::{Info, Message};
-pub use serve::{Incoming, Peer, Received, Requests, StopRequest};
-pub use server::{own_loop, OwnLoop};
+pub use requests::{Incoming, Peer, Received, Requests, StopRequest};
+pub use serving::{own_loop, OwnLoop, RejectLog};
 pub use signal::Signal;
 pub use waiter::Waiter;
 
 /// Building blocks that abslock's own crates (the command, the cluster
 /// engines, the Python package) and its tests share. Not part of the
-/// stable API: they may change in any release. A program that needs one
-/// of them is welcome to say why in an issue.
-pub mod internals {
+/// API: they may change in any release. A program that needs one of them
+/// is welcome to say why in an issue.
+#[doc(hidden)]
+pub mod __private {
     pub use crate::backend::{read_deadline, spawn_quiet, write_deadline};
     pub use crate::file::flock_timeout;
     /// Blocks every signal in the calling thread, as [`spawn_quiet`]'s

@@ -166,7 +166,7 @@ impl Lock {
 
     /// Takes the lock, waiting as long as it takes.
     ///
-    /// The wait is event-driven (rule 6 of [`crate::semantics`]).
+    /// The wait is event-driven (rule 6 of `docs/semantics.md`).
     ///
     /// # Errors
     /// [`Error::Squatted`] as soon as a uid the lock does not trust holds
@@ -206,7 +206,7 @@ impl Lock {
             if !prepared {
                 // While we wait: start the serving thread now rather than
                 // in the hand-over.
-                crate::server::prepare();
+                crate::serving::prepare();
                 prepared = true;
             }
             let ticket = ticket.get_or_insert_with(|| Ticket::take(self.name.address()));

@@ -84,7 +84,7 @@ impl UnixSocket {
 /// # Errors
 /// If neither can be read.
 pub fn sockets() -> io::Result<Vec<UnixSocket>> {
-    crate::diag::unix_sockets().or_else(|_| unix_sockets())
+    crate::sock_diag::unix_sockets().or_else(|_| unix_sockets())
 }
 
 /// Reads `/proc/net/unix` of the calling thread's network namespace.
@@ -322,6 +322,25 @@ impl ProcessInfo {
         } else {
             self.cmdline.join(" ")
         })
+    }
+}
+
+impl ProcessInfo {
+    /// What `/proc/PID/{status,cmdline,stat,comm}` says about process
+    /// `pid` (`proc_pid_status(5)`, `proc_pid_stat(5)`).
+    ///
+    /// # Errors
+    /// `NotFound` if the process does not exist (any more).
+    pub fn of(pid: u32) -> io::Result<ProcessInfo> {
+        process_info(pid)
+    }
+
+    /// `pid`, its parent, the parent's parent, and so on, up to but not
+    /// including pid 1 (or the first process that is gone), read from
+    /// each `/proc/PID/status`; at most 4096 steps, since a pid reused
+    /// while the chain is read could close a loop.
+    pub fn lineage(pid: u32) -> impl Iterator<Item = u32> {
+        lineage(pid)
     }
 }
 

@@ -12,7 +12,7 @@
 //! so later versions can add fields without breaking older peers.
 //!
 //! ```
-//! use abslock::internals::protocol::{Message, Request, HEADER_LEN};
+//! use abslock::__private::protocol::{Message, Request, HEADER_LEN};
 //!
 //! let request = Request::Message(Message {
 //!     argv: vec![b"open".to_vec(), b"\xffnot-utf8".to_vec()],
@@ -21,7 +21,7 @@
 //! });
 //! let frame = request.encode()?;
 //! assert_eq!(Request::decode(&frame[HEADER_LEN..])?, request);
-//! # Ok::<(), abslock::internals::protocol::FrameError>(())
+//! # Ok::<(), abslock::__private::protocol::FrameError>(())
 //! ```
 
 use std::fmt;

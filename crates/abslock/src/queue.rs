@@ -100,7 +100,7 @@ impl Ticket {
     /// `lock` (of a uid `trusted` allows), or `None` if we are first (or
     /// the tickets cannot be listed: then we wait on the name).
     pub(crate) fn ahead(&self, lock: &[u8], trusted: &Access) -> Option<Vec<u8>> {
-        let sockets = crate::diag::unix_sockets().ok()?;
+        let sockets = crate::sock_diag::unix_sockets().ok()?;
         sockets
             .into_iter()
             .filter(|s| s.socket_type == SOCK_STREAM && s.listening && s.exact)

@@ -1,5 +1,6 @@
-//! Thin wrappers over the socket system calls the lock needs. All `unsafe`
-//! of the crate lives here.
+//! Thin wrappers over the system calls std and rustix lack. All `unsafe`
+//! of the crate lives here (and in the `semantics` experiments): the
+//! crate root denies `unsafe_code` everywhere else.
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
@@ -92,64 +93,88 @@ pub(crate) fn connect_abstract(address: &[u8]) -> io::Result<Connect> {
 
 /// The peer's credentials from `SO_PEERCRED`: for a client, those of the
 /// process that called `listen(2)` on the other side, captured at that time.
-/// A pid of 0 means the peer's pid is not visible in our pid namespace.
+/// A socket option the kernel writes as one `T` (`getsockopt(2)`); an
+/// answer of another size is an error.
 ///
-/// Not `rustix::net::sockopt::socket_peercred`: its `UCred` holds the pid as a
-/// non-zero type, which the kernel's 0 for an invisible pid would violate.
-pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<libc::ucred> {
-    let mut cred = MaybeUninit::<libc::ucred>::zeroed();
-    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` points to writable memory of `len` bytes, the size the
-    // kernel writes for SO_PEERCRED; `fd` is a valid open descriptor.
+/// # Safety
+/// Every bit pattern the kernel may write for `option` must be a valid `T`
+/// (plain integers and structs of them).
+unsafe fn getsockopt<T>(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<T> {
+    let mut value = MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is writable memory of `len` bytes; `fd` is a valid
+    // open descriptor.
     let rc = unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            cred.as_mut_ptr().cast(),
+            option,
+            value.as_mut_ptr().cast(),
             &mut len,
         )
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    if len as usize != size_of::<libc::ucred>() {
+    if len as usize != size_of::<T>() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "SO_PEERCRED returned a short ucred",
+            format!(
+                "getsockopt({option}) returned {len} bytes, not {}",
+                size_of::<T>()
+            ),
         ));
     }
-    // SAFETY: zero-initialised, and the kernel filled all of it (checked
-    // above); every bit pattern is a valid `ucred` of three integers.
-    Ok(unsafe { cred.assume_init() })
+    // SAFETY: zero-initialised and filled by the kernel (checked above);
+    // the caller promises any bit pattern is a valid `T`.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// A pid of 0 means the peer's pid is not visible in our pid namespace.
+///
+/// Not `rustix::net::sockopt::socket_peercred`: its `UCred` holds the pid as a
+/// non-zero type, which the kernel's 0 for an invisible pid would violate.
+pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<libc::ucred> {
+    // SAFETY: a `ucred` is three integers: every bit pattern is valid.
+    unsafe { getsockopt::<libc::ucred>(fd, libc::SO_PEERCRED) }
 }
 
 /// A pidfd for the peer's process from `SO_PEERPIDFD` (Linux 6.5). The
 /// kernel takes it from the socket's own reference to the peer's `struct
 /// pid`, so it can never name a process that merely reused the pid.
 pub(crate) fn peer_pidfd(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let mut pidfd: libc::c_int = -1;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `pidfd` is a writable c_int and `len` its size, which is what
-    // the kernel writes for SO_PEERPIDFD; `fd` is a valid open descriptor.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_PEERPIDFD,
-            (&mut pidfd as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: a c_int: every bit pattern is valid.
+    let pidfd = unsafe { getsockopt::<libc::c_int>(fd, SO_PEERPIDFD) }?;
     if pidfd < 0 {
         return Err(io::Error::other("SO_PEERPIDFD returned no descriptor"));
     }
     // SAFETY: on success the kernel installed a new descriptor in our table
     // and handed its ownership to us; nothing else refers to it.
     Ok(unsafe { OwnedFd::from_raw_fd(pidfd) })
+}
+
+/// Lets the program `command` starts inherit the descriptors `fds` at the
+/// same numbers: their close-on-exec flag is cleared in the child, between
+/// `fork` and `exec`, and only there. `owner` keeps them open: the
+/// command holds it until it is dropped, so the numbers stay valid.
+pub(crate) fn inherit_across_exec(
+    command: &mut std::process::Command,
+    fds: Vec<std::os::fd::RawFd>,
+    owner: impl Send + Sync + 'static,
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls
+    // fcntl(2), which is async-signal-safe; it owns `owner`, so the
+    // descriptor numbers stay valid while the Command lives.
+    unsafe {
+        command.pre_exec(move || {
+            let _keep = &owner;
+            for &fd in &fds {
+                clear_cloexec_in_child(fd)?;
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Waits until `fd` has any event (readable, hang-up, error) or `deadline`

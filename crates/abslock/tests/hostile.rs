@@ -13,13 +13,9 @@ use abslock::CombinedLock;
 use abslock::FileLock;
 use abslock::{Error, Lock, LockName};
 
-/// One test at a time: a fork in one test thread copies the others'
-/// descriptors until it execs, which would show in `processes()`.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::serial;
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()

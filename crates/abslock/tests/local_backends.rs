@@ -12,7 +12,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use abslock::internals::procfs;
+use abslock::__private::procfs;
 use abslock::{AnyLock, Backend, Error};
 use common::{any_lock, eventually, is_root, serial, spawn, spawn_with, Helper};
 

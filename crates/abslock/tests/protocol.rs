@@ -9,7 +9,7 @@ use std::os::unix::net::{SocketAddr, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, SystemTime};
 
-use abslock::internals::protocol::{Message, Request, Response, HEADER_LEN, MAX_FRAME};
+use abslock::__private::protocol::{Message, Request, Response, HEADER_LEN, MAX_FRAME};
 use abslock::{Error, Lock, LockName};
 use common::{arg, is_root, serial, spawn, spawn_with, unique, Helper};
 

@@ -3,18 +3,14 @@
 //! Root-only checks are reported as skipped when not root; as root (CI),
 //! they must pass.
 
-use std::sync::Mutex;
-
 use abslock::semantics::{find, Outcome, CHECKS};
 
-/// The checks run one at a time: a fork() in one test thread copies every
-/// descriptor of the process, close-on-exec ones included, into a child
-/// that holds them until it execs, which would disturb a check running in
-/// another thread (see rule 2 in docs/semantics.md).
-static SERIAL: Mutex<()> = Mutex::new(());
+mod common;
 
 fn assert_rule(id: &str) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // One check at a time: a fork() in another test thread would hold
+    // copies of this one's descriptors until it execs (rule 2).
+    let _serial = common::serial();
     let check = find(id).unwrap_or_else(|| panic!("no check {id}"));
     match check.run() {
         Outcome::Pass(detail) => println!("rule {} {id}: {detail}", check.rule),

@@ -86,7 +86,7 @@ impl Client {
             .thread_name("abslock-etcd")
             // Signals are for the command's supervisor, not for these
             // threads (where SIGTERM's default action would kill abslock).
-            .on_thread_start(abslock::internals::quiet_this_thread)
+            .on_thread_start(abslock::__private::quiet_this_thread)
             .enable_all()
             .build()
             .map_err(|e| Error::Engine(format!("starting etcd's client runtime: {e}")))?;

@@ -96,7 +96,8 @@ enum Watched {
 #[derive(Debug)]
 pub(crate) struct EtcdHold {
     client: Client,
-    lease: i64,
+    /// `None` once the release has revoked it.
+    lease: Option<i64>,
     ttl: u64,
     pub(crate) token: u64,
     pub(crate) lost: LostFlag,
@@ -527,7 +528,7 @@ impl EtcdLock {
                 Ok(Place::First) => {
                     return Ok(Queued::Held(EtcdHold {
                         client: self.client.clone(),
-                        lease,
+                        lease: Some(lease),
                         ttl: self.ttl,
                         token: u64::try_from(ours).unwrap_or(0),
                         lost,
@@ -626,7 +627,7 @@ impl EtcdLock {
             keep_alive(self.client.clone(), lease, self.ttl, granted)?;
         Ok(EtcdHold {
             client: self.client.clone(),
-            lease,
+            lease: Some(lease),
             ttl: self.ttl,
             token,
             lost,
@@ -690,7 +691,7 @@ fn keep_alive(client: Client, lease: i64, ttl: u64, granted: Instant) -> Result<
     let published = deadline.published();
     let (stop2, lost2) = (Arc::clone(&stop), lost.clone());
     let period = Duration::from_millis(ttl * 1000 / 3).max(Duration::from_millis(300));
-    let keeper = abslock::internals::spawn_quiet("abslock-etcd-lease", move || {
+    let keeper = abslock::__private::spawn_quiet("abslock-etcd-lease", move || {
         while !stop2.load(Ordering::Acquire) {
             let pause = match renew(&client, lease) {
                 Ok((true, sent)) => {
@@ -728,8 +729,9 @@ impl EtcdHold {
     /// lost lock, not a success.
     pub(crate) fn release(mut self) -> Result<()> {
         self.stop_keeper();
-        let lease = self.lease;
-        self.lease = 0;
+        let Some(lease) = self.lease.take() else {
+            return Ok(());
+        };
         let held = match renew(&self.client, lease) {
             Ok((true, _)) => Ok(()),
             Ok((false, _)) => Err(Error::Engine(
@@ -756,8 +758,8 @@ impl EtcdHold {
 impl Drop for EtcdHold {
     fn drop(&mut self) {
         self.stop_keeper();
-        if self.lease != 0 {
-            revoke(&self.client, self.lease);
+        if let Some(lease) = self.lease.take() {
+            revoke(&self.client, lease);
         }
     }
 }

@@ -128,10 +128,8 @@ pub fn mono_ns() -> u64 {
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec, which `t` is.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) },
-        0
-    );
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    assert_eq!(rc, 0);
     u64::try_from(t.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap()
 }
 
@@ -370,7 +368,7 @@ pub fn helper_main() {
 }
 
 fn serve(name: LockName, mode: &str) {
-    use abslock::internals::protocol::Request;
+    use abslock::__private::protocol::Request;
     use abslock::Incoming;
 
     let guard = Lock::new(name).try_acquire().unwrap();

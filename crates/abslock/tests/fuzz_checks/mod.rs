@@ -3,7 +3,7 @@
 //! which replays every input kept under `tests/fuzz-regressions/`.
 #![allow(dead_code)]
 
-use abslock::internals::procfs;
+use abslock::__private::procfs;
 use abslock::{LockName, Scope, Signal, MAX_ADDRESS_LEN};
 
 /// Any bytes as a lock name, in every scope: a clear error or a valid
@@ -54,7 +54,7 @@ pub fn signal(data: &[u8]) {
 /// Any bytes as a frame body, both ways: a clear error, or a value that
 /// encodes to a frame within the limit and decodes back to itself.
 pub fn protocol(data: &[u8]) {
-    use abslock::internals::protocol::{frame_len, Request, Response, HEADER_LEN, MAX_FRAME};
+    use abslock::__private::protocol::{frame_len, Request, Response, HEADER_LEN, MAX_FRAME};
     if let Some(header) = data.get(..HEADER_LEN) {
         if let Ok(len) = frame_len(header.try_into().expect("4 bytes")) {
             assert!((1..=MAX_FRAME).contains(&len));

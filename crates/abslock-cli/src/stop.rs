@@ -1,12 +1,12 @@
-//! `abslock run --replace`: make the running holder go, politely first.
+//! Stopping a holder: `abslock run --replace` makes it go, politely
+//! first; `kill` and `replace` end with [`escalate`].
 
 use std::time::Duration;
 
 use abslock::{AnyLock, Backend, Error, Signal};
 
 use crate::exit::{self, Failure};
-use crate::kill::escalate;
-use crate::status::describe_holder;
+use crate::report::describe_holder;
 
 /// How long the holder has to answer the stop request.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -68,4 +68,14 @@ fn note(verbose: bool, what: String) {
     if verbose {
         eprintln!("abslock: {what}");
     }
+}
+
+/// SIGKILLs every process keeping the lock.
+pub fn escalate(lock: &AnyLock) -> Result<(), Failure> {
+    if let Some(holder) = lock.holder()? {
+        // The listener itself first: it may be the only one we can see.
+        let _ = holder.signal(Signal::KILL);
+        holder.signal_all(Signal::KILL)?;
+    }
+    Ok(())
 }

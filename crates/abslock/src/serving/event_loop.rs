@@ -1,6 +1,6 @@
 //! The one thread that serves every guard of the process.
 //!
-//! A guard's socket must be served (`crate::serve`): waiters past the
+//! A guard's socket must be served (`super`): waiters past the
 //! backlog, `info`, messages and stop requests. A thread per guard would
 //! cost a thread's start and join on every acquire and release, many times
 //! the system calls themselves. Instead the process starts one thread, the
@@ -27,8 +27,10 @@ use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::io::Errno;
 use rustix::net::SocketFlags;
 
+use super::connection::{self, Conn, Progress};
+use super::dispatch::finish;
+use super::{lock, Shared};
 use crate::error::{Error, Result};
-use crate::serve::{self, lock, Conn, Progress, Shared};
 use crate::sys;
 
 /// The token of a guard's listening socket; connections count up from 1.
@@ -77,7 +79,7 @@ struct Server {
     /// locks taken in quick succession need no wake-up each.
     last_guard: AtomicU64,
     born: Instant,
-    /// Connections each guard keeps at most (`serve::capacity`).
+    /// Connections each guard keeps at most (`connection::capacity`).
     cap: usize,
     guards: Mutex<HashMap<u32, Arc<Served>>>,
     next_id: AtomicU32,
@@ -229,7 +231,7 @@ fn server() -> Result<&'static Server> {
         wake,
         guards: Mutex::new(HashMap::new()),
         next_id: AtomicU32::new(0),
-        cap: serve::capacity(),
+        cap: connection::capacity(),
         sleeping: AtomicBool::new(false),
         last_guard: AtomicU64::new(0),
         born: Instant::now(),
@@ -362,7 +364,7 @@ impl Server {
                     .conns
                     .values()
                     .filter_map(|c| c.started)
-                    .map(|t| t + serve::READ_TIMEOUT);
+                    .map(|t| t + connection::READ_TIMEOUT);
                 let registration =
                     (!state.registered && state.listener.is_some()).then(|| state.acquired + DEFER);
                 reads
@@ -410,12 +412,12 @@ impl Server {
         // Answered outside the guard's lock: dispatch hands requests to the
         // application.
         for (conn, progress) in done {
-            serve::finish(conn, progress, &served.shared);
+            finish(conn, progress, &served.shared);
         }
     }
 
     /// Accepts what is queued for guard `id`, keeping at most its
-    /// capacity (see `serve::victim`).
+    /// capacity (see `connection::victim`).
     fn accept_all(&self, id: u32, listener: &OwnedFd, state: &mut State, now: Instant) {
         loop {
             match rustix::net::accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
@@ -424,7 +426,7 @@ impl Server {
                     if state.conns.len() >= state.cap {
                         // Full: make room, or turn the newcomer away (a
                         // waiter sees the hang-up, backs off, comes back).
-                        match serve::victim(&state.conns, conn.uid, now) {
+                        match connection::victim(&state.conns, conn.uid, now) {
                             Some(token) => self.evict(state, token),
                             None => continue,
                         }
@@ -445,7 +447,7 @@ impl Server {
                 // Out of descriptors (the application uses the rest): close
                 // one of the busiest uid's connections and accept again.
                 Err(Errno::MFILE | Errno::NFILE) if !state.conns.is_empty() => {
-                    match serve::victim(&state.conns, None, now) {
+                    match connection::victim(&state.conns, None, now) {
                         Some(token) => self.evict(state, token),
                         None => return self.pause(id, listener, state, now),
                     }
@@ -529,9 +531,9 @@ impl Server {
                 let why = format!(
                     "sent {} bytes, not a whole request, in {} s",
                     conn.buffered(),
-                    serve::READ_TIMEOUT.as_secs()
+                    connection::READ_TIMEOUT.as_secs()
                 );
-                serve::finish(conn, Progress::Reject(why), &served.shared);
+                finish(conn, Progress::Reject(why), &served.shared);
             }
             served.shared.flush_rejects(now);
         }

@@ -15,28 +15,15 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use abslock::internals::procfs;
+use abslock::__private::procfs;
 use abslock::{AnyLock, Backend, Error};
 use rustix::fs::FlockOperation;
 use rustix::process::{getppid, pidfd_open, PidfdFlags};
 
 use crate::cli::{LockArgs, UnlockArgs};
 use crate::exit::{self, Failure};
-use crate::run::shared_if;
-use crate::status::describe_holder;
-
-/// The keeper's metadata key that names the script it holds the lock for.
-const HELD_FOR: &str = "held for";
-
-/// The pid of the script a keeper holds the lock for, from the keeper's
-/// `info` answer; `None` if the answer is not a keeper's.
-pub fn kept_for(info: &abslock::Info) -> Option<u32> {
-    if !info.version.starts_with("abslock-lock ") {
-        return None;
-    }
-    let (_, value) = info.metadata.iter().find(|(k, _)| k == HELD_FOR)?;
-    value.strip_prefix("pid ")?.split(':').next()?.parse().ok()
-}
+use crate::report::{describe_holder, HELD_FOR};
+use crate::target::shared_if;
 
 /// Runs `abslock lock`.
 pub fn lock(args: &LockArgs) -> Result<u8, Failure> {
@@ -98,7 +85,7 @@ fn lock_fd(args: &LockArgs, raw: i32) -> Result<u8, Failure> {
     } else {
         args.acquire.timeout
     };
-    let locked = abslock::internals::flock_timeout(fd, args.acquire.shared, timeout)
+    let locked = abslock::__private::flock_timeout(fd, args.acquire.shared, timeout)
         .map_err(|e| Failure::new(exit::OSERR, format!("locking descriptor {raw}: {e}")))?;
     if locked {
         return Ok(exit::OK);
@@ -206,7 +193,8 @@ fn keeper(
     };
     if let Some(socket) = guard.socket() {
         socket.set_version(concat!("abslock-lock ", env!("CARGO_PKG_VERSION")));
-        let command = procfs::process_info(script_pid).map_or_else(|_| "?".into(), |p| p.command());
+        let command =
+            abslock::ProcessInfo::of(script_pid).map_or_else(|_| "?".into(), |p| p.command());
         socket.set_metadata(HELD_FOR, format!("pid {script_pid}: {command}"));
     }
     // Out of the script's way: no terminal, no pipe held open.

@@ -2,16 +2,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use abslock::internals::escape::{escape, escape_str};
-use abslock::internals::procfs::ProcessInfo;
+use abslock::__private::escape::{escape, escape_str};
 use abslock::pidfile::{self, PidFileState};
-use abslock::{AnyLock, Backend, Holder, Info, RemoteHolder, Source};
+use abslock::{AnyLock, Backend, Holder, Info, ProcessInfo, RemoteHolder, Source};
 use serde_json::{json, Value};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::cli::StatusArgs;
 use crate::exit::{self, Failure};
 use crate::out::outln;
+use crate::report::{process_json, unix_secs};
 use crate::users;
 
 /// Runs `abslock status`: exit 0 when held, 1 when free, 3 when held by a
@@ -215,19 +215,6 @@ fn ask_info(lock: &AnyLock, holder: &Holder) -> Option<Info> {
     socket.info(INFO_TIMEOUT).ok()
 }
 
-/// `pid 123 (uid 1000 (alice)): sleep 100`, for one-line messages.
-pub fn describe_holder(holder: &Holder) -> String {
-    let mut text = holder.to_string();
-    if let Some(info) = holder
-        .pid()
-        .and_then(|p| abslock::internals::procfs::process_info(p).ok())
-    {
-        text.push_str(": ");
-        text.push_str(&info.command());
-    }
-    text
-}
-
 fn print_human(
     lock: &AnyLock,
     holder: Option<&Holder>,
@@ -273,7 +260,7 @@ fn print_human(
             outln!(
                 "  lock:      {kind} {} on {} (as lslocks shows it; from /proc/locks)",
                 if shared { "READ (shared)" } else { "WRITE" },
-                abslock::internals::escape::escape(h.address())
+                abslock::__private::escape::escape(h.address())
             )
         }
         Source::Remote => {}
@@ -354,20 +341,6 @@ fn to_json(
     })
 }
 
-/// One process as JSON, shared with `list`.
-pub fn process_json(p: &ProcessInfo) -> Value {
-    json!({
-        "pid": p.pid,
-        "ppid": p.ppid,
-        "uid": p.uid,
-        "user": users::name_of(p.uid),
-        "command": p.cmdline,
-        "started_unix": p.started.and_then(unix_secs),
-        "state": p.state.map(|(state, _)| state.to_string()),
-        "unusual_state": p.unusual_state(),
-    })
-}
-
 fn scope_name(lock: &AnyLock) -> &'static str {
     match lock.socket().map(|s| s.name().scope()) {
         Some(abslock::Scope::User(_)) => "user",
@@ -383,12 +356,6 @@ fn file_path(lock: &AnyLock) -> Option<String> {
         AnyLock::Combined(c) => Some(c.file().path().display().to_string()),
         _ => None,
     }
-}
-
-fn unix_secs(t: SystemTime) -> Option<u64> {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs())
 }
 
 /// `3d 4h`, `5m 12s`, `8s`.

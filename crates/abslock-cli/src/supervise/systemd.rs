@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
-use crate::spawn::Spawn;
+use crate::supervise::spawn::Spawn;
 
 /// The hidden first argument that makes abslock the `LISTEN_PID` shim.
 pub const SHIM: &str = "__listen-pid";
@@ -274,7 +274,7 @@ fn filter(text: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether `pid` is `root` or one of its descendants.
 fn descends_from(pid: u32, root: u32) -> bool {
-    abslock::internals::procfs::lineage(pid)
+    abslock::ProcessInfo::lineage(pid)
         .take(64)
         .any(|p| p == root)
 }
@@ -291,7 +291,7 @@ pub fn shim(mut command: impl Iterator<Item = OsString>) -> u8 {
         .args(command)
         .env("LISTEN_PID", std::process::id().to_string())
         .exec();
-    let failure = crate::child::cannot_execute(&program, &err);
+    let failure = crate::supervise::child::cannot_execute(&program, &err);
     eprintln!("abslock: {failure}");
     failure.code
 }

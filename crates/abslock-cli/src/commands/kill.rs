@@ -2,11 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use abslock::{AnyLock, Backend, Error, Signal};
+use abslock::{Backend, Error, Signal};
 
 use crate::cli::KillArgs;
 use crate::exit::{self, Failure};
-use crate::status::describe_holder;
+use crate::report::describe_holder;
+use crate::stop::escalate;
 
 /// Runs `abslock kill`: 0 once released, 1 if it was not held, 2 if still
 /// held when the wait ran out.
@@ -14,7 +15,7 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
     let signal: Signal = args.signal.parse()?;
     let lock = args.lock.lock()?;
     let Some(holder) = lock.holder()? else {
-        eprintln!("abslock: {} is not held", lock);
+        eprintln!("abslock: {lock}: {}", abslock::Error::NotHeld);
         return Ok(exit::CONFLICT);
     };
     // A squatter is not the instance the user means to stop: report it
@@ -69,14 +70,4 @@ pub fn kill(args: &KillArgs) -> Result<u8, Failure> {
         );
         Ok(exit::STILL_HELD)
     }
-}
-
-/// SIGKILLs every process keeping the lock.
-pub fn escalate(lock: &AnyLock) -> Result<(), Failure> {
-    if let Some(holder) = lock.holder()? {
-        // The listener itself first: it may be the only one we can see.
-        let _ = holder.signal(Signal::KILL);
-        holder.signal_all(Signal::KILL)?;
-    }
-    Ok(())
 }

@@ -1,15 +1,12 @@
 //! `abslock list`: the locks of this network namespace and their holders.
 
-use std::collections::BTreeMap;
-
-use abslock::internals::procfs::{self, ProcessInfo, UnixSocket};
-use abslock::{display_address, LockName, Scope};
+use abslock::{display_address, BoundName, Scope};
 use serde_json::json;
 
 use crate::cli::ListArgs;
 use crate::exit::{self, Failure};
 use crate::out::outln;
-use crate::status::process_json;
+use crate::report::process_json;
 use crate::users;
 
 /// Runs `abslock list`.
@@ -17,39 +14,19 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     // Runtime files left by killed holders go first: a per-user NAME's
     // file exists only while the lock is held (crate docs: runtime_file).
     let _ = abslock::runtime_file::prune(rustix::process::getuid().as_raw());
-    let sockets = procfs::sockets()
+    let owners = abslock::bound_names(args.all)
         .map_err(|e| Failure::new(exit::OSERR, format!("listing Unix sockets: {e}")))?;
-    let owners: Vec<UnixSocket> = sockets
-        .into_iter()
-        .filter(|s| s.owns_name())
-        .filter(|s| args.all || s.abstract_name.as_deref().is_some_and(is_ours))
-        // A waiter's place in a queue (abslock's queue module), not a lock.
-        .filter(|s| {
-            !s.abstract_name
-                .as_deref()
-                .is_some_and(abslock::internals::is_ticket)
-        })
-        .collect();
-    let inodes: Vec<u64> = owners.iter().map(|s| s.inode).collect();
-    let mut holders: BTreeMap<u64, Vec<ProcessInfo>> = BTreeMap::new();
-    for (pid, inode) in procfs::processes_holding(&inodes) {
-        if let Ok(info) = procfs::process_info(pid) {
-            holders.entry(inode).or_default().push(info);
-        }
-    }
-    let none = Vec::new();
     if args.json {
         let rows: Vec<_> = owners
             .iter()
             .map(|s| {
-                let procs = holders.get(&s.inode).unwrap_or(&none);
                 json!({
                     "address": format!("@{}", shown(s)),
                     "name": name_of(s),
                     "type": type_name(s.socket_type),
                     "listening": s.listening,
                     "inode": s.inode,
-                    "processes": procs.iter().map(process_json).collect::<Vec<_>>(),
+                    "processes": s.processes.iter().map(process_json).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -68,11 +45,10 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
             type_name(s.socket_type),
             if s.listening { "" } else { "*" }
         );
-        let procs = holders.get(&s.inode).unwrap_or(&none);
-        if procs.is_empty() {
+        if s.processes.is_empty() {
             row(&address, &kind, "?", "?", "");
         }
-        for (i, p) in procs.iter().enumerate() {
+        for (i, p) in s.processes.iter().enumerate() {
             let (address, kind) = if i == 0 {
                 (&address[..], &kind[..])
             } else {
@@ -93,16 +69,12 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-fn is_ours(name: &[u8]) -> bool {
-    LockName::from_address(name).is_some()
+fn shown(s: &BoundName) -> String {
+    display_address(&s.address)
 }
 
-fn shown(s: &UnixSocket) -> String {
-    display_address(s.abstract_name.as_deref().unwrap_or_default())
-}
-
-fn name_of(s: &UnixSocket) -> serde_json::Value {
-    match s.abstract_name.as_deref().and_then(LockName::from_address) {
+fn name_of(s: &BoundName) -> serde_json::Value {
+    match s.lock_name() {
         Some((Scope::User(uid), name)) => json!({"scope": "user", "uid": uid, "name": name}),
         Some((Scope::System, name)) => json!({"scope": "system", "name": name}),
         _ => serde_json::Value::Null,

@@ -21,13 +21,14 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::child::{self, cannot_execute};
 use crate::cli::{RunArgs, Verbosity};
 use crate::exit::{self, Failure};
 use crate::progress::Spinner;
-use crate::replace::replace;
-use crate::status::describe_holder;
-use abslock::internals::escape::escape;
+use crate::report::describe_holder;
+use crate::stop::replace;
+use crate::supervise::child::{self, cannot_execute};
+use crate::target::shared_if;
+use abslock::__private::escape::escape;
 use abslock::pidfile::PidFile;
 use abslock::{AnyGuard, AnyLock, Backend, Error, Holder, FD_ENV};
 use std::os::unix::ffi::OsStrExt;
@@ -146,21 +147,6 @@ fn refuse_for_remote(args: &RunArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// `-s`: a shared lock, which only a lock file can be.
-pub fn shared_if(lock: AnyLock, shared: bool) -> Result<AnyLock, Failure> {
-    match lock {
-        AnyLock::File(file) if shared => Ok(AnyLock::File(file.shared(true))),
-        lock if shared => Err(Failure::new(
-            exit::USAGE,
-            format!(
-                "--shared needs a lock file alone (file:PATH, or a path): {lock} \
-                 has one holder at a time"
-            ),
-        )),
-        lock => Ok(lock),
-    }
 }
 
 /// Takes the lock as the options say; returns the guard and, if it had to
@@ -321,4 +307,14 @@ fn report_leftovers(
         );
     }
     None
+}
+
+impl RunArgs {
+    /// The command to run: COMMAND, or `sh -c COMMAND_STRING`.
+    pub fn argv(&self) -> Vec<OsString> {
+        match &self.command_string {
+            Some(script) => vec!["sh".into(), "-c".into(), script.clone()],
+            None => self.command.clone(),
+        }
+    }
 }

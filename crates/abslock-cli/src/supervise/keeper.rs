@@ -26,7 +26,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_send_signal, Signal};
 
 use crate::exit;
-use crate::spawn::{self, Spawn};
+use crate::supervise::spawn::{self, Spawn};
 
 /// The hidden first argument that makes abslock the deadline keeper.
 pub const KEEPER: &str = "__keep-deadline";
@@ -92,15 +92,15 @@ pub fn keeper(mut args: impl Iterator<Item = OsString>) -> u8 {
     }
     let _ = terminal.thread_block();
     loop {
-        let Ok(kill_at) = abslock::internals::read_deadline(deadline.as_fd()) else {
+        let Ok(kill_at) = abslock::__private::read_deadline(deadline.as_fd()) else {
             return exit::OSERR;
         };
-        let now = abslock::internals::monotonic_ns();
+        let now = abslock::__private::monotonic_ns();
         if now >= kill_at {
             let _ = pidfd_send_signal(&command, Signal::KILL);
             return 0;
         }
-        let timeout = crate::child::timespec(Duration::from_nanos(kill_at - now));
+        let timeout = crate::supervise::child::timespec(Duration::from_nanos(kill_at - now));
         let mut fds = [PollFd::new(&parent, PollFlags::IN)];
         // Readable or hung up: abslock has let go of the command.
         if poll(&mut fds, Some(&timeout)).is_ok_and(|n| n > 0) {

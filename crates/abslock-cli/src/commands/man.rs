@@ -50,7 +50,7 @@ fn install(dir: &Path) -> Result<u8, Failure> {
             exit::CANTCREAT,
             format!(
                 "cannot write man page {}: {why}",
-                abslock::internals::escape::escape(what.as_os_str().as_encoded_bytes())
+                abslock::__private::escape::escape(what.as_os_str().as_encoded_bytes())
             ),
         )
     };
@@ -71,7 +71,7 @@ fn install(dir: &Path) -> Result<u8, Failure> {
     }
     eprintln!(
         "abslock: man pages written to {}",
-        abslock::internals::escape::escape(man1.as_os_str().as_encoded_bytes())
+        abslock::__private::escape::escape(man1.as_os_str().as_encoded_bytes())
     );
     Ok(exit::OK)
 }

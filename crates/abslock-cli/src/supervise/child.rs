@@ -3,7 +3,7 @@
 //! a `signalfd(2)` for the signals abslock passes on, the lock socket's
 //! connections (the library's serving loop, driven from here:
 //! `abslock::OwnLoop`), the requests they bring, and under systemd
-//! the command's `sd_notify` messages (`crate::systemd`). The kernel
+//! the command's `sd_notify` messages (`crate::supervise::systemd`). The kernel
 //! SIGKILLs the command if abslock dies (`PR_SET_PDEATHSIG`).
 
 use std::ffi::OsString;
@@ -17,8 +17,8 @@ use rustix::io::Errno;
 use rustix::process::{pidfd_send_signal, Signal};
 
 use crate::exit::{self, Failure};
-use crate::spawn::{self, Spawn};
-use crate::systemd::Systemd;
+use crate::supervise::spawn::{self, Spawn};
+use crate::supervise::systemd::Systemd;
 
 /// The signals a supervising abslock passes on to its command.
 const FORWARDED: [NixSignal; 6] = [
@@ -69,7 +69,7 @@ pub fn supervise(
     let mut cmd = systemd.command(command);
     prepare(&mut cmd);
     // The command starts with no signal blocked (ours are, for the
-    // signalfd), and dies with abslock (PR_SET_PDEATHSIG): crate::spawn.
+    // signalfd), and dies with abslock (PR_SET_PDEATHSIG): crate::supervise::spawn.
     let pid = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
     drop(cmd);
     // Our unreaped child: its pid cannot be reused before we wait for it.
@@ -78,7 +78,7 @@ pub fn supervise(
     // stopped; ended and reaped when dropped, once the command is.
     let _keeper = match guard.deadline_fd() {
         Some(deadline) => Some(
-            crate::keeper::start(pidfd.as_fd(), deadline)
+            crate::supervise::keeper::start(pidfd.as_fd(), deadline)
                 .map_err(|e| oserr("starting the deadline keeper", &e))?,
         ),
         None => None,
@@ -233,7 +233,7 @@ pub fn cannot_execute(program: &OsString, err: &std::io::Error) -> Failure {
         exit::UNAVAILABLE,
         format!(
             "cannot execute '{}': {err}",
-            abslock::internals::escape::escape(std::os::unix::ffi::OsStrExt::as_bytes(
+            abslock::__private::escape::escape(std::os::unix::ffi::OsStrExt::as_bytes(
                 program.as_os_str()
             ))
         ),

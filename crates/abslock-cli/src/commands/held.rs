@@ -21,12 +21,11 @@ use std::collections::HashSet;
 
 use std::time::Duration;
 
-use abslock::internals::procfs;
 use abslock::{AnyLock, Backend, Holder, RemoteHolder};
 
 use crate::cli::HeldArgs;
 use crate::exit::{self, Failure};
-use crate::lock::kept_for;
+use crate::report::kept_for;
 
 /// Runs `abslock held`: 0 if the caller or an ancestor holds the lock.
 pub fn held(args: &HeldArgs) -> Result<u8, Failure> {
@@ -75,5 +74,5 @@ fn on_this_host(holder: &RemoteHolder) -> bool {
 
 /// Our parent, its parent, and so on up to pid 1.
 fn ancestors() -> HashSet<u32> {
-    procfs::lineage(std::os::unix::process::parent_id()).collect()
+    abslock::ProcessInfo::lineage(std::os::unix::process::parent_id()).collect()
 }
