@@ -703,3 +703,29 @@ fn a_closed_stdout_is_dev_null_not_the_lock_socket() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "/dev/null");
 }
+
+/// A system call's failure says which lock it concerns: under a tiny
+/// `ulimit -n`, `run` fails in one line that starts with the NAME (issue
+/// 27: it used to read only `binding the lock name: Too many open files`).
+#[test]
+fn a_system_error_names_the_lock_it_concerns() {
+    let raw = format!("@{}", name("emfile"));
+    // The loader and the first sockets need a few descriptors; the first
+    // limit that gets past the loader and fails in abslock is the one.
+    let failure = (4..=10).find_map(|limit| {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("ulimit -n {limit}; exec {BIN} run -n '{raw}' true"),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (stderr.starts_with("abslock:") && stderr.contains("Too many open files"))
+            .then_some((out.status.code(), stderr))
+    });
+    let (code, stderr) = failure.expect("no limit made abslock run out of descriptors");
+    assert_eq!(code, Some(71), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&format!("abslock: {raw}: ")), "{stderr}");
+}

@@ -474,3 +474,40 @@ fn list_removes_the_runtime_files_of_killed_holders_and_keeps_held_ones() {
     sigkill(&keeper);
     keeper.wait().unwrap();
 }
+
+/// A lock file path that names a FIFO is neither opened nor replaced: one
+/// line naming it, usage exit 64 (`Error::NotAFile`), the command not run.
+#[test]
+fn a_lock_file_path_naming_a_fifo_is_refused_in_one_line_and_left_alone() {
+    let dir = dir("fifo");
+    let fifo = dir.join("job.lock");
+    let _ = std::fs::remove_file(&fifo);
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let ran = dir.join("ran");
+    let spec = format!("file:{}", fifo.display());
+    let out = abslock()
+        .args(["run", "-n", &spec, "--", "touch", ran.to_str().unwrap()])
+        .timeout(Duration::from_secs(10))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "abslock: lock file {} is neither a regular file nor a directory",
+            fifo.display()
+        )
+    );
+    assert!(!ran.exists(), "the command ran");
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&kind),
+        "the FIFO was replaced"
+    );
+}
