@@ -507,10 +507,9 @@ impl FileGuard {
     /// open across `exec`, its number is in [`FD_ENV`], and the lock is
     /// released only when this guard and the child have both closed it.
     pub fn pass_to(&self, command: &mut Command) {
-        let fd = Arc::clone(&self.fd);
-        command.env(FD_ENV, fd.as_raw_fd().to_string());
-        let raw = fd.as_raw_fd();
-        sys::inherit_across_exec(command, vec![raw], fd);
+        let raw = self.fd.as_raw_fd();
+        command.env(FD_ENV, raw.to_string());
+        sys::inherit_across_exec(command, vec![raw], Arc::clone(&self.fd));
     }
 
     /// The descriptor [`FileGuard::pass_to`] lets a child inherit, as

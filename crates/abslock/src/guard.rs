@@ -129,16 +129,14 @@ impl Guard {
     /// drop it after spawning. The descriptor is non-blocking, as the guard
     /// uses it.
     pub fn pass_to(&self, command: &mut Command) {
-        let socket = Arc::clone(&self.socket);
-        let others = Arc::clone(&self.others);
-        let raw = socket.as_raw_fd();
-        command.env(FD_ENV, raw.to_string());
+        command.env(FD_ENV, self.socket.as_raw_fd().to_string());
         let fds = self
             .inherited_fds()
             .iter()
             .map(AsRawFd::as_raw_fd)
             .collect();
-        sys::inherit_across_exec(command, fds, (socket, others));
+        let owner = (Arc::clone(&self.socket), Arc::clone(&self.others));
+        sys::inherit_across_exec(command, fds, owner);
     }
 
     /// The descriptors [`Guard::pass_to`] lets a child inherit, the one it

@@ -5,7 +5,7 @@
 //! The thread accepts every connection. A connection that sends nothing is
 //! a waiter (or a status query) and is kept until it hangs up or the lock
 //! is released; its hang-up is how waiters learn of the release. One that
-//! sends a frame gets it read within [`READ_TIMEOUT`] and at most
+//! sends a frame gets it read within [`connection::READ_TIMEOUT`] and at most
 //! [`MAX_FRAME`](crate::protocol::MAX_FRAME) bytes, so a slow or hostile
 //! client can neither block the holder nor make it allocate without bound.
 //! `info` is answered by the thread itself; `message` and `stop` go to the
