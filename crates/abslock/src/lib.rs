@@ -159,10 +159,6 @@ pub mod __private {
         pub use crate::escape::{escape, escape_str};
     }
 
-    /// Whether an abstract name is a waiter's ticket in a lock's queue,
-    /// not a lock.
-    pub use crate::queue::is_ticket;
-
     /// What `/proc` says about processes, sockets and file locks.
     pub mod procfs {
         pub use crate::procfs::*;

@@ -155,12 +155,12 @@ fn a_holder_dumping_core_keeps_the_name_until_the_dump_is_written() {
     let mut seen_dumping = false;
     let start = std::time::Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
-        match abslock::__private::procfs::process_info(pid) {
+        match abslock::ProcessInfo::of(pid) {
             Ok(p) if p.state.is_some_and(|(state, _)| state == 'Z') => break,
             Ok(_) if has_core() => {
                 let held = probe();
                 // Still dumping after the probe: the probe saw the dump.
-                if abslock::__private::procfs::process_info(pid)
+                if abslock::ProcessInfo::of(pid)
                     .is_ok_and(|p| p.state.is_some_and(|(state, _)| state != 'Z'))
                 {
                     assert!(held, "the name was free while the holder dumped core");
