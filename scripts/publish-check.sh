@@ -11,7 +11,6 @@
 #     the packaged library patched in for crates.io's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 echo "== rust-version $msrv"
@@ -41,7 +40,9 @@ for crate in abslock abslock-cluster abslock-cli; do
   cp Cargo.lock "$dir/Cargo.lock"
   echo "-- $crate"
   log="target/packaged-$crate.log"
-  if ! (cd "$dir" && CARGO_TARGET_DIR="$root/target/packaged" cargo test "${patch[@]}" --all-features) >"$log" 2>&1; then
+  # The verify step's target directory: its dependencies are reused, and
+  # the whole of it goes at exit.
+  if ! (cd "$dir" && CARGO_TARGET_DIR="$pkg" cargo test "${patch[@]}" --all-features) >"$log" 2>&1; then
     tail -40 "$log"
     echo "publish-check: the packaged $crate fails its tests (log: $log)" >&2
     exit 1
