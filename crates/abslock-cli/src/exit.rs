@@ -14,9 +14,10 @@ pub struct Failure {
     pub code: u8,
     /// The message, without the `abslock:` prefix.
     pub message: String,
-    /// Whether the message says what it concerns; a system call's failure
-    /// (`/run: Too many open files`) does not, and is given the lock's
-    /// name before it is printed.
+    /// Whether the message says which lock it concerns; a system call's
+    /// failure (`binding the lock name: Too many open files`) or a file's
+    /// (`cannot open lock file /run/abslock/x.lock: …`) does not, and is
+    /// given the lock's name before it is printed.
     pub names_subject: bool,
 }
 
@@ -29,6 +30,16 @@ impl Failure {
             names_subject: true,
         }
     }
+}
+
+/// A system call's failure, told as the library tells its own (`context:
+/// error`, with the `ulimit -n` hint for `EMFILE`); the lock's name goes
+/// before it when it is printed.
+pub fn system(context: &'static str, source: impl Into<std::io::Error>) -> Failure {
+    Failure::from(Error::Io {
+        context,
+        source: source.into(),
+    })
 }
 
 impl Failure {
@@ -55,7 +66,10 @@ impl fmt::Display for Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         let mut failure = Failure::new(e.exit_code(), e.to_string());
-        failure.names_subject = !matches!(e, Error::Io { .. } | Error::Interrupted);
+        failure.names_subject = !matches!(
+            e,
+            Error::Io { .. } | Error::PathIo { .. } | Error::Interrupted
+        );
         failure
     }
 }

@@ -75,8 +75,11 @@ pub fn run(engines: Engines) -> u8 {
     match result {
         Ok(code) => code,
         Err(mut failure) => {
+            // A `file:PATH` NAME is the path the message names already.
             if let (false, Some(name)) = (failure.names_subject, subject) {
-                failure = failure.context(name);
+                if !name.starts_with("file:") {
+                    failure = failure.context(name);
+                }
             }
             eprintln!("abslock: {failure}");
             failure.code

@@ -112,7 +112,7 @@ fn script() -> Result<(u32, OwnedFd), Failure> {
     let gone = || Failure::new(exit::OSERR, "the calling process is gone");
     let parent = getppid().ok_or_else(gone)?;
     let pidfd = pidfd_open(parent, PidfdFlags::empty())
-        .map_err(|e| Failure::new(exit::OSERR, format!("watching the calling process: {e}")))?;
+        .map_err(|e| exit::system("watching the calling process", e))?;
     // Reparented between getppid and pidfd_open: the pidfd may name
     // whoever reused the pid.
     if getppid() != Some(parent) {
@@ -126,13 +126,13 @@ fn script() -> Result<(u32, OwnedFd), Failure> {
 fn keep(args: &LockArgs, lock: AnyLock) -> Result<u8, Failure> {
     let (script_pid, script_fd) = script()?;
     let (report_read, report_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| Failure::new(exit::OSERR, format!("creating a pipe: {e}")))?;
+        .map_err(|e| exit::system("creating a pipe", e))?;
     // SAFETY: abslock is single-threaded here (nothing has started a
     // thread yet: no guard exists), so the child may run any code.
     match unsafe { libc::fork() } {
-        -1 => Err(Failure::new(
-            exit::OSERR,
-            format!("starting the keeper: {}", std::io::Error::last_os_error()),
+        -1 => Err(exit::system(
+            "starting the keeper",
+            std::io::Error::last_os_error(),
         )),
         0 => {
             drop(report_read);

@@ -51,8 +51,6 @@ pub fn supervise(
 ) -> Result<ExitStatus, Failure> {
     // Taken before the spawn: a request that comes meanwhile waits in it.
     let requests = guard.socket().map(abslock::Guard::requests);
-    let oserr =
-        |what: &str, e: &dyn std::fmt::Display| Failure::new(exit::OSERR, format!("{what}: {e}"));
     // Blocked before the spawn, so that no signal can end abslock between
     // the spawn and the forwarding; they wait in the signalfd. (The
     // library's threads block every signal; the command starts with an
@@ -62,9 +60,9 @@ pub fn supervise(
         mask.add(signal);
     }
     mask.thread_block()
-        .map_err(|e| oserr("blocking signals", &e))?;
+        .map_err(|e| exit::system("blocking signals", e))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| oserr("creating a signalfd", &e))?;
+        .map_err(|e| exit::system("creating a signalfd", e))?;
     let systemd = Systemd::from_env();
     let mut cmd = systemd.command(command);
     prepare(&mut cmd);
@@ -73,13 +71,13 @@ pub fn supervise(
     let pid = cmd.spawn().map_err(|e| cannot_execute(&command[0], &e))?;
     drop(cmd);
     // Our unreaped child: its pid cannot be reused before we wait for it.
-    let pidfd = pidfd(pid).ok_or_else(|| oserr("opening a pidfd for the command", &"ESRCH"))?;
+    let pidfd = pidfd(pid).map_err(|e| exit::system("opening a pidfd for the command", e))?;
     // Kills the command at a cluster lock's deadline even while we are
     // stopped; ended and reaped when dropped, once the command is.
     let _keeper = match guard.deadline_fd() {
         Some(deadline) => Some(
             crate::supervise::keeper::start(pidfd.as_fd(), deadline)
-                .map_err(|e| oserr("starting the deadline keeper", &e))?,
+                .map_err(|e| exit::system("starting the deadline keeper", e))?,
         ),
         None => None,
     };
@@ -121,7 +119,7 @@ pub fn supervise(
         .map(|d| timespec(d.saturating_duration_since(std::time::Instant::now())));
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(Errno::INTR) => {}
-            Err(e) => return Err(oserr("waiting for the command", &e)),
+            Err(e) => return Err(exit::system("waiting for the command", e)),
         }
         let woke = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
         let (exited, signalled) = (woke(Some(0)), woke(Some(1)));
@@ -178,7 +176,7 @@ pub fn supervise(
     }
     let status = spawn::wait(pid);
     let _ = mask.thread_unblock();
-    status.map_err(|e| oserr("waiting for the command", &e))
+    status.map_err(|e| exit::system("waiting for the command", e))
 }
 
 /// Passes the queued signals on to the command, except those the kernel
@@ -222,9 +220,15 @@ fn answer(requests: &abslock::Requests, child: &OwnedFd) -> bool {
 
 /// A pidfd for our child `pid`, for signalling it later without the risk
 /// of hitting a recycled pid once it has been reaped.
-pub fn pidfd(pid: u32) -> Option<OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
-    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+pub fn pidfd(pid: u32) -> std::io::Result<OwnedFd> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or(rustix::io::Errno::SRCH)?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// The failure for a command that could not be started.
