@@ -24,6 +24,8 @@ command -v lexgrog >/dev/null || need+=(man-db)
 # A C program that binds a NUL-padded name (issue 14's interop test).
 command -v cc >/dev/null      || need+=(gcc)
 [ -e /usr/include/sys/socket.h ] || need+=(libc6-dev)
+# The C library's example is built with pkg-config in CI.
+command -v pkg-config >/dev/null || need+=(pkgconf)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
