@@ -25,6 +25,9 @@ echo "== cargo publish --dry-run --workspace"
 # time, outside the workspace (so that the packages are no members of it),
 # and our crates' copies from earlier local registries ("-HASH") removed.
 pkg=$(mktemp -d)
+# The tests below build there and run their helpers as a second uid too,
+# which must reach the binaries: mktemp's 0700 would keep it out.
+chmod 755 "$pkg"
 trap 'rm -rf "$pkg"' EXIT
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/abslock-*
 CARGO_TARGET_DIR="$pkg" cargo publish -q --dry-run --locked --workspace --allow-dirty
