@@ -23,6 +23,8 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v lexgrog >/dev/null || need+=(man-db)
 # A C program that binds a NUL-padded name (issue 14's interop test).
 command -v cc >/dev/null      || need+=(gcc)
+# The C library's header is also compiled as C++ (crates/abslock-c/tests).
+command -v c++ >/dev/null     || need+=(g++)
 [ -e /usr/include/sys/socket.h ] || need+=(libc6-dev)
 # The C library's example is built with pkg-config in CI.
 command -v pkg-config >/dev/null || need+=(pkgconf)

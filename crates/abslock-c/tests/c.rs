@@ -297,13 +297,48 @@ fn the_header_says_the_librarys_codes_and_version() {
 }
 
 #[test]
+fn a_cpp_program_links_against_the_header_unmangled() {
+    lockctl(); // the library laid out as installed
+    let dir = deps_dir().parent().unwrap().join("abslock-c-tests");
+    let (src, exe) = (dir.join("version.cpp"), dir.join("version-cpp"));
+    std::fs::write(
+        &src,
+        "#include <abslock.h>\n#include <cstdio>\n\
+         int main() { abslock_guard *g = nullptr; (void)g; std::puts(abslock_version()); }\n",
+    )
+    .unwrap();
+    let lib = path(&dir.join("lib"));
+    let out = Command::new("c++")
+        .args([
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-I",
+        ])
+        .arg(include())
+        .arg(&src)
+        .args(["-L", &lib, "-labslock", &format!("-Wl,-rpath,{lib}"), "-o"])
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Command::new(&exe).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
 fn the_static_library_links_alone() {
     let exe = deps_dir()
         .parent()
         .unwrap()
         .join("abslock-c-tests/lockctl-static");
-    let _ = lockctl(); // the directory
-                       // The system libraries Rust's std needs (rustc --print native-static-libs).
+    lockctl(); // the directory
+               // The system libraries Rust's std needs (rustc --print native-static-libs).
     cc(&[
         "-I",
         &include(),
