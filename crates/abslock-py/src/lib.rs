@@ -485,6 +485,51 @@ fn refuse_stop(s: StopRequest, reason: &str) -> PyResult<()> {
     s.refuse(reason).map_err(raise)
 }
 
+/// One bound name for `abslock.bound_names`: (address as `abslock list`
+/// shows it, lock name, system scope, the per-user name's uid, listening,
+/// the processes that have it open).
+type BoundTuple = (
+    String,
+    Option<String>,
+    bool,
+    Option<u32>,
+    bool,
+    Vec<HolderTuple>,
+);
+
+/// The locks of this network namespace (`abslock list`).
+#[pyfunction]
+#[pyo3(signature = (all = false))]
+fn bound_names(py: Python<'_>, all: bool) -> PyResult<Vec<BoundTuple>> {
+    let names = py.detach(|| abslock::bound_names(all)).map_err(|source| {
+        raise(Error::Io {
+            context: "listing Unix sockets",
+            source,
+        })
+    })?;
+    Ok(names
+        .into_iter()
+        .map(|b| {
+            let (name, system, uid) = match b.lock_name() {
+                Some((abslock::Scope::User(uid), name)) => (Some(name), false, Some(uid)),
+                Some((abslock::Scope::System, name)) => (Some(name), true, None),
+                _ => (None, false, None),
+            };
+            let processes = b
+                .processes
+                .into_iter()
+                .map(|p| {
+                    let argv = (!p.cmdline.is_empty())
+                        .then(|| p.cmdline.into_iter().map(OsString::from).collect());
+                    (Some(p.pid), Some(p.uid), argv)
+                })
+                .collect();
+            let address = format!("@{}", abslock::display_address(&b.address));
+            (address, name, system, uid, b.listening, processes)
+        })
+        .collect())
+}
+
 #[pymodule]
 fn _abslock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RawError", m.py().get_type::<RawError>())?;
@@ -493,5 +538,6 @@ fn _abslock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Waiter>()?;
     m.add_class::<RequestStream>()?;
     m.add_class::<Request>()?;
+    m.add_function(wrap_pyfunction!(bound_names, m)?)?;
     Ok(())
 }

@@ -3,6 +3,7 @@ the SOCK_DGRAM recipe, a squatter of another uid, timeouts, Ctrl-C,
 asyncio, threads and the GIL, fork, messages."""
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -170,6 +171,42 @@ def test_with_acquires_and_releases(name):
     with lock.try_acquire() as guard2:
         assert guard2.held
     assert lock.holder() is None
+
+
+# -- every lock, as `abslock list` shows it ----------------------------------
+
+
+def test_bound_names_lists_each_lock_with_the_processes_that_hold_it(name, holder, abslock_bin):
+    h = holder(name)
+    system = holder(name, system=True)
+    found = {(b.name, b.system): b for b in abslock.bound_names()}
+    mine, theirs = found[(name, False)], found[(name, True)]
+    assert mine.uid == os.getuid() and mine.listening
+    assert [p.pid for p in mine.processes] == [h.pid]
+    assert "import abslock" in mine.processes[0].command
+    assert theirs.uid is None and [p.pid for p in theirs.processes] == [system.pid]
+    # The same rows as the command's.
+    listed = json.loads(subprocess.run(
+        [abslock_bin, "list", "--json"], capture_output=True, text=True, check=True
+    ).stdout)
+    assert {row["address"] for row in listed} >= {mine.address, theirs.address}
+    # A lock that is let go leaves the list at once.
+    h.kill()
+    h.p.wait()
+    assert (name, False) not in {(b.name, b.system) for b in abslock.bound_names()}
+
+
+def test_bound_names_all_adds_other_programs_names(name):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(f"\0other/{name}")
+    try:
+        everything = abslock.bound_names(all=True)
+        raw = [b for b in everything if b.address == f"@other/{name}"]
+        assert len(raw) == 1 and raw[0].name is None and not raw[0].listening
+        assert os.getpid() in [p.pid for p in raw[0].processes]
+        assert not [b for b in abslock.bound_names() if b.address == f"@other/{name}"]
+    finally:
+        s.close()
 
 
 # -- the SOCK_DGRAM recipe, a squatter --------------------------------------

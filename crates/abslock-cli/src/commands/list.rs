@@ -14,8 +14,8 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     // Runtime files left by killed holders go first: a per-user NAME's
     // file exists only while the lock is held (crate docs: runtime_file).
     let _ = abslock::runtime_file::prune(rustix::process::getuid().as_raw());
-    let owners = abslock::bound_names(args.all)
-        .map_err(|e| Failure::new(exit::OSERR, format!("listing Unix sockets: {e}")))?;
+    let owners =
+        abslock::bound_names(args.all).map_err(|e| exit::system("listing Unix sockets", e))?;
     if args.json {
         let rows: Vec<_> = owners
             .iter()

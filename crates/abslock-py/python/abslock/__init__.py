@@ -29,6 +29,8 @@ __all__ = [
     "Lock",
     "Guard",
     "Holder",
+    "BoundName",
+    "bound_names",
     "Reply",
     "Request",
     "Requests",
@@ -200,6 +202,49 @@ class Holder:
         if self.command:
             who += f": {_escaped(self.command)}"
         return who
+
+
+# -- every lock -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoundName:
+    """A bound abstract socket name of this network namespace, as
+    ``abslock list`` shows it."""
+
+    address: str
+    """The address, ``@`` first, escaped as ``abslock list`` shows it."""
+    name: Optional[str]
+    """The lock name, if abslock made the address from one:
+    ``Lock(b.name, system=b.system)`` is that lock."""
+    system: bool
+    """Whether ``name`` is a system-wide name (else a per-user one)."""
+    uid: Optional[int]
+    """The user whose per-user name it is."""
+    listening: bool
+    """Whether the socket listens, as abslock's own locks do."""
+    processes: Tuple[Holder, ...]
+    """Every process with the socket open (those whose ``/proc/PID/fd``
+    this process may not read are missing)."""
+
+
+def bound_names(all: bool = False) -> List[BoundName]:
+    """The locks of this network namespace and who has them open: every
+    name abslock made from a lock name, or with ``all`` every bound
+    abstract name (raw ``@names`` and other programs' sockets too).
+    Waiters' places in a queue are not locks and are left out."""
+    rows = _call(_abslock.bound_names, all)
+    return [
+        BoundName(
+            address,
+            name,
+            system,
+            uid,
+            listening,
+            tuple(h for h in (Holder._of(p) for p in processes) if h is not None),
+        )
+        for address, name, system, uid, listening, processes in rows
+    ]
 
 
 # -- the lock ---------------------------------------------------------------

@@ -2,11 +2,15 @@
 # `python -m mypy.stubtest abslock` (scripts/test-python.sh).
 from typing import List, Optional, Tuple, final
 
-__all__ = ["RawError", "Lock", "Guard", "Waiter", "RequestStream", "Request"]
+__all__ = ["RawError", "Lock", "Guard", "Waiter", "RequestStream", "Request", "bound_names"]
 
 _HolderTuple = Tuple[Optional[int], Optional[int], Optional[List[bytes]]]
 
 class RawError(Exception): ...
+
+def bound_names(
+    all: bool = ...,
+) -> List[Tuple[str, Optional[str], bool, Optional[int], bool, List[_HolderTuple]]]: ...
 
 @final
 class Lock:
