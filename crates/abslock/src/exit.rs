@@ -1,6 +1,6 @@
 //! Exit codes, shared by every front end: the `abslock` command exits
-//! with them, and bindings (the Python package's `Error.exit_code`)
-//! report the same number for the same case. They follow `flock(1)` (1 for
+//! with them, and bindings (the Python package's `Error.exit_code`, the
+//! C library's return codes) report the same number for the same case. They follow `flock(1)` (1 for
 //! a conflict or timeout, 66 and 73 for lock files) and `sysexits.h`.
 //! [`Error::exit_code`] maps every error to one.
 

@@ -1,6 +1,6 @@
 //! The lock a user names, in the syntax of the `abslock` command's NAME,
 //! which every front end shares: the command, the Python package's
-//! `Lock(name)`, and any other binding. The same text gives the same lock
+//! `Lock(name)`, the C library's `abslock_acquire(name, …)`. The same text gives the same lock
 //! everywhere, so that they exclude each other.
 //!
 //! * `job`: a per-user name (`--system`: one shared by all users), plus
