@@ -85,6 +85,9 @@ typedef struct abslock_guard abslock_guard;
  * sleeps in the kernel and wakes when the holder lets go; waiters on a
  * socket name are served in the order they came.
  *
+ * A lock is held by a process, not a thread: a second abslock_acquire of
+ * a held name in the same process is a conflict like any other.
+ *
  * On ABSLOCK_OK, *guard holds the lock until abslock_release(*guard).
  * Otherwise *guard is left alone: ABSLOCK_CONFLICT (held, or timed out;
  * abslock_last_error() names the holder), ABSLOCK_SQUATTED, or another
