@@ -223,6 +223,24 @@ fn c_and_the_rust_library_take_one_and_the_same_lock() {
 }
 
 #[test]
+fn a_lock_is_held_by_the_process_a_second_take_in_it_conflicts() {
+    let _serial = serial();
+    let child = Command::new(lockctl())
+        .args(["twice", &name("twice")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.starts_with(&format!("1 lock is held by pid {pid} ")),
+        "{said}"
+    );
+}
+
+#[test]
 fn a_handled_signal_ends_an_interruptible_wait_and_nothing_is_taken() {
     let _serial = serial();
     let name = name("interrupt");

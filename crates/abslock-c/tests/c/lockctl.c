@@ -6,6 +6,7 @@
  *   lockctl holder NAME            say the holder's pid (0: free)
  *   lockctl interrupt NAME         take NAME (5 s, ABSLOCK_INTERRUPTIBLE) with a
  *                                  SIGALRM handler (no SA_RESTART) due in 1 s
+ *   lockctl twice NAME             take NAME twice in one process: say the second code
  *   lockctl null                   NULL arguments: say each code
  *   lockctl codes                  say the header's codes, "NAME=VALUE"
  */
@@ -70,6 +71,16 @@ int main(int argc, char **argv) {
         alarm(1);
         /* Not forever: a wait the signal failed to end fails the test. */
         return take(argv[2], ABSLOCK_INTERRUPTIBLE, 5000);
+    }
+    if (argc == 3 && strcmp(argv[1], "twice") == 0) {
+        abslock_guard *first = NULL, *second = NULL;
+        int rc = abslock_acquire(argv[2], 0, 0, &first);
+        if (rc != ABSLOCK_OK)
+            return rc;
+        rc = abslock_acquire(argv[2], 0, 0, &second);
+        printf("%d %s\n", rc, abslock_last_error());
+        abslock_release(first);
+        return second == NULL ? 0 : 98;
     }
     if (argc == 2 && strcmp(argv[1], "null") == 0) {
         /* Each call before its abslock_last_error(): C leaves the order
