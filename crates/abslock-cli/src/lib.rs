@@ -75,9 +75,11 @@ pub fn run(engines: Engines) -> u8 {
     match result {
         Ok(code) => code,
         Err(mut failure) => {
-            // A `file:PATH` NAME is the path the message names already.
             if let (false, Some(name)) = (failure.names_subject, subject) {
-                if !name.starts_with("file:") {
+                // A lock file NAME (`file:PATH`, `/PATH`) whose path the
+                // message names already is not said twice.
+                let path = abslock::lock_file_path(&name).map(|p| p.to_string_lossy());
+                if !path.is_some_and(|p| failure.message.contains(&*p)) {
                     failure = failure.context(name);
                 }
             }

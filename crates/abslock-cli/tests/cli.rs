@@ -710,9 +710,17 @@ fn a_closed_stdout_is_dev_null_not_the_lock_socket() {
 #[test]
 fn a_system_error_names_the_lock_it_concerns() {
     // A raw name fails in system calls; a per-user NAME may fail first at
-    // its runtime file, a path the user never typed. Each limit that gets
-    // past the loader fails at a later step of `run`.
-    for lock in [format!("@{}", name("emfile")), name("emfile-user")] {
+    // its runtime file, a path the user never typed; a lock file NAME is
+    // named by its path. Each limit that gets past the loader fails at a
+    // later step of `run`.
+    let dir = std::env::temp_dir().join(format!("abslock-emfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("emfile.lock").display().to_string();
+    for lock in [
+        format!("@{}", name("emfile")),
+        name("emfile-user"),
+        format!("file:{file}"),
+    ] {
         let mut failures = 0;
         for limit in 4..=12 {
             let out = std::process::Command::new("sh")
@@ -730,11 +738,14 @@ fn a_system_error_names_the_lock_it_concerns() {
             assert_eq!(out.status.code(), Some(71), "{stderr}");
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
             assert!(
-                stderr.starts_with(&format!("abslock: {lock}: ")),
+                stderr.starts_with(&format!("abslock: {lock}: "))
+                    || (lock.starts_with("file:")
+                        && stderr.starts_with(&format!("abslock: cannot open lock file {file}: "))),
                 "{stderr}"
             );
             assert!(stderr.contains("(raise the open-files limit"), "{stderr}");
         }
         assert!(failures > 0, "no limit made abslock run out of descriptors");
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
