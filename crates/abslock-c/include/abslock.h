@@ -4,7 +4,8 @@
  * A lock is a name in the kernel's abstract socket namespace: it exists
  * while a descriptor of the socket is open, and the kernel frees it the
  * moment the last one closes, whatever ends the process (exit, crash,
- * SIGKILL). Nothing is left on disk. Names are written as the `abslock`
+ * SIGKILL; docs/semantics.md states each rule with the test that shows
+ * it). Nothing is left on disk. Names are written as the `abslock`
  * command takes them, and the same name is the same lock for the command,
  * the Rust crate, the Python package and this library:
  *
