@@ -25,6 +25,8 @@ command -v lexgrog >/dev/null || need+=(man-db)
 command -v cc >/dev/null      || need+=(gcc)
 # The C library's header is also compiled as C++ (crates/abslock-c/tests).
 command -v c++ >/dev/null     || need+=(g++)
+# ... and run under valgrind, as C programmers run theirs.
+command -v valgrind >/dev/null || need+=(valgrind)
 [ -e /usr/include/sys/socket.h ] || need+=(libc6-dev)
 # The C library's example is built with pkg-config in CI.
 command -v pkg-config >/dev/null || need+=(pkgconf)

@@ -288,6 +288,42 @@ fn bad_arguments_get_usage_and_one_line_each() {
     );
 }
 
+/// C programmers run their programs under valgrind: it must neither fault
+/// in the library (rustix's own vDSO lookup did, rustix issue 1559) nor
+/// find a definite leak, on the taking, refusing and asking paths.
+#[test]
+fn valgrind_finds_nothing_wrong_in_a_c_program_using_the_library() {
+    let _serial = serial();
+    let name = name("valgrind");
+    let holder = Holder::start(&name);
+    let free = format!("{name}-free");
+    for (args, code) in [
+        (vec!["take", &name, "0"], exit::CONFLICT),
+        (vec!["take", &name, "200"], exit::CONFLICT),
+        (vec!["holder", &name], exit::OK),
+        (vec!["take", &free, "0"], exit::OK),
+    ] {
+        let out = Command::new("valgrind")
+            .args([
+                "-q",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                lockctl(),
+            ])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(code)),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    drop(holder);
+}
+
 #[test]
 fn the_header_says_the_librarys_codes_and_version() {
     let out = run(&["codes"]);

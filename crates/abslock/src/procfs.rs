@@ -373,7 +373,7 @@ pub fn process_info(pid: u32) -> io::Result<ProcessInfo> {
     let stat = fs::read_to_string(base.join("stat")).ok();
     let state = stat.as_deref().and_then(state_and_flags);
     let started = stat.as_deref().and_then(start_ticks).and_then(|ticks| {
-        let hz = rustix::param::clock_ticks_per_second();
+        let hz = crate::sys::clock_ticks_per_second();
         let boot = boot_time()?;
         (hz > 0).then(|| boot + Duration::from_millis(ticks.saturating_mul(1000) / hz))
     });

@@ -294,9 +294,28 @@ pub fn block_signals_in_this_thread() {
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock `Instant` reads on Linux,
 /// the same in every process of the host (outside time namespaces).
+///
+/// Through the C library, not rustix: rustix finds the vDSO itself from
+/// the auxiliary vector, and under valgrind, which C users of libabslock
+/// run their programs in, that read faults (rustix issue 1559).
 pub fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for clock_gettime to fill; with a
+    // clock every Linux has, it cannot fail (it would leave `t` zero).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
     u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
+/// The kernel's clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit
+/// of `/proc/PID/stat`'s times; 0 if unknown. Through the C library for
+/// the reason [`monotonic_ns`] gives.
+pub(crate) fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).unwrap_or(0)
 }
 
 /// Starts `builder`'s thread with every signal blocked in it before `work`
