@@ -25,9 +25,9 @@
  * starts one background thread per process, which answers other
  * processes' questions about the holder (`abslock status NAME`).
  *
- * After fork(), the child shares the parent's locks until it calls exec
- * or exits (their descriptors are close-on-exec): it must not call
- * abslock_release() on a guard of the parent's.
+ * After fork(), the child shares the parent's locks: a name stays held
+ * until both have let go of it, by abslock_release() (each of its own
+ * copy), exit or exec (the descriptors are close-on-exec).
  */
 #ifndef ABSLOCK_H
 #define ABSLOCK_H

@@ -241,6 +241,16 @@ fn a_lock_is_held_by_the_process_a_second_take_in_it_conflicts() {
 }
 
 #[test]
+fn a_fork_child_may_let_go_of_its_copy_and_the_parent_still_holds() {
+    let _serial = serial();
+    let out = run(&["fork", &name("fork")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The parent takes it again at once after both let go; the child,
+    // after releasing its copy, found it held (its code 0).
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "parent 0 child 0\n");
+}
+
+#[test]
 fn a_handled_signal_ends_an_interruptible_wait_and_nothing_is_taken() {
     let _serial = serial();
     let name = name("interrupt");

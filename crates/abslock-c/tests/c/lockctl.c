@@ -7,13 +7,16 @@
  *   lockctl interrupt NAME         take NAME (5 s, ABSLOCK_INTERRUPTIBLE) with a
  *                                  SIGALRM handler (no SA_RESTART) due in 1 s
  *   lockctl twice NAME             take NAME twice in one process: say the second code
+ *   lockctl fork NAME              take NAME, fork, both let go: say both codes
  *   lockctl null                   NULL arguments: say each code
  *   lockctl codes                  say the header's codes, "NAME=VALUE"
  */
+#define _DEFAULT_SOURCE /* usleep */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <abslock.h>
@@ -81,6 +84,28 @@ int main(int argc, char **argv) {
         printf("%d %s\n", rc, abslock_last_error());
         abslock_release(first);
         return second == NULL ? 0 : 98;
+    }
+    if (argc == 3 && strcmp(argv[1], "fork") == 0) {
+        /* The child lets go of its copy, finds the parent still holding,
+         * and outlives the parent's release, which frees the name. */
+        abslock_guard *guard = NULL;
+        int rc = abslock_acquire(argv[2], 0, 0, &guard), status;
+        pid_t child;
+        if (rc != ABSLOCK_OK)
+            return rc;
+        child = fork();
+        if (child == 0) {
+            abslock_release(guard);
+            rc = take(argv[2], 0, 0);
+            usleep(500000);
+            _exit(rc == ABSLOCK_CONFLICT ? 0 : 10 + rc);
+        }
+        usleep(200000);
+        abslock_release(guard);
+        rc = take(argv[2], 0, 0);
+        waitpid(child, &status, 0);
+        printf("parent %d child %d\n", rc, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return 0;
     }
     if (argc == 2 && strcmp(argv[1], "null") == 0) {
         /* Each call before its abslock_last_error(): C leaves the order
