@@ -15,6 +15,12 @@ pub struct AbslockGuard {
     _held: AnyGuard,
 }
 
+// The header lets any thread release a guard: it must be `Send`.
+const _: fn() = {
+    fn sendable<T: Send>() {}
+    sendable::<AbslockGuard>
+};
+
 /// Takes the lock `name`: `timeout_ms` 0 tries once, -1
 /// (`ABSLOCK_FOREVER`) waits as long as it takes, more waits at most that
 /// long. On success `*guard` owns the lock.
