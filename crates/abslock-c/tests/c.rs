@@ -396,6 +396,48 @@ fn a_cpp_program_links_against_the_header_unmangled() {
 }
 
 #[test]
+fn the_readmes_c_example_compiles_and_runs() {
+    let _serial = serial();
+    lockctl(); // the library laid out as installed
+    let readme =
+        std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let code = readme
+        .split("```c\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```c block in the README");
+    let dir = deps_dir().parent().unwrap().join("abslock-c-tests");
+    let (src, exe) = (dir.join("readme.c"), dir.join("readme"));
+    std::fs::write(&src, code).unwrap();
+    let lib = path(&dir.join("lib"));
+    cc(&[
+        "-I",
+        &include(),
+        &path(&src),
+        "-L",
+        &lib,
+        "-labslock",
+        &format!("-Wl,-rpath,{lib}"),
+        "-o",
+        &path(&exe),
+    ]);
+    // Its name is free here: it runs and exits 0; held, it exits 1.
+    let out = Command::new(&exe).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let holder = Holder::start("my-daemon");
+    let out = Command::new(&exe).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "already running: lock is held by pid {}",
+            holder.pid
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn the_static_library_links_alone() {
     let exe = deps_dir()
         .parent()
