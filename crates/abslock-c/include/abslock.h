@@ -82,7 +82,8 @@ typedef struct abslock_guard abslock_guard;
 
 /*
  * Takes the lock NAME. timeout_ms: 0 to try once, ABSLOCK_FOREVER to wait
- * as long as it takes, otherwise the most milliseconds to wait. Waiting
+ * as long as it takes, otherwise the most milliseconds to wait (another
+ * negative value is ABSLOCK_USAGE). Waiting
  * sleeps in the kernel and wakes when the holder lets go; waiters on a
  * socket name are served in the order they came.
  *
