@@ -46,12 +46,43 @@ fn built(file: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{file} not built beside {}", deps.display()))
 }
 
-fn cc(args: &[&str]) {
-    let out = Command::new("cc").args(CFLAGS).args(args).output().unwrap();
+/// Where the tests lay the library out as installed and build programs.
+fn work_dir() -> PathBuf {
+    deps_dir().parent().unwrap().join("abslock-c-tests")
+}
+
+/// Compiles `src` into `exe` with `compiler` and `flags` (the header on
+/// the include path), then `link`.
+fn build(compiler: &str, flags: &[&str], src: &Path, exe: &Path, link: &[&str]) {
+    let out = Command::new(compiler)
+        .args(flags)
+        .arg("-I")
+        .arg(include())
+        .arg(src)
+        .args(link)
+        .arg("-o")
+        .arg(exe)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
-        "cc {args:?}: {}",
+        "{compiler} {}: {}",
+        src.display(),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`build`], linked against the shared library as installed (`lockctl`
+/// lays it out).
+fn build_shared(compiler: &str, flags: &[&str], src: &Path, exe: &Path) {
+    let lib = path(&work_dir().join("lib"));
+    let rpath = format!("-Wl,-rpath,{lib}");
+    build(
+        compiler,
+        flags,
+        src,
+        exe,
+        &["-L", &lib, "-labslock", &rpath],
     );
 }
 
@@ -59,26 +90,15 @@ fn cc(args: &[&str]) {
 fn lockctl() -> &'static str {
     static BUILT: OnceLock<String> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = deps_dir().parent().unwrap().join("abslock-c-tests");
+        let dir = work_dir();
         let lib = dir.join("lib");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&lib).unwrap();
         std::fs::copy(built("libabslock_c.so"), lib.join("libabslock.so.0")).unwrap();
         std::os::unix::fs::symlink("libabslock.so.0", lib.join("libabslock.so")).unwrap();
         let exe = dir.join("lockctl");
-        let (src, lib, exe) = (source(), path(&lib), path(&exe));
-        cc(&[
-            "-I",
-            &include(),
-            &src,
-            "-L",
-            &lib,
-            "-labslock",
-            &format!("-Wl,-rpath,{lib}"),
-            "-o",
-            &exe,
-        ]);
-        exe
+        build_shared("cc", CFLAGS, &source(), &exe);
+        path(&exe)
     })
 }
 
@@ -86,8 +106,8 @@ fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-fn source() -> String {
-    format!("{}/tests/c/lockctl.c", env!("CARGO_MANIFEST_DIR"))
+fn source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/lockctl.c")
 }
 
 fn include() -> String {
@@ -100,6 +120,13 @@ fn name(tag: &str) -> String {
 
 fn run(args: &[&str]) -> Output {
     Command::new(lockctl()).args(args).output().unwrap()
+}
+
+/// What C's `abslock_holder` says of `name`: the pid, "0" if free.
+fn holder_of(name: &str) -> String {
+    let out = run(&["holder", name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
 }
 
 fn stderr(out: &Output) -> String {
@@ -155,12 +182,7 @@ fn a_second_c_program_is_refused_and_told_who_holds() {
         "{said}"
     );
 
-    let out = run(&["holder", &name]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("{}\n", holder.pid)
-    );
+    assert_eq!(holder_of(&name), holder.pid.to_string());
 }
 
 #[test]
@@ -194,8 +216,7 @@ fn sigkill_of_the_holder_hands_the_lock_to_a_waiting_c_program() {
     let out = waiter.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let out = run(&["holder", &name]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    assert_eq!(holder_of(&name), "0");
 }
 
 #[test]
@@ -263,11 +284,7 @@ fn a_handled_signal_ends_an_interruptible_wait_and_nothing_is_taken() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("interrupted by a signal"));
-    let out = run(&["holder", &name]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("{}\n", holder.pid)
-    );
+    assert_eq!(holder_of(&name), holder.pid.to_string());
 }
 
 #[test]
@@ -363,31 +380,18 @@ fn the_header_says_the_librarys_codes_and_version() {
 #[test]
 fn a_cpp_program_links_against_the_header_unmangled() {
     lockctl(); // the library laid out as installed
-    let dir = deps_dir().parent().unwrap().join("abslock-c-tests");
-    let (src, exe) = (dir.join("version.cpp"), dir.join("version-cpp"));
+    let (src, exe) = (
+        work_dir().join("version.cpp"),
+        work_dir().join("version-cpp"),
+    );
     std::fs::write(
         &src,
         "#include <abslock.h>\n#include <cstdio>\n\
          int main() { abslock_guard *g = nullptr; (void)g; std::puts(abslock_version()); }\n",
     )
     .unwrap();
-    let lib = path(&dir.join("lib"));
-    let out = Command::new("c++")
-        .args([
-            "-std=c++11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
-            "-I",
-        ])
-        .arg(include())
-        .arg(&src)
-        .args(["-L", &lib, "-labslock", &format!("-Wl,-rpath,{lib}"), "-o"])
-        .arg(&exe)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let flags = ["-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic"];
+    build_shared("c++", &flags, &src, &exe);
     let out = Command::new(&exe).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -406,21 +410,9 @@ fn the_readmes_c_example_compiles_and_runs() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("a ```c block in the README");
-    let dir = deps_dir().parent().unwrap().join("abslock-c-tests");
-    let (src, exe) = (dir.join("readme.c"), dir.join("readme"));
+    let (src, exe) = (work_dir().join("readme.c"), work_dir().join("readme"));
     std::fs::write(&src, code).unwrap();
-    let lib = path(&dir.join("lib"));
-    cc(&[
-        "-I",
-        &include(),
-        &path(&src),
-        "-L",
-        &lib,
-        "-labslock",
-        &format!("-Wl,-rpath,{lib}"),
-        "-o",
-        &path(&exe),
-    ]);
+    build_shared("cc", CFLAGS, &src, &exe);
     // Its name is free here: it runs and exits 0; held, it exits 1.
     let out = Command::new(&exe).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -439,17 +431,11 @@ fn the_readmes_c_example_compiles_and_runs() {
 
 #[test]
 fn the_static_library_links_alone() {
-    let exe = deps_dir()
-        .parent()
-        .unwrap()
-        .join("abslock-c-tests/lockctl-static");
     lockctl(); // the directory
-               // The system libraries Rust's std needs (rustc --print native-static-libs).
-    cc(&[
-        "-I",
-        &include(),
-        &source(),
-        &path(&built("libabslock_c.a")),
+    let exe = work_dir().join("lockctl-static");
+    // The system libraries Rust's std needs (rustc --print native-static-libs).
+    let archive = path(&built("libabslock_c.a"));
+    let system = [
         "-lgcc_s",
         "-lutil",
         "-lrt",
@@ -457,9 +443,14 @@ fn the_static_library_links_alone() {
         "-lm",
         "-ldl",
         "-lc",
-        "-o",
-        &path(&exe),
-    ]);
+    ];
+    build(
+        "cc",
+        CFLAGS,
+        &source(),
+        &exe,
+        &[&[&archive[..]], &system[..]].concat(),
+    );
     let out = Command::new(&exe)
         .arg("holder")
         .arg(name("static"))
