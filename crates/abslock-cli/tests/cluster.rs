@@ -1376,6 +1376,8 @@ fn etcd_a_paused_abslock_has_its_command_killed_before_the_lease_expires() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("lock lost"), "{err}");
+    // Resumed, abslock says who stopped the command.
+    assert!(err.contains("the deadline keeper sent SIGKILL"), "{err}");
 }
 
 /// The same for PostgreSQL: behind a frozen link, the holder's `SELECT 1`

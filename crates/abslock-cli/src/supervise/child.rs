@@ -74,7 +74,7 @@ pub fn supervise(
     let pidfd = pidfd(pid).map_err(|e| exit::system("opening a pidfd for the command", e))?;
     // Kills the command at a cluster lock's deadline even while we are
     // stopped; ended and reaped when dropped, once the command is.
-    let _keeper = match guard.deadline_fd() {
+    let keeper = match guard.deadline_fd() {
         Some(deadline) => Some(
             crate::supervise::keeper::start(pidfd.as_fd(), deadline)
                 .map_err(|e| exit::system("starting the deadline keeper", e))?,
@@ -85,6 +85,7 @@ pub fn supervise(
     let mut serving = requests.as_ref();
     let mut lost_fd = guard.lost_fd();
     let mut kill_at = None;
+    let mut killed = false;
     loop {
         let ready = serving.and_then(abslock::Requests::readiness);
         let lock_socket = server.as_ref().map(abslock::OwnLoop::readiness);
@@ -136,6 +137,7 @@ pub fn supervise(
                         "abslock: lock lost: {why}; the engine has freed it: sending SIGKILL to the command"
                     );
                     let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+                    killed = true;
                 }
                 grace => {
                     eprintln!("abslock: lock lost: {why}; sending SIGTERM to the command");
@@ -150,6 +152,7 @@ pub fn supervise(
             );
             let _ = pidfd_send_signal(&pidfd, Signal::KILL);
             kill_at = None;
+            killed = true;
         }
         // The lock's socket: connections to keep, requests to read.
         if let Some(server) = server {
@@ -175,6 +178,13 @@ pub fn supervise(
         }
     }
     let status = spawn::wait(pid);
+    // The keeper and our own SIGKILL fall due together; either may come
+    // first (or the keeper alone, while we were stopped).
+    if keeper.is_some_and(crate::supervise::keeper::Keeper::finish) && !killed {
+        eprintln!(
+            "abslock: lock lost: the deadline keeper sent SIGKILL to the command at the lock's deadline"
+        );
+    }
     let _ = mask.thread_unblock();
     status.map_err(|e| exit::system("waiting for the command", e))
 }

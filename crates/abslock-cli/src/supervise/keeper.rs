@@ -10,7 +10,8 @@
 //! command. It sleeps until the moment the deadline's memfd holds, reads
 //! it again (each renewal the engine confirms moves it later), and once it
 //! has passed sends SIGKILL through the command's pidfd: the very process
-//! abslock started, never a reused pid. It exits when abslock closes its
+//! abslock started, never a reused pid (and exits [`KILLED`], for abslock
+//! to say so). It exits when abslock closes its
 //! end of the pipe `PARENT` (the command has ended, or abslock has), and
 //! dies with abslock (`PR_SET_PDEATHSIG`). A signal sent to the whole
 //! process group (`kill -STOP -PGID`, a terminal's ^Z, ^C) reaches the
@@ -30,6 +31,9 @@ use crate::supervise::spawn::{self, Spawn};
 
 /// The hidden first argument that makes abslock the deadline keeper.
 pub const KEEPER: &str = "__keep-deadline";
+
+/// The keeper's exit status when it sent SIGKILL: abslock says so.
+const KILLED: u8 = 9;
 
 /// A running keeper: the pipe whose closing ends it, and its pid.
 pub struct Keeper {
@@ -65,11 +69,28 @@ pub fn start(command: BorrowedFd<'_>, deadline: BorrowedFd<'_>) -> std::io::Resu
     })
 }
 
+impl Keeper {
+    /// Ends the keeper (once the command has ended) and says whether it
+    /// had sent the command SIGKILL.
+    pub fn finish(mut self) -> bool {
+        self.end()
+    }
+
+    fn end(&mut self) -> bool {
+        match self.parent.take() {
+            Some(parent) => {
+                drop(parent);
+                spawn::wait(self.pid).is_ok_and(|s| s.code() == Some(i32::from(KILLED)))
+            }
+            None => false,
+        }
+    }
+}
+
 impl Drop for Keeper {
     /// Closes our end of the pipe, which ends the keeper, and reaps it.
     fn drop(&mut self) {
-        drop(self.parent.take());
-        let _ = spawn::wait(self.pid);
+        self.end();
     }
 }
 
@@ -98,7 +119,7 @@ pub fn keeper(mut args: impl Iterator<Item = OsString>) -> u8 {
         let now = abslock::__private::monotonic_ns();
         if now >= kill_at {
             let _ = pidfd_send_signal(&command, Signal::KILL);
-            return 0;
+            return KILLED;
         }
         let timeout = crate::supervise::child::timespec(Duration::from_nanos(kill_at - now));
         let mut fds = [PollFd::new(&parent, PollFlags::IN)];
