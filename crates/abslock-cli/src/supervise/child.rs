@@ -179,8 +179,12 @@ pub fn supervise(
     }
     let status = spawn::wait(pid);
     // The keeper and our own SIGKILL fall due together; either may come
-    // first (or the keeper alone, while we were stopped).
-    if keeper.is_some_and(crate::supervise::keeper::Keeper::finish) && !killed {
+    // first (or the keeper alone, while we were stopped). A command that
+    // had exited by itself just before is a zombie the kill did not end.
+    let died_of_kill = status
+        .as_ref()
+        .is_ok_and(|s| std::os::unix::process::ExitStatusExt::signal(s) == Some(libc::SIGKILL));
+    if keeper.is_some_and(crate::supervise::keeper::Keeper::finish) && died_of_kill && !killed {
         eprintln!(
             "abslock: lock lost: the deadline keeper sent SIGKILL to the command at the lock's deadline"
         );
