@@ -114,10 +114,29 @@ fn clean_exit_then_immediate_takeover(server: &dyn Server) {
 
 fn restart_while_holding_is_reported(server: &mut dyn Server, down: Duration) {
     let url = server.url();
-    let a = background(
+    let mut a = background(
         "host-a",
-        &["run", "--backend", &url, "restart", "--", "sleep", "60"],
+        &[
+            "run",
+            "--backend",
+            &url,
+            "restart",
+            "--",
+            "sh",
+            "-c",
+            "echo started; exec sleep 60",
+        ],
     );
+    // Holding is the command running: the engine shows the lock a round
+    // trip before abslock has finished taking it (and a server that goes
+    // down in that round trip is a failure to take it, exit 69).
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(a.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "started\n");
     wait_held_by(&url, "restart", "host-a");
     server.stop();
     std::thread::sleep(down);
