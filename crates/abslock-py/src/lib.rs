@@ -37,9 +37,13 @@ fn holder_tuple(holder: &Holder) -> HolderTuple {
     let argv = holder
         .pid()
         .and_then(|pid| abslock::ProcessInfo::of(pid).ok())
-        .filter(|p| !p.cmdline.is_empty())
-        .map(|p| p.cmdline.into_iter().map(OsString::from).collect());
+        .and_then(argv);
     (holder.pid(), holder.uid(), argv)
+}
+
+/// A process's command line, if `/proc` gave one.
+fn argv(process: abslock::ProcessInfo) -> Option<Vec<OsString>> {
+    (!process.cmdline.is_empty()).then(|| process.cmdline.into_iter().map(OsString::from).collect())
 }
 
 /// The error's kind, as `__init__.py` maps it to a class.
@@ -518,11 +522,7 @@ fn bound_names(py: Python<'_>, all: bool) -> PyResult<Vec<BoundTuple>> {
             let processes = b
                 .processes
                 .into_iter()
-                .map(|p| {
-                    let argv = (!p.cmdline.is_empty())
-                        .then(|| p.cmdline.into_iter().map(OsString::from).collect());
-                    (Some(p.pid), Some(p.uid), argv)
-                })
+                .map(|p| (Some(p.pid), Some(p.uid), argv(p)))
                 .collect();
             let address = format!("@{}", abslock::display_address(&b.address));
             (address, name, system, uid, b.listening, processes)
