@@ -22,7 +22,9 @@ ln -sfn libabslock.so.0 "$libdir/libabslock.so"
 install -Dm644 "$built/libabslock_c.a" "$libdir/libabslock.a"
 mkdir -p "$libdir/pkgconfig"
 # Libs.private: what Rust's std needs from the system when linking the
-# static library (rustc --print native-static-libs).
+# static library (rustc --print native-static-libs), kept in one file that
+# the tests link with too.
+static_libs=$(cat crates/abslock-c/static-libs)
 cat >"$libdir/pkgconfig/abslock.pc" <<PC
 prefix=$prefix
 includedir=\${prefix}/include
@@ -33,6 +35,6 @@ Description: Single-instance locks on Linux abstract socket names
 Version: $version
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -labslock
-Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+Libs.private: $static_libs
 PC
 echo "installed libabslock $version under $prefix (pkg-config: $libdir/pkgconfig/abslock.pc)"
