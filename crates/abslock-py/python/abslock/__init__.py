@@ -216,7 +216,8 @@ class BoundName:
     """The address, ``@`` first, escaped as ``abslock list`` shows it."""
     name: Optional[str]
     """The lock name, if abslock made the address from one:
-    ``Lock(b.name, system=b.system)`` is that lock."""
+    ``Lock(b.name, system=b.system)`` is that lock. As its taker chose it,
+    unescaped: print ``address`` instead, or escape it."""
     system: bool
     """Whether ``name`` is a system-wide name (else a per-user one)."""
     uid: Optional[int]
